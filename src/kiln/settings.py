@@ -1,0 +1,69 @@
+"""Where Kiln keeps its data: one frozen ``Settings`` built at the entry point and passed down.
+
+Precedence: explicit arguments (the CLI) > environment variables > defaults (platformdirs).
+Nothing deeper in Kiln reads ``os.environ`` for paths.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "ENV_CACHE_DIR",
+    "ENV_DEBUG",
+    "ENV_HOME",
+    "ENV_WORKSPACE",
+    "Settings",
+]
+
+ENV_HOME = "KILN_HOME"
+ENV_CACHE_DIR = "KILN_CACHE_DIR"
+ENV_WORKSPACE = "KILN_WORKSPACE"
+ENV_DEBUG = "KILN_DEBUG"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Kiln's paths and switches.
+
+    ``home`` holds the user's default workspace (``home/workspace``); ``cache_dir`` the build cache;
+    ``workspace`` an explicit workspace folder (``--workspace`` / ``KILN_WORKSPACE``), if any.
+    """
+
+    home: Path
+    cache_dir: Path
+    workspace: Path | None = None
+    debug: bool = False
+
+    @property
+    def default_workspace(self) -> Path:
+        return self.home / "workspace"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, workspace: str | os.PathLike[str] | None = None,
+                 ) -> Settings:
+        env = os.environ if environ is None else environ
+        if env.get(ENV_HOME):
+            home = Path(env[ENV_HOME]).expanduser()
+        else:
+            import platformdirs
+
+            home = Path(platformdirs.user_data_dir("kiln", appauthor=False))
+        if env.get(ENV_CACHE_DIR):
+            cache = Path(env[ENV_CACHE_DIR]).expanduser()
+        elif env.get(ENV_HOME):
+            cache = home / "cache"
+        else:
+            import platformdirs
+
+            cache = Path(platformdirs.user_cache_dir("kiln", appauthor=False))
+        ws = workspace if workspace is not None else env.get(ENV_WORKSPACE) or None
+        return cls(
+            home=home.resolve(),
+            cache_dir=cache.resolve(),
+            workspace=Path(ws).expanduser().resolve() if ws else None,
+            debug=env.get(ENV_DEBUG, "") not in ("", "0", "false", "no"),
+        )
