@@ -1,5 +1,58 @@
-"""Kiln: local-first software environments for machine learning."""
+"""Kiln: local-first software environments for machine learning.
+
+The public API keeps Azure ML SDK v1's names, so code ports by changing imports::
+
+    from kiln import Workspace, Environment, CondaDependencies
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "CondaDependencies",
+    "ContainerRegistry",
+    "DockerBuildContext",
+    "Environment",
+    "EnvironmentReference",
+    "KilnError",
+    "SparkPackage",
+    "Workspace",
+    "__version__",
+]
+
+# Imported on first use, so that `import kiln` (and the CLI) start fast.
+_LAZY = {
+    "CondaDependencies": "kiln.environment.conda",
+    "ContainerRegistry": "kiln.environment.sections",
+    "DockerBuildContext": "kiln.environment.sections",
+    "SparkPackage": "kiln.environment.sections",
+    "Environment": "kiln.environment.environment",
+    "EnvironmentReference": "kiln.environment.environment",
+    "KilnError": "kiln.errors",
+    "Workspace": "kiln.workspace.workspace",
+}
+
+if TYPE_CHECKING:
+    from kiln.environment.conda import CondaDependencies
+    from kiln.environment.environment import Environment, EnvironmentReference
+    from kiln.environment.sections import ContainerRegistry, DockerBuildContext, SparkPackage
+    from kiln.errors import KilnError
+    from kiln.workspace.workspace import Workspace
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kiln' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,402 @@
+"""``CondaDependencies``: the conda + pip package list of an environment, as in Azure ML SDK v1.
+
+The data is a ruamel.yaml round-trip document, as in the SDK, so that a conda file read from disk
+and written back unchanged keeps its bytes (comments included). Every spec added is validated
+with a real parser (``packaging`` for pip, rattler's ``MatchSpec`` for conda).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from kiln.environment import specs
+from kiln.errors import DefinitionError, FormatError
+
+__all__ = ["DEFAULT_CHANNELS", "DEFAULT_PYTHON_VERSION", "KNOWN_KEYS", "CondaDependencies"]
+
+#: Kiln's default Python version for new definitions (Azure ML's template pinned 3.8.13).
+DEFAULT_PYTHON_VERSION = "3.12"
+#: Kiln's default channels (Azure ML's template used anaconda + conda-forge).
+DEFAULT_CHANNELS = ("conda-forge",)
+#: the top-level keys of a conda environment file; anything else is an error, as in conda and the SDK
+KNOWN_KEYS = ("name", "channels", "dependencies", "variables", "prefix")
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.width = 4096  # never fold long pip lines
+    return yaml
+
+
+class CondaDependencies:
+    """The conda dependencies of an environment (channels, conda packages, a nested pip list).
+
+    ``CondaDependencies()`` gives Kiln's template (Python ``DEFAULT_PYTHON_VERSION``, channel
+    conda-forge, no pip packages); ``CondaDependencies(conda_dependencies_file_path=...)`` reads a
+    conda environment file.
+    """
+
+    def __init__(self, conda_dependencies_file_path: str | os.PathLike[str] | None = None,
+                 _underlying_structure: Mapping[str, Any] | None = None, *, _source: str | None = None) -> None:
+        if conda_dependencies_file_path is not None:
+            path = Path(conda_dependencies_file_path)
+            try:
+                text = path.read_bytes().decode("utf-8")
+            except FileNotFoundError:
+                raise FormatError(str(path), "file not found") from None
+            except UnicodeDecodeError as e:
+                raise FormatError(str(path), f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+            self._data = _load_text(text, str(path))
+            self._source = str(path)
+        elif _underlying_structure is not None:
+            self._source = _source or "conda dependencies"
+            self._data = _load_text(_dump(dict(_underlying_structure)), self._source)
+        else:
+            self._source = _source or "conda dependencies"
+            self._data = _load_text(_template(), self._source)
+        _validate(self._data, self._source)
+
+    # ---- construction -------------------------------------------------------------------------
+
+    @staticmethod
+    def create(pip_packages: Iterable[str] | None = None, conda_packages: Iterable[str] | None = None,
+               python_version: str | None = None, pin_sdk_version: bool = True,
+               pip_indexurl: str | None = None) -> CondaDependencies:
+        """A new definition: Kiln's template plus the given packages.
+
+        ``pin_sdk_version`` is accepted for Azure ML compatibility and ignored (Kiln adds no SDK).
+        """
+        del pin_sdk_version
+        cd = CondaDependencies()
+        if python_version is not None:
+            cd.set_python_version(python_version)
+        for spec in conda_packages or ():
+            cd.add_conda_package(spec)
+        if pip_indexurl:
+            cd.set_pip_option(f"--index-url {pip_indexurl}")
+        for spec in pip_packages or ():
+            cd.add_pip_package(spec)
+        return cd
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "conda dependencies") -> CondaDependencies:
+        """Parse a conda environment file's text; ``source`` names it in errors."""
+        self = cls.__new__(cls)
+        self._source = source
+        self._data = _load_text(text, source)
+        _validate(self._data, source)
+        return self
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "conda dependencies") -> CondaDependencies:
+        return cls(_underlying_structure=data, _source=source)
+
+    def copy(self) -> CondaDependencies:
+        return CondaDependencies.from_text(self.serialize_to_string(), self._source)
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str | None:
+        value = self._data.get("name")
+        return None if value is None else str(value)
+
+    @property
+    def conda_channels(self) -> list[str]:
+        return [str(c) for c in self._data.get("channels") or []]
+
+    @property
+    def conda_packages(self) -> list[str]:
+        """Conda specs in order, ``python`` and ``pip`` included (as the SDK lists them)."""
+        return [str(d) for d in self._deps() if not isinstance(d, Mapping)]
+
+    @property
+    def pip_packages(self) -> list[str]:
+        return [str(p) for p in self._pip_list() if not specs.is_pip_option(str(p))]
+
+    @property
+    def pip_options(self) -> list[str]:
+        return [str(p) for p in self._pip_list() if specs.is_pip_option(str(p))]
+
+    @property
+    def variables(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in (self._data.get("variables") or {}).items()}
+
+    @property
+    def prefix(self) -> str | None:
+        value = self._data.get("prefix")
+        return None if value is None else str(value)
+
+    def get_python_version(self) -> str | None:
+        """The version in the ``python`` conda spec (``"3.9"`` for ``python=3.9``), or None."""
+        for spec in self.conda_packages:
+            if specs.conda_spec_name(spec) == "python":
+                return specs.conda_spec_version(spec)
+        return None
+
+    @property
+    def python_version(self) -> str | None:
+        return self.get_python_version()
+
+    def serialize_to_string(self) -> str:
+        """The conda environment file text."""
+        stream = io.StringIO()
+        _yaml().dump(self._data, stream)
+        return stream.getvalue()
+
+    def as_dict(self) -> dict[str, Any]:
+        """A plain-data copy (no comments), for storage and hashing."""
+        return _plain(self._data)
+
+    # ---- editing ------------------------------------------------------------------------------
+
+    def add_conda_package(self, conda_package: str) -> None:
+        """Add a conda spec; a spec of the same package replaces the old one in place."""
+        specs.parse_conda_spec(conda_package, where=self._source)
+        name = specs.conda_spec_name(conda_package)
+        deps = self._deps()
+        for i, d in enumerate(deps):
+            if not isinstance(d, Mapping) and specs.conda_spec_name(str(d)) == name:
+                deps[i] = conda_package
+                return
+        index = next((i for i, d in enumerate(deps) if isinstance(d, Mapping)), len(deps))
+        deps.insert(index, conda_package)
+
+    def remove_conda_package(self, conda_package: str) -> None:
+        """Remove the conda package named by ``conda_package`` (a name or a spec)."""
+        name = specs.conda_spec_name(conda_package)
+        deps = self._deps()
+        deps[:] = [d for d in deps if isinstance(d, Mapping) or specs.conda_spec_name(str(d)) != name]
+
+    def add_pip_package(self, pip_package: str) -> None:
+        """Add a pip requirement; a requirement of the same project replaces the old one in place."""
+        req = specs.parse_pip_requirement(pip_package, where=self._source)
+        pip = self._pip_list(create=True)
+        for i, p in enumerate(pip):
+            if not specs.is_pip_option(str(p)) and specs.pip_requirement_name(str(p)) == _canon(req.name):
+                pip[i] = pip_package
+                return
+        pip.append(pip_package)
+
+    def remove_pip_package(self, pip_package: str) -> None:
+        """Remove the pip requirement named by ``pip_package`` (a name or a requirement)."""
+        name = specs.pip_requirement_name(pip_package)
+        pip = self._pip_list()
+        pip[:] = [p for p in pip if specs.is_pip_option(str(p)) or specs.pip_requirement_name(str(p)) != name]
+        self._drop_empty_pip()
+
+    def add_channel(self, channel: str) -> None:
+        """Append a channel (order is priority: the first channel wins)."""
+        channel = _check_channel(channel, self._source)
+        channels = self._data.get("channels")
+        if channels is None:
+            from ruamel.yaml.comments import CommentedSeq
+
+            channels = CommentedSeq()
+            self._data["channels"] = channels
+        if channel not in [str(c) for c in channels]:
+            channels.append(channel)
+
+    def remove_channel(self, channel: str) -> None:
+        channels = self._data.get("channels")
+        if channels is not None:
+            channels[:] = [c for c in channels if str(c) != channel]
+
+    def set_python_version(self, version: str) -> None:
+        """Pin the interpreter: ``python=<version>`` replaces any ``python`` spec."""
+        version = str(version).strip()
+        spec = f"python={version}"
+        specs.parse_conda_spec(spec, where=f"{self._source}: python version")
+        self.add_conda_package(spec)
+
+    def set_pip_option(self, pip_option: str) -> None:
+        """Add a pip option; an option with the same flag is replaced (``--extra-index-url`` and
+        ``--find-links`` may appear several times: identical lines are not repeated)."""
+        option = " ".join(str(pip_option).split())
+        if not specs.is_pip_option(option):
+            raise DefinitionError(f"{self._source}: {pip_option!r} is not a pip option (it must start with '-')")
+        flag = specs.pip_option_flag(option)
+        pip = self._pip_list(create=True)
+        if flag in specs.REPEATABLE_PIP_OPTIONS:
+            if option not in [str(p) for p in pip]:
+                pip.insert(len(self.pip_options), option)
+            return
+        for i, p in enumerate(pip):
+            if specs.is_pip_option(str(p)) and specs.pip_option_flag(str(p)) == flag:
+                pip[i] = option
+                return
+        pip.insert(len(self.pip_options), option)
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the conda file to ``path`` (a file path); return the path."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "w", encoding="utf-8", newline="") as f:
+            f.write(self.serialize_to_string())
+        return str(target)
+
+    def save_to_file(self, base_directory: str | os.PathLike[str], conda_file_path: str | None = None) -> str:
+        """SDK spelling of ``save``: ``base_directory/conda_file_path`` (default ``myenv.yml``)."""
+        return self.save(Path(base_directory) / (conda_file_path or "myenv.yml"))
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    def _deps(self) -> Any:
+        deps = self._data.get("dependencies")
+        if deps is None:
+            from ruamel.yaml.comments import CommentedSeq
+
+            deps = CommentedSeq()
+            self._data["dependencies"] = deps
+        return deps
+
+    def _pip_list(self, create: bool = False) -> Any:
+        for d in self._deps():
+            if isinstance(d, Mapping) and "pip" in d:
+                if d["pip"] is None:
+                    from ruamel.yaml.comments import CommentedSeq
+
+                    d["pip"] = CommentedSeq()
+                return d["pip"]
+        if not create:
+            return []
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+        entry = CommentedMap()
+        entry["pip"] = CommentedSeq()
+        self._deps().append(entry)
+        return entry["pip"]
+
+    def _drop_empty_pip(self) -> None:
+        deps = self._deps()
+        deps[:] = [d for d in deps if not (isinstance(d, Mapping) and "pip" in d and not d["pip"])]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CondaDependencies) and self.as_dict() == other.as_dict()
+
+    def __repr__(self) -> str:
+        return (f"CondaDependencies(channels={self.conda_channels!r}, conda={self.conda_packages!r}, "
+                f"pip={self.pip_packages!r})")
+
+
+def _canon(name: str) -> str:
+    from packaging.utils import canonicalize_name
+
+    return str(canonicalize_name(name))
+
+
+def _template() -> str:
+    return (
+        "# Conda environment specification, written by Kiln.\n"
+        "name: project_environment\n"
+        "dependencies:\n"
+        f"- python={DEFAULT_PYTHON_VERSION}\n"
+        "channels:\n" + "".join(f"- {c}\n" for c in DEFAULT_CHANNELS)
+    )
+
+
+def _dump(data: Mapping[str, Any]) -> str:
+    stream = io.StringIO()
+    _yaml().dump(data, stream)
+    return stream.getvalue()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        return value
+    return str(value)
+
+
+def _load_text(text: str, source: str) -> Any:
+    from ruamel.yaml.error import YAMLError
+
+    if "\x00" in text:
+        raise FormatError(source, "binary content, not a conda environment file")
+    try:
+        data = _yaml().load(text)
+    except YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise FormatError(source, f"not valid YAML: {where}{problem}") from None
+    if data is None:
+        from ruamel.yaml.comments import CommentedMap
+
+        data = CommentedMap()
+    if not isinstance(data, Mapping):
+        raise FormatError(source, f"expected a mapping with 'dependencies', got {type(data).__name__}")
+    return data
+
+
+def _check_channel(channel: Any, source: str, field: str = "channels") -> str:
+    if not isinstance(channel, str) or not channel.strip() or any(c.isspace() for c in channel.strip()):
+        raise FormatError(source, f"{channel!r} is not a valid channel (a name, URL or path)", field)
+    return channel.strip()
+
+
+def _validate(data: Any, source: str) -> None:
+    """Check the whole structure; errors name the file, the field and the value."""
+    unknown = [str(k) for k in data if str(k) not in KNOWN_KEYS]
+    if unknown:
+        raise FormatError(source, f"unknown key {unknown[0]!r} (a conda environment file has "
+                                  f"{', '.join(KNOWN_KEYS)})", unknown[0])
+    name = data.get("name")
+    if name is not None and not isinstance(name, str):
+        raise FormatError(source, f"expected a string, got {name!r}", "name")
+    channels = data.get("channels")
+    if channels is not None:
+        if not isinstance(channels, list):
+            raise FormatError(source, f"expected a list of channels, got {channels!r}", "channels")
+        for i, c in enumerate(channels):
+            _check_channel(c, source, f"channels[{i}]")
+    variables = data.get("variables")
+    if variables is not None:
+        if not isinstance(variables, Mapping):
+            raise FormatError(source, f"expected a mapping of names to values, got {variables!r}", "variables")
+        for k, v in variables.items():
+            if not isinstance(k, str) or not k or isinstance(v, (Mapping, list)):
+                raise FormatError(source, f"{k!r}: {v!r} is not a NAME: value pair", "variables")
+    deps = data.get("dependencies")
+    if deps is None:
+        return
+    if not isinstance(deps, list):
+        raise FormatError(source, f"expected a list, got {deps!r}", "dependencies")
+    pip_sections = 0
+    for i, dep in enumerate(deps):
+        field = f"dependencies[{i}]"
+        if isinstance(dep, Mapping):
+            keys = [str(k) for k in dep]
+            if keys != ["pip"]:
+                raise FormatError(source, f"only a 'pip' list may be nested here, got keys {keys}", field)
+            pip_sections += 1
+            if pip_sections > 1:
+                raise FormatError(source, "a second 'pip' list (merge them into one)", field)
+            pip = dep["pip"]
+            if pip is None:
+                continue
+            if not isinstance(pip, list):
+                raise FormatError(source, f"expected a list of pip requirements, got {pip!r}", f"{field}.pip")
+            for j, item in enumerate(pip):
+                where = f"{source}: {field}.pip[{j}]"
+                if not isinstance(item, str):
+                    raise FormatError(source, f"expected a pip requirement string, got {item!r}", f"{field}.pip[{j}]")
+                if specs.is_pip_option(item):
+                    specs.check_pip_option(item, where=where)
+                else:
+                    specs.parse_pip_requirement(item, where=where)
+        elif isinstance(dep, str):
+            specs.parse_conda_spec(dep, where=f"{source}: {field}")
+        else:
+            raise FormatError(source, f"expected a conda spec string or a 'pip' list, got {dep!r}", field)

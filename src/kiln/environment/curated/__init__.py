@@ -1,0 +1,56 @@
+"""Curated environments: ready definitions shipped with Kiln under the reserved ``Kiln-`` prefix.
+
+They are data (``environments.json`` beside this file), visible in every workspace without
+registration, and immutable: ``Environment.get`` returns a fresh copy each time, and changing one
+means cloning it under a name of your own.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from kiln.environment.conda import CondaDependencies
+from kiln.environment.environment import Environment
+from kiln.environment.names import is_curated_name
+
+__all__ = ["curated_names", "get_curated", "is_curated_name", "list_curated"]
+
+
+@lru_cache(maxsize=1)
+def _data() -> dict[str, dict[str, Any]]:
+    text = resources.files(__package__).joinpath("environments.json").read_text(encoding="utf-8")
+    return {item["name"]: item for item in json.loads(text)}
+
+
+def _build(item: dict[str, Any]) -> Environment:
+    env = Environment(item["name"])
+    env.version = item["version"]
+    env.description = item["description"]
+    env.docker.base_image = item["base_image"]
+    env.tags = {"curated": "true"}
+    cd = CondaDependencies.create(python_version=item["python"])
+    for option in item.get("pip_options", []):
+        cd.set_pip_option(option)
+    for package in item["pip"]:
+        cd.add_pip_package(package)
+    env.python.conda_dependencies = cd
+    return env
+
+
+def curated_names() -> list[str]:
+    return sorted(_data())
+
+
+def get_curated(name: str, version: str | None = None) -> Environment | None:
+    """A fresh copy of the curated environment ``name`` (matched case-insensitively), or None."""
+    for key, item in _data().items():
+        if key.lower() == name.lower() and (version is None or version == item["version"]):
+            return _build(item)
+    return None
+
+
+def list_curated() -> dict[str, Environment]:
+    return {name: _build(item) for name, item in sorted(_data().items())}

@@ -1,0 +1,114 @@
+"""The Azure ML SDK v1 environment folder: ``azureml_environment.json``, ``conda_dependencies.yml``,
+``BaseDockerfile``.
+
+Written as the SDK writes it (JSON indented by 4, no trailing newline; the conda file and the
+Dockerfile in files of their own), so the SDK loads Kiln's folders, and Kiln's save → load →
+save is byte-stable. Where the SDK is silently wrong, Kiln stops with a clear error instead (see
+the README, "Differences from Azure ML").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kiln.environment.conda import CondaDependencies
+from kiln.errors import FormatError
+
+if TYPE_CHECKING:
+    from kiln.environment.environment import Environment, EnvironmentReference
+
+__all__ = ["CONDA_FILE", "DOCKERFILE", "JSON_FILE", "load", "save"]
+
+JSON_FILE = "azureml_environment.json"
+CONDA_FILE = "conda_dependencies.yml"
+DOCKERFILE = "BaseDockerfile"
+_REFERENCE_KEYS = {"name", "version"}
+
+
+def save(env: Environment, path: Path, *, overwrite: bool = False, include_secrets: bool = False) -> None:
+    """Write ``env`` into the folder ``path`` (created if missing). Existing files are replaced
+    only with ``overwrite=True``; on any error nothing in the folder has changed."""
+    from kiln.environment.serialize import environment_to_dict
+
+    env.validate()
+    data = environment_to_dict(env, inline_files=False, include_secrets=include_secrets)
+    files = {JSON_FILE: json.dumps(data, indent=4, ensure_ascii=False)}
+    if env.python.conda_dependencies is not None:
+        files[CONDA_FILE] = env.python.conda_dependencies.serialize_to_string()
+    if env.docker.base_dockerfile is not None:
+        files[DOCKERFILE] = env.docker.base_dockerfile
+    if path.exists() and not path.is_dir():
+        raise FormatError(str(path), "exists and is not a folder")
+    if not overwrite:
+        existing = [n for n in (JSON_FILE, CONDA_FILE, DOCKERFILE) if (path / n).exists()]
+        if existing:
+            raise FormatError(str(path / existing[0]), "already exists (use overwrite=True to replace it)")
+    path.mkdir(parents=True, exist_ok=True)
+    # write every file beside its target first, then move them in: a failure leaves the old folder
+    staged: list[tuple[str, Path]] = []
+    try:
+        for name, text in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=path)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+            staged.append((tmp, path / name))
+        for tmp, target in staged:
+            os.replace(tmp, target)
+        for stale in {CONDA_FILE, DOCKERFILE} - set(files):
+            (path / stale).unlink(missing_ok=True)
+    finally:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def load(path: Path) -> Environment | EnvironmentReference:
+    """Read the folder ``path``. A JSON file holding only ``name`` (and ``version``) is a reference to a
+    registered environment, as in the SDK: an ``EnvironmentReference`` is returned."""
+    from kiln.environment.environment import EnvironmentReference
+    from kiln.environment.serialize import environment_from_dict
+
+    if not path.is_dir():
+        raise FormatError(str(path), "not a folder (an Azure ML environment folder holds azureml_environment.json)")
+    json_path = path / JSON_FILE
+    source = str(json_path)
+    try:
+        raw = json_path.read_bytes()
+    except FileNotFoundError:
+        raise FormatError(source, "file not found: this is not an Azure ML environment folder") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise FormatError(source, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise FormatError(source, f"not valid JSON: line {e.lineno}, column {e.colno}: {e.msg}") from None
+    conda_path = path / CONDA_FILE
+    dockerfile_path = path / DOCKERFILE
+    has_conda = conda_path.is_file()
+    has_dockerfile = dockerfile_path.is_file()
+    if isinstance(data, dict) and set(data) <= _REFERENCE_KEYS:
+        name = data.get("name")
+        if not isinstance(name, str) or not name:
+            raise FormatError(source, f"expected an environment name, got {name!r}", "name")
+        extra = [n for n, present in ((CONDA_FILE, has_conda), (DOCKERFILE, has_dockerfile)) if present]
+        if extra:
+            raise FormatError(source, f"holds only name/version (a reference to a registered environment) but the "
+                                      f"folder also has {extra[0]}: add a 'python' or 'docker' section to make it a "
+                                      "definition, or remove the file")
+        version = data.get("version")
+        if version is not None and not isinstance(version, (str, int)):
+            raise FormatError(source, f"expected a version string, got {version!r}", "version")
+        return EnvironmentReference(name, None if version is None else str(version))
+    conda = CondaDependencies(conda_dependencies_file_path=conda_path) if has_conda else None
+    dockerfile = None
+    if has_dockerfile:
+        try:
+            dockerfile = dockerfile_path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise FormatError(str(dockerfile_path), f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+        if not dockerfile.strip():
+            raise FormatError(str(dockerfile_path), "is empty")
+    return environment_from_dict(data, source, conda=conda, dockerfile=dockerfile)

@@ -1,0 +1,203 @@
+"""Environments made from what already exists: requirement files, conda files and environments,
+interpreters and virtual environments, Dockerfiles and images."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from kiln.environment.conda import CondaDependencies
+from kiln.environment.environment import Environment
+from kiln.environment.sections import ContainerRegistry, DockerBuildContext
+from kiln.errors import CommandError, DefinitionError, FormatError
+
+__all__ = [
+    "from_conda_specification",
+    "from_docker",
+    "from_existing_conda_environment",
+    "from_existing_python",
+    "from_pip_requirements",
+]
+
+log = logging.getLogger(__name__)
+
+
+def from_pip_requirements(name: str, path: Path, *, pip_version: str | None = None) -> Environment:
+    from kiln.environment.formats.requirements import parse_requirements
+
+    parsed = parse_requirements(path)
+    env = Environment(name)
+    cd = env.python.conda_dependencies
+    assert cd is not None
+    if pip_version:
+        cd.add_conda_package(f"pip={pip_version}")
+    for option in parsed.options:
+        cd.set_pip_option(option)
+    for package in parsed.packages:
+        cd.add_pip_package(package)
+    return env
+
+
+def from_conda_specification(name: str, path: Path) -> Environment:
+    from kiln.environment.formats.conda_file import read_conda_file
+
+    conda, variables = read_conda_file(path)
+    env = Environment(name)
+    env.python.conda_dependencies = conda
+    env.environment_variables.update(variables)
+    return env
+
+
+def from_existing_conda_environment(name: str, conda_environment_name: str) -> Environment:
+    from kiln.environment.formats.conda_file import conda_from_text
+
+    tool = shutil.which("conda") or shutil.which("micromamba") or shutil.which("mamba")
+    if tool is None:
+        raise DefinitionError("from_existing_conda_environment: neither conda, micromamba nor mamba is on PATH")
+    listed = _run([tool, "env", "list", "--json"], "listing conda environments")
+    try:
+        prefixes = [str(p) for p in json.loads(listed)["envs"]]
+    except (ValueError, KeyError, TypeError):
+        raise DefinitionError(f"{tool} env list --json: unexpected output {listed[:200]!r}") from None
+    names = {Path(p).name: p for p in prefixes}
+    if conda_environment_name not in names and conda_environment_name not in prefixes:
+        known = ", ".join(sorted(names)) or "none"
+        raise DefinitionError(f"from_existing_conda_environment: no conda environment named "
+                              f"{conda_environment_name!r} (found: {known})")
+    flag = "-p" if conda_environment_name in prefixes else "-n"
+    exported = _run([tool, "env", "export", flag, conda_environment_name, "--no-builds"],
+                    f"exporting conda environment {conda_environment_name!r}")
+    conda, variables = conda_from_text(exported, f"{tool} env export {conda_environment_name}")
+    env = Environment(name)
+    env.python.conda_dependencies = conda
+    env.environment_variables.update(variables)
+    return env
+
+
+# Runs inside the captured interpreter (any Python from 3.6 on): prints its version and its
+# distributions as JSON, the way `pip freeze` would see them.
+_PROBE = r"""
+import json, sys
+out = {"version": "%d.%d.%d" % sys.version_info[:3], "dists": []}
+try:
+    from importlib import metadata
+    for d in metadata.distributions():
+        name = d.metadata["Name"]
+        if not name:
+            continue
+        direct = None
+        try:
+            direct = d.read_text("direct_url.json")
+        except Exception:
+            pass
+        out["dists"].append([name, d.version, direct])
+except ImportError:
+    import pkg_resources
+    for d in pkg_resources.working_set:
+        out["dists"].append([d.project_name, d.version, None])
+print(json.dumps(out))
+"""
+_SKIP = {"pip", "setuptools", "wheel", "distribute"}
+
+
+def from_existing_python(name: str, interpreter: str) -> Environment:
+    from packaging.utils import canonicalize_name
+
+    python = _interpreter(interpreter)
+    data = json.loads(_run([python, "-I", "-c", _PROBE], f"inspecting {python}"))
+    version = str(data["version"])
+    env = Environment(name)
+    cd = env.python.conda_dependencies
+    assert cd is not None
+    cd.set_python_version(version)
+    seen: set[str] = set()
+    for dist_name, dist_version, direct in sorted(data["dists"], key=lambda d: str(d[0]).lower()):
+        key = str(canonicalize_name(dist_name))
+        if key in _SKIP or key in seen:
+            continue
+        seen.add(key)
+        requirement = _pinned(dist_name, dist_version, direct)
+        if requirement is None:
+            log.warning("from_existing_python: %s %s is installed from a local folder; left out", dist_name,
+                        dist_version)
+            continue
+        cd.add_pip_package(requirement)
+    return env
+
+
+def _pinned(name: str, version: str, direct: str | None) -> str | None:
+    if not direct:
+        return f"{name}=={version}"
+    try:
+        info: dict[str, Any] = json.loads(direct)
+    except ValueError:
+        return f"{name}=={version}"
+    url = str(info.get("url", ""))
+    if url.startswith("file:") and "archive_info" not in info:
+        return None
+    vcs = info.get("vcs_info")
+    if vcs:
+        return f"{name} @ {vcs.get('vcs', 'git')}+{url}@{vcs.get('commit_id', '')}".rstrip("@")
+    return f"{name} @ {url}" if url and not url.startswith("file:") else f"{name}=={version}"
+
+
+def _interpreter(value: str) -> str:
+    path = Path(value).expanduser()
+    if path.is_dir():  # a virtual environment or a conda prefix
+        for candidate in (path / "bin" / "python", path / "Scripts" / "python.exe", path / "python.exe"):
+            if candidate.exists():
+                return str(candidate)
+        raise DefinitionError(f"from_existing_python: {str(path)!r} holds no bin/python")
+    if path.exists():
+        return str(path)
+    found = shutil.which(value)
+    if found is None:
+        raise DefinitionError(f"from_existing_python: no interpreter at {value!r}")
+    return found
+
+
+def _run(cmd: list[str], what: str) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    except OSError as e:
+        raise CommandError(cmd, -1, str(e), what) from None
+    except subprocess.TimeoutExpired:
+        raise CommandError(cmd, -1, "timed out after 300 s", what) from None
+    if proc.returncode != 0:
+        raise CommandError(cmd, proc.returncode, proc.stdout + proc.stderr, what)
+    return proc.stdout
+
+
+def from_docker(name: str, *, image: str | None = None, dockerfile: str | os.PathLike[str] | None = None,
+                build_context: DockerBuildContext | None = None, container_registry: Any = None,
+                conda_specification: str | os.PathLike[str] | None = None,
+                pip_requirements: str | os.PathLike[str] | None = None) -> Environment:
+    """With packages (a conda file or a requirements file) Kiln manages Python on top of the
+    image; without, the image's own Python is used as it is (user-managed), as in the SDK."""
+    if conda_specification is not None and pip_requirements is not None:
+        raise DefinitionError("give conda_specification or pip_requirements, not both")
+    if conda_specification is not None:
+        env = from_conda_specification(name, Path(conda_specification))
+    elif pip_requirements is not None:
+        env = from_pip_requirements(name, Path(pip_requirements))
+    else:
+        env = Environment(name)
+        env.python.conda_dependencies = None
+        env.python.user_managed_dependencies = True
+    env.docker.base_image = None
+    if image is not None:
+        env.docker.base_image = image
+    elif dockerfile is not None:
+        env.docker.base_dockerfile = dockerfile
+    elif build_context is not None:
+        env.docker.build_context = build_context
+    if container_registry is not None:
+        if not isinstance(container_registry, ContainerRegistry):
+            raise FormatError("container_registry", f"expected a ContainerRegistry, got {container_registry!r}")
+        env.docker.base_image_registry = container_registry
+    return env

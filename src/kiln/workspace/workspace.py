@@ -1,0 +1,285 @@
+"""``Workspace``: a folder holding a registry of versioned environments (and, later, models and runs).
+
+Layout of a workspace folder::
+
+    workspace.json      {"format": 1, "name": ..., "store": "registry.sqlite" | "postgresql://..."}
+    registry.sqlite     the default store (SQLite)
+
+A project points at a workspace with ``.kiln/config.json`` (``ws.write_config()``), found by
+``Workspace.from_config()`` from the current folder upward, as Azure ML finds ``config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kiln.errors import DefinitionError, NotFoundError, WorkspaceError
+
+if TYPE_CHECKING:
+    from kiln.environment.environment import Environment
+    from kiln.settings import Settings
+    from kiln.workspace.store import EnvironmentRecord, Store
+
+__all__ = ["CONFIG_DIR", "CONFIG_FILE", "WORKSPACE_FILE", "Workspace"]
+
+log = logging.getLogger(__name__)
+
+WORKSPACE_FILE = "workspace.json"
+CONFIG_DIR = ".kiln"
+CONFIG_FILE = "config.json"
+WORKSPACE_FORMAT = 1
+DEFAULT_STORE = "registry.sqlite"
+
+
+class Workspace:
+    """An existing workspace folder. Create one with ``Workspace.create``; find one with ``from_config``."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        folder = Path(path).expanduser().resolve()
+        meta_path = folder / WORKSPACE_FILE
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise WorkspaceError(f"{folder}: not a Kiln workspace (no {WORKSPACE_FILE}); create one with "
+                                 f"Workspace.create(name, path=...) or `kiln workspace create`") from None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise WorkspaceError(f"{meta_path}: not valid JSON ({e})") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+            raise WorkspaceError(f"{meta_path}: expected an object with a 'name'")
+        if meta.get("format", 1) > WORKSPACE_FORMAT:
+            raise WorkspaceError(f"{meta_path}: workspace format {meta['format']} is newer than this Kiln "
+                                 f"(knows {WORKSPACE_FORMAT}): upgrade Kiln")
+        self.path = folder
+        self.name: str = meta["name"]
+        self._store_url = str(meta.get("store") or DEFAULT_STORE)
+        self._store: Store | None = None
+
+    # ---- finding and making workspaces ---------------------------------------------------------
+
+    @classmethod
+    def create(cls, name: str, path: str | os.PathLike[str] | None = None, exist_ok: bool = True, *,
+               store: str | None = None) -> Workspace:
+        """Create the workspace ``name`` in the folder ``path`` (default: ``./<name>``).
+
+        With ``exist_ok`` an existing workspace of that name is opened instead; ``store`` is a
+        database URL (default: SQLite inside the folder).
+        """
+        from kiln.environment.names import check_name
+
+        check_name(name, "workspace name")
+        folder = Path(path if path is not None else name).expanduser().resolve()
+        meta_path = folder / WORKSPACE_FILE
+        if meta_path.exists():
+            if not exist_ok:
+                raise WorkspaceError(f"{folder}: a workspace exists already (exist_ok=False)")
+            ws = cls(folder)
+            if ws.name != name:
+                raise WorkspaceError(f"{folder}: holds the workspace {ws.name!r}, not {name!r}")
+            return ws
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"format": WORKSPACE_FORMAT, "name": name, "store": store or DEFAULT_STORE}
+        _write_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
+        ws = cls(folder)
+        ws.store  # create the database and its schema now, so that a failure shows here  # noqa: B018
+        return ws
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, *, settings: Settings | None = None
+                    ) -> Workspace:
+        """Find the workspace of the current project.
+
+        ``path`` may be a config file, a folder holding ``.kiln/config.json`` or a workspace folder.
+        Without it: ``settings.workspace`` (``--workspace`` / ``KILN_WORKSPACE``), then
+        ``.kiln/config.json`` in the current folder or a parent, then the user's default workspace
+        under ``KILN_HOME`` (created on first use).
+        """
+        if path is not None:
+            return cls._from_path(Path(path).expanduser())
+        if settings is None:
+            from kiln.settings import Settings
+
+            settings = Settings.from_env()
+        if settings.workspace is not None:
+            return cls._from_path(settings.workspace)
+        here = Path.cwd()
+        for folder in (here, *here.parents):
+            config = folder / CONFIG_DIR / CONFIG_FILE
+            if config.is_file():
+                return cls._from_config_file(config)
+        return cls.create("default", settings.default_workspace)
+
+    @classmethod
+    def _from_path(cls, path: Path) -> Workspace:
+        if path.is_file():
+            return cls._from_config_file(path)
+        if (path / WORKSPACE_FILE).is_file():
+            return cls(path)
+        if (path / CONFIG_DIR / CONFIG_FILE).is_file():
+            return cls._from_config_file(path / CONFIG_DIR / CONFIG_FILE)
+        if (path / CONFIG_FILE).is_file():
+            return cls._from_config_file(path / CONFIG_FILE)
+        raise WorkspaceError(f"{path}: no Kiln workspace here (no {WORKSPACE_FILE} or {CONFIG_DIR}/{CONFIG_FILE})")
+
+    @classmethod
+    def _from_config_file(cls, config: Path) -> Workspace:
+        try:
+            data = json.loads(config.read_text(encoding="utf-8"))
+            target = data["workspace"]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            raise WorkspaceError(f"{config}: expected JSON with a \"workspace\" path") from None
+        folder = Path(target)
+        if not folder.is_absolute():
+            folder = config.parent.parent / folder if config.parent.name == CONFIG_DIR else config.parent / folder
+        return cls(folder)
+
+    def write_config(self, path: str | os.PathLike[str] | None = None, file_name: str | None = None) -> Path:
+        """Write ``<path>/.kiln/config.json`` (default: the current folder) pointing at this workspace."""
+        folder = Path(path) if path is not None else Path.cwd()
+        config = folder / CONFIG_DIR / (file_name or CONFIG_FILE)
+        config.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(config, json.dumps({"workspace": str(self.path), "name": self.name}, indent=2) + "\n")
+        return config
+
+    # ---- the store -----------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from kiln.workspace.store import open_store
+
+            url = self._store_url
+            if "://" not in url:
+                url = str(self.path / url)
+            self._store = open_store(url)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace(name={self.name!r}, path={str(self.path)!r})"
+
+    # ---- environments ----------------------------------------------------------------------------
+
+    def register_environment(self, environment: Environment) -> Environment:
+        """See ``Environment.register``."""
+        from kiln.environment.names import check_user_name
+        from kiln.environment.secrets import is_reference, url_has_literal_password
+
+        check_user_name(environment.name)
+        environment.validate()
+        cd = environment.python.conda_dependencies
+        for option in cd.pip_options if cd is not None else []:
+            if any(url_has_literal_password(word) for word in option.split()):
+                raise DefinitionError(f"environment {environment.name!r}: pip option {_masked(option)!r} holds a "
+                                      "password: write it as a reference, e.g. https://user:${INDEX_TOKEN}@host/simple")
+        password = environment.docker.base_image_registry.password
+        if password is not None and not is_reference(password):
+            log.warning("environment %r: the literal registry password is not stored; give it as a reference "
+                        "such as '${REGISTRY_PASSWORD}' to keep it with the definition", environment.name)
+        record, created = self.store.register_environment(
+            name=environment.name, definition=environment.definition_text(), hash=environment.hash)
+        log.info("environment %s:%s %s", record.name, record.version, "registered" if created else "unchanged")
+        return self._environment(record)
+
+    def get_environment(self, name: str, version: str | None = None) -> Environment:
+        """See ``Environment.get``."""
+        from kiln.environment.curated import curated_names, get_curated, is_curated_name
+
+        if is_curated_name(name):
+            env = get_curated(name, version)
+            if env is None:
+                known = ", ".join(curated_names())
+                raise NotFoundError(f"no curated environment {name!r}" + (f" version {version}" if version else "")
+                                    + f" (curated: {known})")
+            return env
+        number = _version_number(version)
+        record = self.store.get_environment(name=name, version=number)
+        if record is None:
+            if number is not None and self.store.get_environment(name=name) is not None:
+                versions = [r.version for r in self.store.list_environment_versions(name=name)]
+                raise NotFoundError(f"environment {name!r} has no version {version} (versions: "
+                                    f"{_ranges(versions)})")
+            raise NotFoundError(f"no environment {name!r} in workspace {self.name!r}")
+        return self._environment(record)
+
+    def list_environments(self) -> dict[str, Environment]:
+        """See ``Environment.list``: name → latest version, curated included."""
+        from kiln.environment.curated import list_curated
+
+        out = list_curated()
+        for record in self.store.list_environments():
+            out[record.name] = self._environment(record)
+        return dict(sorted(out.items()))
+
+    def environment_versions(self, name: str) -> list[Environment]:
+        """Every registered version of ``name``, oldest first."""
+        from kiln.environment.curated import get_curated, is_curated_name
+
+        if is_curated_name(name):
+            env = get_curated(name)
+            if env is None:
+                raise NotFoundError(f"no curated environment {name!r}")
+            return [env]
+        records = self.store.list_environment_versions(name=name)
+        if not records:
+            raise NotFoundError(f"no environment {name!r} in workspace {self.name!r}")
+        return [self._environment(r) for r in records]
+
+    @property
+    def environments(self) -> dict[str, Environment]:
+        """As in Azure ML: ``ws.environments["name"]``."""
+        return self.list_environments()
+
+    def _environment(self, record: EnvironmentRecord) -> Environment:
+        from kiln.environment.serialize import environment_from_dict
+
+        data: dict[str, Any] = json.loads(record.definition)
+        data["name"] = record.name
+        data["version"] = str(record.version)
+        return environment_from_dict(data, f"workspace {self.name!r}: environment {record.name}:{record.version}")
+
+
+def _version_number(version: str | None) -> int | None:
+    if version is None:
+        return None
+    text = str(version).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise NotFoundError(f"{version!r} is not a version number (versions are 1, 2, 3...)")
+    return int(text)
+
+
+def _ranges(numbers: list[int]) -> str:
+    if not numbers:
+        return "none"
+    return f"{numbers[0]}" if len(numbers) == 1 else f"{numbers[0]}..{numbers[-1]}"
+
+
+def _masked(text: str) -> str:
+    from kiln.environment.secrets import mask_url
+
+    return mask_url(text)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
