@@ -30,7 +30,7 @@ def _yaml() -> Any:
     from ruamel.yaml import YAML
 
     yaml = YAML(typ="rt")
-    yaml.width = 4096  # never fold long pip lines
+    # ruamel's default width (80), as the SDK writes: an SDK file read and written back keeps its bytes
     return yaml
 
 

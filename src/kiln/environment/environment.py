@@ -79,14 +79,16 @@ class Environment:
         return environment_from_dict(data, source)
 
     def definition_text(self) -> str:
-        """Deterministic JSON of the definition without name and version: what the registry compares."""
+        """Deterministic JSON of the definition without name and version: what the registry compares.
+
+        Key order is the serializer's (and the conda file's own), so a download gives the file back as written."""
         import json
 
         from kiln.environment.serialize import environment_to_dict
 
         data = environment_to_dict(self, include_version=False)
         del data["name"]
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Environment) and self.to_dict(include_secrets=True) == other.to_dict(

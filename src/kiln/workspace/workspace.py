@@ -176,6 +176,10 @@ class Workspace:
 
     def register_environment(self, environment: Environment) -> Environment:
         """See ``Environment.register``."""
+        return self.register_environment_ex(environment)[0]
+
+    def register_environment_ex(self, environment: Environment) -> tuple[Environment, bool]:
+        """Register and say whether a new version was made (False: the definition was unchanged)."""
         from kiln.environment.names import check_user_name
         from kiln.environment.secrets import is_reference, url_has_literal_password
 
@@ -193,7 +197,7 @@ class Workspace:
         record, created = self.store.register_environment(
             name=environment.name, definition=environment.definition_text(), hash=environment.hash)
         log.info("environment %s:%s %s", record.name, record.version, "registered" if created else "unchanged")
-        return self._environment(record)
+        return self._environment(record), created
 
     def get_environment(self, name: str, version: str | None = None) -> Environment:
         """See ``Environment.get``."""

@@ -36,7 +36,7 @@ def save(env: Environment, path: Path, *, overwrite: bool = False, include_secre
 
     env.validate()
     data = environment_to_dict(env, inline_files=False, include_secrets=include_secrets)
-    files = {JSON_FILE: json.dumps(data, indent=4, ensure_ascii=False)}
+    files = {JSON_FILE: json.dumps(data, indent=4)}  # ensure_ascii as the SDK: \u escapes
     if env.python.conda_dependencies is not None:
         files[CONDA_FILE] = env.python.conda_dependencies.serialize_to_string()
     if env.docker.base_dockerfile is not None:

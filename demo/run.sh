@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Kiln's demo: the main job end to end on the embedded defaults (SQLite workspace, local files).
+# Run it with `make demo`; it works in ./.kiln-demo and leaves your own workspace alone.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+export PATH="$root/.venv/bin:$PATH"
+kiln=kiln
+work="$root/.kiln-demo"
+
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work"
+export KILN_HOME="$work/home"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$1"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+
+step "1. Create a workspace (a folder with a SQLite registry) and point this project at it"
+run "$kiln" workspace create demo --directory "$work/workspace"
+
+step "2. The curated environments Kiln ships (immutable, cloneable)"
+run "$kiln" env list
+
+step "3. Define an environment from a conda file and register it: version 1"
+cp "$here/environment.yml" environment.yml
+cat environment.yml
+run "$kiln" env register -d environment.yml
+run "$kiln" env show demo-train
+
+step "4. Register the same file again: unchanged, still version 1"
+run "$kiln" env register -d environment.yml
+
+step "5. Change the definition (add requests, pin another NumPy) and register: version 2"
+sed -i 's/    - numpy==2.4.6/    - numpy==2.4.5\n    - requests==2.34.2/' environment.yml
+run "$kiln" env register -d environment.yml
+run "$kiln" env list --name demo-train
+
+step "6. What changed between the two versions"
+run "$kiln" env diff demo-train:1 demo-train:2
+
+step "7. Save version 2 as an Azure ML v1 environment folder"
+run "$kiln" env download -n demo-train -v 2 -d azureml-folder
+run ls azureml-folder
+cat azureml-folder/conda_dependencies.yml
+
+step "Done: the workspace is in $work/workspace"

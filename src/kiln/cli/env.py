@@ -1,0 +1,190 @@
+"""``kiln env``: scaffold, register, list, show, versions, download, diff."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from kiln.cli.context import state
+
+if TYPE_CHECKING:
+    from kiln.environment.environment import Environment
+
+__all__ = ["app", "parse_ref"]
+
+app = typer.Typer(help="Define, register and inspect environments.", no_args_is_help=True)
+
+DOWNLOAD_FORMATS = ("azureml-v1", "azureml-v2", "conda", "requirements")
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """``NAME[:VERSION]`` → (name, version or None). ``latest`` means None."""
+    name, sep, version = ref.rpartition(":")
+    if not sep:
+        return ref, None
+    if not name:
+        raise typer.BadParameter(f"{ref!r}: expected NAME or NAME:VERSION")
+    return name, None if version in ("", "latest") else version
+
+
+def _python_of(env: Environment) -> str:
+    if env.python.user_managed_dependencies:
+        return f"user-managed ({env.python.interpreter_path})"
+    cd = env.python.conda_dependencies
+    return (cd.get_python_version() or "-") if cd is not None else "-"
+
+
+def _summary(env: Environment) -> dict[str, Any]:
+    from kiln.environment.names import is_curated_name
+
+    cd = env.python.conda_dependencies
+    return {
+        "name": env.name, "version": env.version, "hash": env.hash, "curated": is_curated_name(env.name),
+        "python": _python_of(env), "description": env.description,
+        "conda_packages": cd.conda_packages if cd else [], "pip_packages": cd.pip_packages if cd else [],
+        "base_image": env.docker.base_image,
+    }
+
+
+@app.command()
+def scaffold(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", "-n", help="Environment name.")],
+    directory: Annotated[Path, typer.Option("--directory", "-d", help="Folder to write.")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing files.")] = False,
+) -> None:
+    """Write a new Azure ML v1 environment folder with Kiln's defaults, to edit and register."""
+    from kiln.environment.environment import Environment
+
+    st = state(ctx)
+    env = Environment(name)
+    env.save_to_directory(directory, overwrite=overwrite)
+    files = sorted(p.name for p in directory.iterdir() if p.name in (
+        "azureml_environment.json", "conda_dependencies.yml", "BaseDockerfile"))
+    st.out.emit("env.scaffold", {"name": name, "directory": str(directory.resolve()), "files": files},
+                f"Wrote environment {name!r} to {directory}: {', '.join(files)}\n"
+                f"Edit the files, then: kiln env register -d {directory}")
+
+
+@app.command()
+def register(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Option("--directory", "-d", help="A v1 folder, a v2 YAML, a conda file or a "
+                                                                      "requirements file (detected by content).")],
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Environment name (overrides the file's; "
+                                                                  "required for a requirements file).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="azureml-v1, azureml-v2, conda or requirements "
+                                                             "(default: detected).")] = None,
+) -> None:
+    """Register an environment definition: a new version only when it changed."""
+    from kiln.environment.formats.detect import load_any
+
+    st = state(ctx)
+    env = load_any(directory, name=name, format=fmt)
+    registered, created = st.workspace().register_environment_ex(env)
+    data = {**_summary(registered), "created": created}
+    text = (f"Registered {registered.name} version {registered.version} (hash {registered.hash[:12]})" if created
+            else f"{registered.name} is unchanged: version {registered.version} (hash {registered.hash[:12]})")
+    st.out.emit("env.register", data, text)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Only this name, all its versions.")] = None,
+) -> None:
+    """List environments (latest version of each, curated included), or every version of one name."""
+    st = state(ctx)
+    ws = st.workspace()
+    envs = ws.environment_versions(name) if name else list(ws.list_environments().values())
+    rows = [[e.name, e.version or "-", _python_of(e), str(len(e.python.conda_dependencies.pip_packages)
+                                                          if e.python.conda_dependencies else 0), e.hash[:12]]
+            for e in envs]
+    st.out.table("env.list", [_summary(e) for e in envs], ["name", "version", "python", "pip", "hash"], rows)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="NAME[:VERSION]", help="Environment, latest version by default.")],
+) -> None:
+    """Show a registered or curated environment: packages, docker, variables and its hash."""
+    st = state(ctx)
+    name, version = parse_ref(ref)
+    env = st.workspace().get_environment(name, version)
+    data = {**_summary(env), "definition": env.to_dict()}
+    st.out.emit("env.show", data, _render(env))
+
+
+def _render(env: Environment) -> str:
+    lines = [f"{env.name}:{env.version or '-'}", f"  hash         {env.hash}"]
+    if env.description:
+        lines.append(f"  description  {env.description}")
+    lines.append(f"  python       {_python_of(env)}")
+    d = env.docker
+    if d.base_image:
+        lines.append(f"  base image   {d.base_image}")
+    if d.build_context:
+        lines.append(f"  build ctx    {d.build_context.location} ({d.build_context.dockerfile_path})")
+    if d.base_image_registry.address:
+        lines.append(f"  registry     {d.base_image_registry.address}")
+    for k, v in env.environment_variables.items():
+        lines.append(f"  env          {k}={v}")
+    for p in env.spark.packages:
+        lines.append(f"  spark        {p}")
+    if env.tags:
+        lines.append("  tags         " + ", ".join(f"{k}={v}" for k, v in env.tags.items()))
+    if env.python.conda_dependencies is not None:
+        lines.append("  conda file:")
+        lines += ["    " + line for line in env.python.conda_dependencies.serialize_to_string().splitlines()]
+    if d.base_dockerfile:
+        lines.append("  base Dockerfile:")
+        lines += ["    " + line for line in d.base_dockerfile.splitlines()]
+    return "\n".join(lines)
+
+
+@app.command()
+def download(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", "-n", help="Environment name.")],
+    directory: Annotated[Path, typer.Option("--directory", "-d", help="Folder to write into.")],
+    version: Annotated[str | None, typer.Option("--version", "-v", help="Version (default: latest).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing files.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="azureml-v1 (a folder), azureml-v2 (env.yml), conda "
+                                                      "(environment.yml) or requirements (requirements.txt).")]
+    = "azureml-v1",
+) -> None:
+    """Write a registered environment to files."""
+    from kiln.environment.formats.export import export
+
+    st = state(ctx)
+    if fmt not in DOWNLOAD_FORMATS:
+        raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(DOWNLOAD_FORMATS)}", param_hint="--format")
+    env = st.workspace().get_environment(name, version)
+    files = export(env, directory, fmt, overwrite=overwrite)
+    st.out.emit("env.download", {"name": env.name, "version": env.version, "format": fmt,
+                                 "files": [str(f) for f in files]},
+                f"Wrote {env.name}:{env.version} ({fmt}) to " + ", ".join(str(f) for f in files))
+
+
+@app.command()
+def diff(
+    ctx: typer.Context,
+    old: Annotated[str, typer.Argument(metavar="NAME:V1", help="The older definition.")],
+    new: Annotated[str, typer.Argument(metavar="NAME:V2", help="The newer definition (or just V2).")],
+) -> None:
+    """Show what changed between two environment versions, section by section."""
+    from kiln.environment.diff import diff_environments
+
+    st = state(ctx)
+    ws = st.workspace()
+    old_name, old_version = parse_ref(old)
+    new_name, new_version = parse_ref(new) if ":" in new or not new.isdigit() else (old_name, new)
+    result = diff_environments(ws.get_environment(old_name, old_version), ws.get_environment(new_name, new_version))
+    lines = [f"--- {result.old}  (hash {result.old_hash[:12]})", f"+++ {result.new}  (hash {result.new_hash[:12]})"]
+    lines += [str(c) for c in result.changes] or ["no differences"]
+    lines.append("same build: the changes don't change what is built" if result.same_build
+                 else "different build: the build identity changed")
+    st.out.emit("env.diff", result.to_dict(), "\n".join(lines))
