@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         sys.stderr.write("kiln: interrupted\n")
         return _exit(130)
-    except Exception as e:  # noqa: BLE001 - the one place that turns a bug into exit code 2
+    except Exception as e:
         if show_tb:
             raise
         sys.stderr.write(f"kiln: internal error: {type(e).__name__}: {e} (run with --traceback for details)\n")

@@ -30,7 +30,8 @@ def create(
     st = state(ctx)
     ws = Workspace.create(name, path=directory, exist_ok=True)
     written = ws.write_config() if config else None
-    st.out.emit("workspace.create", {"name": ws.name, "path": str(ws.path), "config": str(written) if written else None},
+    data = {"name": ws.name, "path": str(ws.path), "config": str(written) if written else None}
+    st.out.emit("workspace.create", data,
                 f"Workspace {ws.name!r} at {ws.path}" + (f"\nConfig written to {written}" if written else ""))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,8 @@ class CondaDependencies:
 
     @property
     def pip_packages(self) -> list[str]:
-        return [str(p) for p in self._pip_list() if not specs.is_pip_option(str(p))]
+        """Pip requirements in order (blank and comment-only entries, which pip skips, left out)."""
+        return [str(p) for p in self._pip_list() if not specs.is_pip_option(str(p)) and not _is_blank(str(p))]
 
     @property
     def pip_options(self) -> list[str]:
@@ -233,6 +234,17 @@ class CondaDependencies:
                 return
         pip.insert(len(self.pip_options), option)
 
+    def remove_pip_option(self, pip_option: str) -> None:
+        """Remove a pip option: the exact line, or every line of a flag given alone (``--extra-index-url``)."""
+        option = " ".join(str(pip_option).split())
+        pip = self._pip_list()
+        if " " in option or "=" in option:
+            pip[:] = [p for p in pip if " ".join(str(p).split()) != option]
+        else:
+            flag = specs.pip_option_flag(option)
+            pip[:] = [p for p in pip if not (specs.is_pip_option(str(p)) and specs.pip_option_flag(str(p)) == flag)]
+        self._drop_empty_pip()
+
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write the conda file to ``path`` (a file path); return the path."""
         target = Path(path)
@@ -258,7 +270,7 @@ class CondaDependencies:
 
     def _pip_list(self, create: bool = False) -> Any:
         for d in self._deps():
-            if isinstance(d, Mapping) and "pip" in d:
+            if isinstance(d, MutableMapping) and "pip" in d:
                 if d["pip"] is None:
                     from ruamel.yaml.comments import CommentedSeq
 
@@ -283,6 +295,11 @@ class CondaDependencies:
     def __repr__(self) -> str:
         return (f"CondaDependencies(channels={self.conda_channels!r}, conda={self.conda_packages!r}, "
                 f"pip={self.pip_packages!r})")
+
+
+def _is_blank(entry: str) -> bool:
+    # the SDK's from_pip_requirements copies comment lines and blank lines into the pip list
+    return not entry.strip() or entry.lstrip().startswith("#")
 
 
 def _canon(name: str) -> str:
@@ -392,6 +409,8 @@ def _validate(data: Any, source: str) -> None:
                 where = f"{source}: {field}.pip[{j}]"
                 if not isinstance(item, str):
                     raise FormatError(source, f"expected a pip requirement string, got {item!r}", f"{field}.pip[{j}]")
+                if _is_blank(item):
+                    continue
                 if specs.is_pip_option(item):
                     specs.check_pip_option(item, where=where)
                 else:

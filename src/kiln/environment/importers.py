@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from kiln.environment.conda import CondaDependencies
 from kiln.environment.environment import Environment
 from kiln.environment.sections import ContainerRegistry, DockerBuildContext
 from kiln.errors import CommandError, DefinitionError, FormatError

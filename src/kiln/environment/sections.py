@@ -211,7 +211,8 @@ class DockerSection:
         self._shm_size = value
 
     def __repr__(self) -> str:
-        return (f"DockerSection(base_image={self.base_image!r}, base_dockerfile={'<text>' if self.base_dockerfile else None}, "
+        dockerfile = "<text>" if self.base_dockerfile else None
+        return (f"DockerSection(base_image={self.base_image!r}, base_dockerfile={dockerfile}, "
                 f"build_context={self.build_context!r})")
 
 

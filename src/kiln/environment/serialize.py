@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kiln.environment.conda import CondaDependencies
+from kiln.environment.secrets import is_reference
 from kiln.environment.sections import (
     BUILD_CONTEXT_LOCATION_TYPES,
     ContainerRegistry,
     DockerBuildContext,
     SparkPackage,
 )
-from kiln.environment.secrets import is_reference
 from kiln.errors import DefinitionError, FormatError
 
 if TYPE_CHECKING:

@@ -37,7 +37,8 @@ def read_conda_file(path: Path) -> tuple[CondaDependencies, dict[str, str]]:
     return conda_from_text(text, str(path), base_dir=path.parent)
 
 
-def conda_from_text(text: str, source: str, *, base_dir: Path | None = None) -> tuple[CondaDependencies, dict[str, str]]:
+def conda_from_text(text: str, source: str, *, base_dir: Path | None = None
+                    ) -> tuple[CondaDependencies, dict[str, str]]:
     cd = CondaDependencies.from_text(text, source)
     data = cd._data  # the round-trip document: edit in place to keep comments and order
     if not data.get("dependencies"):

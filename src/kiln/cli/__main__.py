@@ -1,0 +1,5 @@
+"""``python -m kiln.cli``: the same as the ``kiln`` command."""
+
+from kiln.cli.main import main
+
+main()
