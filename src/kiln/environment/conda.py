@@ -55,8 +55,9 @@ class CondaDependencies:
             self._data = _load_text(text, str(path))
             self._source = str(path)
         elif _underlying_structure is not None:
+            # plain data stays plain (dicts and lists): ruamel dumps it in order, and it is fast to build
             self._source = _source or "conda dependencies"
-            self._data = _load_text(_dump(dict(_underlying_structure)), self._source)
+            self._data = _plain(_underlying_structure)
         else:
             self._source = _source or "conda dependencies"
             self._data = _load_text(_template(), self._source)
@@ -94,10 +95,24 @@ class CondaDependencies:
         return self
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "conda dependencies") -> CondaDependencies:
-        return cls(_underlying_structure=data, _source=source)
+    def from_dict(cls, data: Mapping[str, Any], source: str = "conda dependencies", *, validate: bool = True
+                  ) -> CondaDependencies:
+        """From plain data. ``validate=False`` is for data Kiln validated itself before storing it."""
+        if validate:
+            return cls(_underlying_structure=data, _source=source)
+        return cls._adopt(_plain(data), source)
+
+    @classmethod
+    def _adopt(cls, data: dict[str, Any], source: str) -> CondaDependencies:
+        """Take ``data`` as it is (no copy, no validation): for fresh, trusted data such as a registry record."""
+        self = cls.__new__(cls)
+        self._source = source
+        self._data = data
+        return self
 
     def copy(self) -> CondaDependencies:
+        if isinstance(self._data, dict) and type(self._data) is dict:
+            return CondaDependencies.from_dict(self._data, self._source, validate=False)
         return CondaDependencies.from_text(self.serialize_to_string(), self._source)
 
     # ---- reading ------------------------------------------------------------------------------
@@ -197,9 +212,7 @@ class CondaDependencies:
         channel = _check_channel(channel, self._source)
         channels = self._data.get("channels")
         if channels is None:
-            from ruamel.yaml.comments import CommentedSeq
-
-            channels = CommentedSeq()
+            channels = []
             self._data["channels"] = channels
         if channel not in [str(c) for c in channels]:
             channels.append(channel)
@@ -262,9 +275,7 @@ class CondaDependencies:
     def _deps(self) -> Any:
         deps = self._data.get("dependencies")
         if deps is None:
-            from ruamel.yaml.comments import CommentedSeq
-
-            deps = CommentedSeq()
+            deps = []
             self._data["dependencies"] = deps
         return deps
 
@@ -272,16 +283,11 @@ class CondaDependencies:
         for d in self._deps():
             if isinstance(d, MutableMapping) and "pip" in d:
                 if d["pip"] is None:
-                    from ruamel.yaml.comments import CommentedSeq
-
-                    d["pip"] = CommentedSeq()
+                    d["pip"] = []
                 return d["pip"]
         if not create:
             return []
-        from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-        entry = CommentedMap()
-        entry["pip"] = CommentedSeq()
+        entry: dict[str, Any] = {"pip": []}
         self._deps().append(entry)
         return entry["pip"]
 

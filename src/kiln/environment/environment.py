@@ -109,7 +109,9 @@ class Environment:
         return twin
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Environment:
-        twin = Environment.from_dict(self.to_dict(include_secrets=True))
+        from kiln.environment.serialize import environment_from_dict
+
+        twin = environment_from_dict(self.to_dict(include_secrets=True), "copy", trusted=True)
         twin.python.conda_dependencies = (None if self.python.conda_dependencies is None
                                           else self.python.conda_dependencies.copy())
         return twin

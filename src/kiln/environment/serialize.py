@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from kiln.environment.conda import CondaDependencies
@@ -92,11 +93,12 @@ def environment_to_dict(env: Environment, *, inline_files: bool = True, include_
 
 
 def environment_from_dict(data: Any, source: str, *, conda: CondaDependencies | None = None,
-                          dockerfile: str | None = None) -> Environment:
+                          dockerfile: str | None = None, trusted: bool = False) -> Environment:
     """Build an ``Environment`` from ``azureml_environment.json`` data.
 
     ``conda`` / ``dockerfile`` come from the folder's own files and win over inline values (as in
-    the SDK). Errors name ``source``, the field and the value.
+    the SDK). Errors name ``source``, the field and the value. ``trusted`` skips re-validating
+    package specs of data Kiln validated itself (the registry's records).
     """
     from kiln.environment.environment import Environment
 
@@ -136,7 +138,9 @@ def environment_from_dict(data: Any, source: str, *, conda: CondaDependencies | 
         inline = python["condaDependencies"]
         if not isinstance(inline, Mapping):
             raise FormatError(source, f"expected an object, got {inline!r}", "python.condaDependencies")
-        conda = CondaDependencies.from_dict(inline, source=f"{source}: python.condaDependencies")
+        where = f"{source}: python.condaDependencies"
+        conda = (CondaDependencies._adopt(inline, where) if trusted and type(inline) is dict
+                 else CondaDependencies.from_dict(inline, source=where))
     env.python.conda_dependencies = conda
 
     docker = r.section(data, "docker")
@@ -215,6 +219,7 @@ def _build_context(r: _Reader, value: Any) -> DockerBuildContext | None:
     return DockerBuildContext(location=location, location_type=kind, dockerfile_path=path)
 
 
+@cache
 def _snake(camel: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
 

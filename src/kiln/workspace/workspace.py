@@ -254,7 +254,8 @@ class Workspace:
         data: dict[str, Any] = json.loads(record.definition)
         data["name"] = record.name
         data["version"] = str(record.version)
-        return environment_from_dict(data, f"workspace {self.name!r}: environment {record.name}:{record.version}")
+        return environment_from_dict(data, f"workspace {self.name!r}: environment {record.name}:{record.version}",
+                                     trusted=True)
 
 
 def _version_number(version: str | None) -> int | None:

@@ -8,7 +8,7 @@ means cloning it under a name of your own.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -25,7 +25,23 @@ def _data() -> dict[str, dict[str, Any]]:
     return {item["name"]: item for item in json.loads(text)}
 
 
+@cache
+def _definition(name: str) -> str:
+    # built once per process from the data file; every caller then gets its own fresh copy
+    import json as _json
+
+    env = _make(_data()[name])
+    return _json.dumps(env.to_dict())
+
+
 def _build(item: dict[str, Any]) -> Environment:
+    from kiln.environment.serialize import environment_from_dict
+
+    return environment_from_dict(json.loads(_definition(item["name"])), f"curated environment {item['name']}",
+                                 trusted=True)
+
+
+def _make(item: dict[str, Any]) -> Environment:
     env = Environment(item["name"])
     env.version = item["version"]
     env.description = item["description"]
