@@ -171,6 +171,14 @@ class DockerSection:
             self._check_exclusive("base_dockerfile")
         self._base_dockerfile = value
 
+    def set_dockerfile_text(self, text: str | None) -> None:
+        """Set the Dockerfile from text as it is (never read as a path): for text read from files."""
+        if text is not None:
+            if not isinstance(text, str) or not text.strip():
+                raise DefinitionError(f"docker.base_dockerfile: expected Dockerfile text, got {text!r}")
+            self._check_exclusive("base_dockerfile")
+        self._base_dockerfile = text
+
     @property
     def build_context(self) -> DockerBuildContext | None:
         return self._build_context

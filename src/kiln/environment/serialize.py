@@ -158,7 +158,7 @@ def environment_from_dict(data: Any, source: str, *, conda: CondaDependencies | 
                                   "(keep one)", given[0])
     d.base_image = base_image
     try:
-        d.base_dockerfile = dockerfile
+        d.set_dockerfile_text(dockerfile)
     except DefinitionError as e:
         raise FormatError(source, str(e), "docker.baseDockerfile") from None
     d.build_context = build_context

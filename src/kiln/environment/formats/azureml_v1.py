@@ -34,7 +34,6 @@ def save(env: Environment, path: Path, *, overwrite: bool = False, include_secre
     only with ``overwrite=True``; on any error nothing in the folder has changed."""
     from kiln.environment.serialize import environment_to_dict
 
-    env.validate()
     data = environment_to_dict(env, inline_files=False, include_secrets=include_secrets)
     files = {JSON_FILE: json.dumps(data, indent=4)}  # ensure_ascii as the SDK: \u escapes
     if env.python.conda_dependencies is not None:
@@ -99,7 +98,7 @@ def load(path: Path) -> Environment | EnvironmentReference:
                                       f"folder also has {extra[0]}: add a 'python' or 'docker' section to make it a "
                                       "definition, or remove the file")
         version = data.get("version")
-        if version is not None and not isinstance(version, (str, int)):
+        if version is not None and (isinstance(version, bool) or not isinstance(version, (str, int))):
             raise FormatError(source, f"expected a version string, got {version!r}", "version")
         return EnvironmentReference(name, None if version is None else str(version))
     conda = CondaDependencies(conda_dependencies_file_path=conda_path) if has_conda else None

@@ -576,3 +576,26 @@ def test_a_file_instead_of_a_folder(tmp_path: Path) -> None:
     (tmp_path / JSON_FILE).write_text('{"name": "x"}', encoding="utf-8")
     with pytest.raises(FormatError, match="not a folder"):
         Environment.load_from_directory(tmp_path / JSON_FILE)
+
+
+def test_one_line_dockerfile_is_text_whatever_the_current_folder_holds(tmp_path: Path) -> None:
+    folder = tmp_path / "env"
+    folder.mkdir()
+    (folder / JSON_FILE).write_text('{"name": "x", "python": {"userManagedDependencies": true}}', encoding="utf-8")
+    (folder / DOCKERFILE).write_bytes(b"FROM ubuntu")  # one line, no newline: valid, as written by hand
+    Path("FROM ubuntu").write_text("FROM evil\n", encoding="utf-8")  # the autouse fixture's temp folder
+    assert load_env(folder).docker.base_dockerfile == "FROM ubuntu"
+
+
+def test_reference_with_a_boolean_version_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / JSON_FILE).write_text('{"name": "x", "version": true}', encoding="utf-8")
+    with pytest.raises(FormatError) as info:
+        Environment.load_from_directory(tmp_path)
+    assert info.value.field == "version"
+
+
+def test_environment_with_a_boolean_version_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / JSON_FILE).write_text('{"name": "x", "version": true, "python": {}}', encoding="utf-8")
+    with pytest.raises(FormatError) as info:
+        Environment.load_from_directory(tmp_path)
+    assert info.value.field == "version"
