@@ -314,11 +314,12 @@ def test_sqlite_applies_only_pending_migrations(tmp_path: Path, monkeypatch: pyt
     first = SqliteStore(path)
     _register(first, "train", "A")
     first.close()
+    nxt = migrations.LATEST_VERSION + 1
     step = migrations.Migration(
-        version=2, description="test", statements=("CREATE TABLE extra (id INTEGER NOT NULL PRIMARY KEY)",)
+        version=nxt, description="test", statements=("CREATE TABLE extra (id INTEGER NOT NULL PRIMARY KEY)",)
     )
-    # migration 1 must not run again: its CREATE TABLE would fail on the existing tables
-    monkeypatch.setattr("kiln.workspace.store.sqlite.LATEST_VERSION", 2)
+    # earlier migrations must not run again: their CREATE TABLE would fail on the existing tables
+    monkeypatch.setattr("kiln.workspace.store.sqlite.LATEST_VERSION", nxt)
     monkeypatch.setattr(
         "kiln.workspace.store.sqlite.migrate",
         lambda conn, dialect, *, where: migrations.migrate(
@@ -329,13 +330,13 @@ def test_sqlite_applies_only_pending_migrations(tmp_path: Path, monkeypatch: pyt
 
     second = SqliteStore(path)
     try:
-        assert second.schema_version == 2
+        assert second.schema_version == nxt
         assert second.get_environment(name="train") is not None
     finally:
         second.close()
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT version FROM kiln_schema").fetchone() == (2,)
+        assert conn.execute("SELECT version FROM kiln_schema").fetchone() == (nxt,)
         assert conn.execute("SELECT count(*) FROM extra").fetchone() == (0,)
     finally:
         conn.close()
@@ -345,7 +346,8 @@ def test_a_failed_migration_leaves_the_database_untouched(tmp_path: Path) -> Non
     path = tmp_path / "kiln.db"
     broken = [
         *migrations.MIGRATIONS,
-        migrations.Migration(version=2, description="broken", statements=("CREATE TABLE nonsense (",)),
+        migrations.Migration(version=migrations.LATEST_VERSION + 1, description="broken",
+                             statements=("CREATE TABLE nonsense (",)),
     ]
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -421,3 +423,43 @@ def test_open_store_postgresql_is_not_available_yet(url: str) -> None:
 def test_open_store_rejects_other_urls(url: str) -> None:
     with pytest.raises(WorkspaceError, match=r"mysql|sqlite:///<path"):
         open_store(url)
+
+
+def test_a_version_1_workspace_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "kiln.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrations.migrate(conn, migrations.SQLITE, where=str(path), migrations=migrations.MIGRATIONS[:1])
+        conn.execute("INSERT INTO environments VALUES ('old', 1, 'h', '{}', 0)")
+    finally:
+        conn.close()
+    store = SqliteStore(path)
+    try:
+        assert store.schema_version == migrations.LATEST_VERSION
+        assert store.get_environment(name="old") is not None
+        assert store.referenced_lock_hashes() == set()
+    finally:
+        store.close()
+
+
+def test_locks_attach_to_versions_and_keep_history(store: Store) -> None:
+    _register(store, "train", "A")
+    first = store.add_environment_lock(name="train", version=1, identity="id-a", python="3.11",
+                                       platform="linux-x86_64", lock_hash="L1", content='{"l": 1}')
+    assert (first.seq, first.content) == (1, '{"l": 1}')
+    again = store.add_environment_lock(name="train", version=1, identity="id-a", python="3.11",
+                                       platform="linux-x86_64", lock_hash="L1", content='{"l": 1}')
+    assert again.seq == 1
+    upgraded = store.add_environment_lock(name="train", version=1, identity="id-a", python="3.11",
+                                          platform="linux-x86_64", lock_hash="L2", content='{"l": 2}')
+    assert upgraded.seq == 2
+    got = store.get_environment_lock(name="train", version=1, python="3.11", platform="linux-x86_64")
+    assert got is not None and got.lock_hash == "L2"
+    assert [r.lock_hash for r in store.list_environment_locks(name="train", version=1)] == ["L1", "L2"]
+    assert store.get_environment_lock(name="train", version=1, python="3.12", platform="linux-x86_64") is None
+    shared = store.find_lock(identity="id-a", python="3.11", platform="linux-x86_64")
+    assert shared is not None and shared.lock_hash == "L2"
+    assert store.find_lock(identity="id-b", python="3.11", platform="linux-x86_64") is None
+    latest = store.latest_lock_of(name="train", python="3.11", platform="linux-x86_64")
+    assert latest is not None and latest.lock_hash == "L2"
+    assert store.referenced_lock_hashes() == {"L1", "L2"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
-__all__ = ["EnvironmentRecord", "Store"]
+__all__ = ["EnvironmentRecord", "LockRecord", "Store"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,23 @@ class EnvironmentRecord:
     version: int
     hash: str
     definition: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class LockRecord:
+    """A lock attached to an environment version. ``seq`` counts the locks of that version (an explicit
+    upgrade adds one; old ones are never changed); ``identity`` is the definition's build hash it was
+    resolved from, for ``python`` (``X.Y``) on ``platform``; ``content`` is the lock document (JSON)."""
+
+    name: str
+    version: int
+    seq: int
+    identity: str
+    python: str
+    platform: str
+    lock_hash: str
+    content: str
     created_at: float
 
 
@@ -55,6 +72,36 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_environment_versions(self, *, name: str) -> list[EnvironmentRecord]:
         """Every version of ``name``, oldest first (empty when the name is unknown)."""
+
+    @abc.abstractmethod
+    def add_environment_lock(self, *, name: str, version: int, identity: str, python: str, platform: str,
+                             lock_hash: str, content: str) -> LockRecord:
+        """Attach a lock to an environment version (as its newest lock for ``python``/``platform``).
+
+        The lock document is stored once per ``lock_hash``; attaching the lock a version already has
+        as its newest returns that record and writes nothing.
+        """
+
+    @abc.abstractmethod
+    def get_environment_lock(self, *, name: str, version: int, python: str, platform: str) -> LockRecord | None:
+        """The newest lock of that version for ``python``/``platform``, or None."""
+
+    @abc.abstractmethod
+    def find_lock(self, *, identity: str, python: str, platform: str, name: str | None = None
+                  ) -> LockRecord | None:
+        """The newest lock resolved from ``identity`` (any environment, or only ``name``'s), or None."""
+
+    @abc.abstractmethod
+    def latest_lock_of(self, *, name: str, python: str, platform: str) -> LockRecord | None:
+        """The newest lock of any version of ``name``: the preferences when a new version is resolved."""
+
+    @abc.abstractmethod
+    def list_environment_locks(self, *, name: str, version: int) -> list[LockRecord]:
+        """Every lock of that version, oldest first."""
+
+    @abc.abstractmethod
+    def referenced_lock_hashes(self) -> set[str]:
+        """Every lock hash some environment version uses (what cache GC must keep)."""
 
     @property
     @abc.abstractmethod

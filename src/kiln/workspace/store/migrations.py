@@ -104,6 +104,34 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX environments_hash ON environments (hash)",
         ),
     ),
+    Migration(
+        version=2,
+        description="locks, and which lock each environment version was built from",
+        statements=(
+            """
+            CREATE TABLE locks (
+                lock_hash TEXT NOT NULL PRIMARY KEY,
+                content TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE environment_locks (
+                name TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                seq INTEGER NOT NULL,
+                identity TEXT NOT NULL,
+                python TEXT NOT NULL,
+                platform TEXT NOT NULL,
+                lock_hash TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (name, version, seq)
+            )
+            """,
+            "CREATE INDEX environment_locks_identity ON environment_locks (identity, python, platform)",
+            "CREATE INDEX environment_locks_name ON environment_locks (name, python, platform)",
+        ),
+    ),
 ]
 
 LATEST_VERSION: int = MIGRATIONS[-1].version

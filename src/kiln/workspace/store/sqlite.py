@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from kiln.errors import WorkspaceError
-from kiln.workspace.store.interface import EnvironmentRecord, Store
+from kiln.workspace.store.interface import EnvironmentRecord, LockRecord, Store
 from kiln.workspace.store.migrations import LATEST_VERSION, SQLITE, check_version, migrate, read_version
 
 __all__ = ["SqliteStore"]
@@ -47,6 +47,8 @@ __all__ = ["SqliteStore"]
 _T = TypeVar("_T")
 
 _COLUMNS = "name, version, hash, definition, created_at"
+_LOCK_SELECT = ("l.name, l.version, l.seq, l.identity, l.python, l.platform, l.lock_hash, k.content, l.created_at"
+                " FROM environment_locks AS l JOIN locks AS k ON k.lock_hash = l.lock_hash")
 _MAX_BACKOFF = 0.1
 # SQLite's primary result codes (the sqlite3 module only names them from Python 3.11)
 _BUSY, _LOCKED, _CORRUPT, _CANTOPEN, _NOTADB = 5, 6, 11, 14, 26
@@ -141,6 +143,59 @@ class SqliteStore(Store):
         sql = f"SELECT {_COLUMNS} FROM environments WHERE name = ? ORDER BY version"
         rows = self._run(lambda conn: conn.execute(sql, (name,)).fetchall())
         return [EnvironmentRecord(*row) for row in rows]
+
+    def add_environment_lock(self, *, name: str, version: int, identity: str, python: str, platform: str,
+                             lock_hash: str, content: str) -> LockRecord:
+        def add(conn: sqlite3.Connection) -> LockRecord:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(
+                f"SELECT {_LOCK_SELECT} WHERE l.name = ? AND l.version = ? AND l.python = ? AND l.platform = ?"
+                " ORDER BY l.seq DESC LIMIT 1", (name, version, python, platform)).fetchone()
+            if row is not None and row[6] == lock_hash:
+                conn.execute("COMMIT")
+                return LockRecord(*row)
+            now = time.time()
+            conn.execute("INSERT INTO locks (lock_hash, content, created_at) VALUES (?, ?, ?)"
+                         " ON CONFLICT (lock_hash) DO NOTHING", (lock_hash, content, now))
+            seq_row = conn.execute("SELECT MAX(seq) FROM environment_locks WHERE name = ? AND version = ?",
+                                   (name, version)).fetchone()
+            seq = (seq_row[0] or 0) + 1
+            conn.execute(
+                "INSERT INTO environment_locks (name, version, seq, identity, python, platform, lock_hash, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (name, version, seq, identity, python, platform, lock_hash, now))
+            conn.execute("COMMIT")
+            stored = conn.execute("SELECT content FROM locks WHERE lock_hash = ?", (lock_hash,)).fetchone()[0]
+            return LockRecord(name, version, seq, identity, python, platform, lock_hash, stored, now)
+
+        return self._run(add)
+
+    def _one_lock(self, where: str, params: tuple[object, ...]) -> LockRecord | None:
+        sql = f"SELECT {_LOCK_SELECT} WHERE {where} ORDER BY l.created_at DESC, l.seq DESC LIMIT 1"
+        row = self._run(lambda conn: conn.execute(sql, params).fetchone())
+        return None if row is None else LockRecord(*row)
+
+    def get_environment_lock(self, *, name: str, version: int, python: str, platform: str) -> LockRecord | None:
+        return self._one_lock("l.name = ? AND l.version = ? AND l.python = ? AND l.platform = ?",
+                              (name, version, python, platform))
+
+    def find_lock(self, *, identity: str, python: str, platform: str, name: str | None = None
+                  ) -> LockRecord | None:
+        if name is None:
+            return self._one_lock("l.identity = ? AND l.python = ? AND l.platform = ?", (identity, python, platform))
+        return self._one_lock("l.identity = ? AND l.python = ? AND l.platform = ? AND l.name = ?",
+                              (identity, python, platform, name))
+
+    def latest_lock_of(self, *, name: str, python: str, platform: str) -> LockRecord | None:
+        return self._one_lock("l.name = ? AND l.python = ? AND l.platform = ?", (name, python, platform))
+
+    def list_environment_locks(self, *, name: str, version: int) -> list[LockRecord]:
+        sql = f"SELECT {_LOCK_SELECT} WHERE l.name = ? AND l.version = ? ORDER BY l.seq"
+        rows = self._run(lambda conn: conn.execute(sql, (name, version)).fetchall())
+        return [LockRecord(*row) for row in rows]
+
+    def referenced_lock_hashes(self) -> set[str]:
+        rows = self._run(lambda conn: conn.execute("SELECT DISTINCT lock_hash FROM environment_locks").fetchall())
+        return {row[0] for row in rows}
 
     @property
     def schema_version(self) -> int:
