@@ -1,4 +1,4 @@
-"""``kiln env``: scaffold, register, list, show, versions, download, diff."""
+"""``kiln env``: scaffold, register, list, show, download, diff, build, lock, python."""
 
 from __future__ import annotations
 
@@ -188,3 +188,94 @@ def diff(
     lines.append("same build: the changes don't change what is built" if result.same_build
                  else "different build: the build identity changed")
     st.out.emit("env.diff", result.to_dict(), "\n".join(lines))
+
+
+def _build(ctx: typer.Context, ref: str, *, upgrade: bool = False, locked: bool = False, quiet: bool = False) -> Any:
+    from kiln.build import build
+    from kiln.cli.progress import build_progress
+
+    st = state(ctx)
+    name, version = parse_ref(ref)
+    ws = st.workspace()
+    env = ws.get_environment(name, version)
+    with build_progress(f"{env.name}:{env.version}", quiet=quiet or st.json_mode) as progress:
+        return build(env, ws, settings=st.settings, upgrade=upgrade, locked=locked, progress=progress)
+
+
+@app.command("build")
+def build_cmd(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="NAME[:VERSION]", help="Environment, latest version by default.")],
+    upgrade: Annotated[bool, typer.Option("--upgrade", help="Resolve again, taking newer releases of unpinned "
+                                                            "packages: makes a new lock and shows what changed.")]
+    = False,
+    locked: Annotated[bool, typer.Option("--locked", help="Fail instead of resolving when the environment has "
+                                                          "no lock (its definition changed since).")] = False,
+) -> None:
+    """Build an environment from its lock (resolving one the first time); a cached build is instant."""
+    st = state(ctx)
+    if upgrade and locked:
+        raise typer.BadParameter("--upgrade and --locked exclude each other", param_hint="--upgrade")
+    result = _build(ctx, ref, upgrade=upgrade, locked=locked)
+    lines = [f"{result.environment}: {'cache hit' if result.cache_hit else 'built'} "
+             f"({result.backend}, {result.seconds:.2f} s)",
+             f"  python       {result.python}  (Python {result.python_version})"]
+    if result.path is not None:
+        lines.append(f"  environment  {result.path}")
+    if result.lock is not None:
+        lines.append(f"  lock         {result.lock.lock_hash[:12]}  ({len(result.lock.packages)} packages)")
+    if upgrade:
+        lines += ["  upgrade:"] + [f"    {c}" for c in result.lock_changes] if result.lock_changes \
+            else ["  upgrade: no newer versions"]
+    st.out.emit("env.build", result.to_dict(), "\n".join(lines))
+
+
+@app.command("python")
+def python_cmd(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="NAME[:VERSION]", help="Environment, latest version by default.")],
+) -> None:
+    """Print the interpreter path of the built environment (building it first if needed)."""
+    st = state(ctx)
+    result = _build(ctx, ref, quiet=True)
+    st.out.emit("env.python", {"python": str(result.python), "version": result.python_version},
+                str(result.python))
+
+
+@app.command("lock")
+def lock_cmd(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="NAME[:VERSION]", help="Environment, latest version by default.")],
+    locked: Annotated[bool, typer.Option("--locked", help="Fail if the environment has no lock (its definition "
+                                                          "changed since its last lock).")] = False,
+    history: Annotated[bool, typer.Option("--history", help="Every lock this version had, oldest first.")] = False,
+) -> None:
+    """Show the lock an environment builds from: exact versions, artifact hashes, indexes."""
+    from kiln.build.builder import lock_environment
+    from kiln.build.lock import Lock
+
+    st = state(ctx)
+    name, version = parse_ref(ref)
+    ws = st.workspace()
+    env = ws.get_environment(name, version)
+    if history:
+        assert env.version is not None
+        locks = [Lock.from_json(r.content) for r in ws.store.list_environment_locks(name=env.name,
+                                                                                     version=int(env.version))]
+        rows = [[str(i + 1), lk.lock_hash[:12], lk.python, lk.created_at, str(len(lk.packages))]
+                for i, lk in enumerate(locks)]
+        st.out.table("env.lock.history", [{"seq": i + 1, "lock_hash": lk.lock_hash, "python": lk.python,
+                                           "created_at": lk.created_at, "packages": len(lk.packages)}
+                                          for i, lk in enumerate(locks)],
+                     ["seq", "lock", "python", "created", "packages"], rows)
+        return
+    _, lock, _, resolved = lock_environment(env, ws, settings=st.settings, locked=locked)
+    data = {"environment": f"{env.name}:{env.version}", "lock_hash": lock.lock_hash, "python": lock.python,
+            "platform": lock.platform, "resolver": lock.resolver, "created_at": lock.created_at,
+            "indexes": list(lock.indexes), "requirements": list(lock.requirements), "stored": not resolved,
+            "packages": [p.to_dict() for p in lock.packages]}
+    lines = [f"{env.name}:{env.version}  lock {lock.lock_hash}" + ("" if not resolved else "  (new: not built yet)"),
+             f"  python {lock.python} on {lock.platform}, resolved by {lock.resolver} at {lock.created_at}",
+             f"  indexes: {', '.join(lock.indexes)}"]
+    lines += [f"  {p.name}=={p.version}  {p.hashes[0] if p.hashes else ''}" for p in lock.packages]
+    st.out.emit("env.lock", data, "\n".join(lines))

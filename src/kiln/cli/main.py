@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from kiln.cli import cache as cache_cmd
 from kiln.cli import env as env_cmd
 from kiln.cli import workspace as workspace_cmd
 from kiln.cli.context import CliState
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(env_cmd.app, name="env")
 app.add_typer(workspace_cmd.app, name="workspace")
+app.add_typer(cache_cmd.app, name="cache")
 
 
 def _version(value: bool) -> None:

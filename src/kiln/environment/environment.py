@@ -136,6 +136,32 @@ class Environment:
         """Name → latest version, curated environments included."""
         return workspace.list_environments()
 
+    # ---- builds (kiln.build; imported here, on use, so that definitions stay free of build code) ----
+
+    def build(self, workspace: Any, *, upgrade: bool = False) -> Any:
+        """Build in the background (registering first, as Azure ML does); returns a handle with
+        ``status``, ``get_log()`` and ``wait_for_completion(show_output=False)``."""
+        from kiln.build import build_in_background
+
+        return build_in_background(self, workspace, upgrade=upgrade)
+
+    def build_local(self, workspace: Any, platform: str | None = None, *, useDocker: bool = False,
+                    pushImageToWorkspaceAcr: bool = False, upgrade: bool = False, **kwargs: Any) -> Any:
+        """Build here and return when done (a ``BuildResult``). ``useDocker=True`` (an image) comes later."""
+        del platform, kwargs
+        if useDocker or pushImageToWorkspaceAcr:
+            raise DefinitionError("build_local(useDocker=True): container image builds are not available yet in "
+                                  "this Kiln; build without Docker (useDocker=False)")
+        from kiln.build import build
+
+        return build(self, workspace, upgrade=upgrade)
+
+    def get_image_details(self, workspace: Any) -> Any:
+        """The image Kiln would build: its Dockerfile (two steps), name ``kiln/kiln_<hash>`` and interpreter path."""
+        from kiln.build import get_image_details
+
+        return get_image_details(self, workspace)
+
     # ---- files --------------------------------------------------------------------------------
 
     def save_to_directory(self, path: str | os.PathLike[str], overwrite: bool = False, *,

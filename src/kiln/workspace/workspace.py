@@ -194,10 +194,19 @@ class Workspace:
         if password is not None and not is_reference(password):
             log.warning("environment %r: the literal registry password is not stored; give it as a reference "
                         "such as '${REGISTRY_PASSWORD}' to keep it with the definition", environment.name)
+        definition = environment.definition_text()
+        latest = self.store.get_environment(name=environment.name)
+        if latest is not None and _same_definition(latest.definition, definition):
+            return self._environment(latest), False
         record, created = self.store.register_environment(
-            name=environment.name, definition=environment.definition_text(), hash=environment.hash)
+            name=environment.name, definition=definition, hash=environment.hash)
         log.info("environment %s:%s %s", record.name, record.version, "registered" if created else "unchanged")
         return self._environment(record), created
+
+    def is_registered_as(self, environment: Environment, version: str) -> bool:
+        """Is ``environment`` exactly what is registered as ``version`` of its name?"""
+        record = self.store.get_environment(name=environment.name, version=_version_number(version))
+        return record is not None and _same_definition(record.definition, environment.definition_text())
 
     def get_environment(self, name: str, version: str | None = None) -> Environment:
         """See ``Environment.get``."""
@@ -256,6 +265,11 @@ class Workspace:
         data["version"] = str(record.version)
         return environment_from_dict(data, f"workspace {self.name!r}: environment {record.name}:{record.version}",
                                      trusted=True)
+
+
+def _same_definition(stored: str, new: str) -> bool:
+    # by meaning, not by text: key order or spacing written by another Kiln version must not make a version
+    return stored == new or json.loads(stored) == json.loads(new)
 
 
 def _version_number(version: str | None) -> int | None:

@@ -1,0 +1,81 @@
+"""``kiln cache``: list, du, prune the build cache."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+
+from kiln.cli.context import state
+
+__all__ = ["app", "human_size"]
+
+app = typer.Typer(help="Inspect and prune the build cache.", no_args_is_help=True)
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """The cached builds, most recently used first."""
+    from kiln.build.cache import BuildCache
+
+    st = state(ctx)
+    entries = sorted(BuildCache(st.settings.cache_dir).entries(), key=lambda e: e.last_used, reverse=True)
+    data = [{"key": e.key, "environment": e.meta.get("label"), "python": e.meta.get("python_version"),
+             "backend": e.meta.get("backend"), "packages": e.meta.get("packages"), "lock_hash": e.meta.get("lock_hash"),
+             "last_used": e.last_used, "path": str(e.path)} for e in entries]
+    rows = [[e.key[:12], str(e.meta.get("label")), str(e.meta.get("python_version")), str(e.meta.get("backend")),
+             str(e.meta.get("packages")), _when(e.last_used)] for e in entries]
+    st.out.table("cache.list", data, ["key", "built for", "python", "backend", "packages", "last used"], rows)
+
+
+@app.command()
+def du(ctx: typer.Context) -> None:
+    """Bytes the cache really takes on disk (hardlinked files counted once)."""
+    from kiln.build.cache import BuildCache, disk_usage
+
+    st = state(ctx)
+    cache = BuildCache(st.settings.cache_dir)
+    entries = cache.entries()
+    total = disk_usage([cache.root]) if cache.root.exists() else 0
+    data = {"path": str(cache.root), "bytes": total, "entries": len(entries)}
+    st.out.emit("cache.du", data, f"{human_size(total)} in {len(entries)} builds ({cache.root})")
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    max_size: Annotated[str | None, typer.Option("--max-size", help="Stop once the cache is this small "
+                                                                     "(e.g. 5G); default: remove every "
+                                                                     "unreferenced build.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")] = False,
+) -> None:
+    """Remove builds no environment version references, least recently used first."""
+    from kiln.build.cache import BuildCache
+    from kiln.build.gc import parse_size, referenced_lock_hashes
+    from kiln.build.gc import prune as run_prune
+
+    st = state(ctx)
+    limit = parse_size(max_size) if max_size is not None else None
+    cache = BuildCache(st.settings.cache_dir)
+    workspaces = {*cache.known_workspaces(), st.workspace().path}
+    result = run_prune(cache, references=referenced_lock_hashes(workspaces), max_size=limit, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    data = {"dry_run": dry_run, "removed": [e.key for e in result.removed], "freed": result.freed,
+            "kept": len(result.kept), "size_before": result.size_before, "size_after": result.size_after}
+    lines = [f"{verb} {e.key[:12]}  {e.meta.get('label')}" for e in result.removed]
+    lines.append(f"{verb} {len(result.removed)} builds, {'would free' if dry_run else 'freed'} "
+                 f"{human_size(result.freed)}; kept {len(result.kept)} ({human_size(result.size_after)})")
+    st.out.emit("cache.prune", data, "\n".join(lines))
