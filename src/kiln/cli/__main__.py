@@ -1,5 +1,5 @@
 """``python -m kiln.cli``: the same as the ``kiln`` command."""
 
-from kiln.cli.main import main
+from kiln.cli.entry import main
 
 main()

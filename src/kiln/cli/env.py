@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from kiln.cli.context import state
+from kiln.cli.render import build_text, parse_ref, python_output
 
 if TYPE_CHECKING:
     from kiln.environment.environment import Environment
@@ -17,16 +18,6 @@ __all__ = ["app", "parse_ref"]
 app = typer.Typer(help="Define, register and inspect environments.", no_args_is_help=True)
 
 DOWNLOAD_FORMATS = ("azureml-v1", "azureml-v2", "conda", "requirements")
-
-
-def parse_ref(ref: str) -> tuple[str, str | None]:
-    """``NAME[:VERSION]`` → (name, version or None). ``latest`` means None."""
-    name, sep, version = ref.rpartition(":")
-    if not sep:
-        return ref, None
-    if not name:
-        raise typer.BadParameter(f"{ref!r}: expected NAME or NAME:VERSION")
-    return name, None if version in ("", "latest") else version
 
 
 def _python_of(env: Environment) -> str:
@@ -217,17 +208,7 @@ def build_cmd(
     if upgrade and locked:
         raise typer.BadParameter("--upgrade and --locked exclude each other", param_hint="--upgrade")
     result = _build(ctx, ref, upgrade=upgrade, locked=locked)
-    lines = [f"{result.environment}: {'cache hit' if result.cache_hit else 'built'} "
-             f"({result.backend}, {result.seconds:.2f} s)",
-             f"  python       {result.python}  (Python {result.python_version})"]
-    if result.path is not None:
-        lines.append(f"  environment  {result.path}")
-    if result.lock is not None:
-        lines.append(f"  lock         {result.lock.lock_hash[:12]}  ({len(result.lock.packages)} packages)")
-    if upgrade:
-        lines += ["  upgrade:"] + [f"    {c}" for c in result.lock_changes] if result.lock_changes \
-            else ["  upgrade: no newer versions"]
-    st.out.emit("env.build", result.to_dict(), "\n".join(lines))
+    st.out.emit("env.build", result.to_dict(), build_text(result, upgrade=upgrade))
 
 
 @app.command("python")
@@ -238,8 +219,7 @@ def python_cmd(
     """Print the interpreter path of the built environment (building it first if needed)."""
     st = state(ctx)
     result = _build(ctx, ref, quiet=True)
-    st.out.emit("env.python", {"python": str(result.python), "version": result.python_version},
-                str(result.python))
+    st.out.emit("env.python", *python_output(result))
 
 
 @app.command("lock")

@@ -64,7 +64,14 @@ class Environment:
     @property
     def hash(self) -> str:
         """The build identity (see ``kiln.environment.identity``): equal for equal builds, whatever the name."""
+        known = getattr(self, "_known_hash", None)
+        if known is not None and known[0] == self.definition_text():
+            return str(known[1])  # as registered, and unchanged since: no need to normalize every spec again
         return identity_hash(self)
+
+    def _remember_hash(self, definition: str, hash: str) -> None:
+        """Record the hash the registry stored for ``definition`` (used while the definition is unchanged)."""
+        self._known_hash = (definition, hash)
 
     def to_dict(self, *, include_secrets: bool = False) -> dict[str, Any]:
         """The whole definition as JSON-ready data (conda file and Dockerfile inline)."""

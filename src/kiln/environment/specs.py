@@ -25,9 +25,9 @@ import difflib
 import re
 import shlex
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
     InvalidName,
     InvalidSdistFilename,
@@ -36,10 +36,12 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from rattler import MatchSpec
-from rattler.exceptions import InvalidMatchSpecError
 
 from kiln.errors import SpecError
+
+if TYPE_CHECKING:  # imported on use: rattler (and pydantic, which it loads) costs ~40 ms at startup
+    from packaging.requirements import Requirement
+    from rattler import MatchSpec
 
 __all__ = [
     "PIP_OPTIONS",
@@ -228,6 +230,8 @@ def parse_pip_requirement(text: str, *, where: str | None = None) -> Requirement
             shown, PIP, "a local path needs to be written 'name @ file:///absolute/path' (or use -e PATH)", where
         )
     try:
+        from packaging.requirements import InvalidRequirement, Requirement
+
         requirement = Requirement(requirement_text)
     except InvalidRequirement as error:
         reason = _first_line(error)
@@ -455,6 +459,9 @@ def parse_conda_spec(text: str, *, where: str | None = None) -> MatchSpec:
     shown = redact_credentials(text)
     if not text.strip():
         raise SpecError(text, CONDA, "it is empty", where)
+    from rattler import MatchSpec
+    from rattler.exceptions import InvalidMatchSpecError
+
     try:
         spec = MatchSpec(text)
     except (InvalidMatchSpecError, ValueError) as error:
@@ -466,8 +473,16 @@ def parse_conda_spec(text: str, *, where: str | None = None) -> MatchSpec:
     return spec
 
 
+# The common shapes (``numpy``, ``python=3.11``, ``pip==23.0``) read without rattler, which costs
+# ~40 ms to import: enough to matter on the CLI's cache-hit path. Anything else goes to rattler.
+_SIMPLE_CONDA_RE = re.compile(r"(?P<name>[A-Za-z0-9_][A-Za-z0-9_.-]*)(?:(?P<op>==?)(?P<version>\d+(?:\.\d+)*))?")
+
+
 def conda_spec_name(text: str) -> str:
     """The package name of a conda match spec, normalized (lower case), without its channel."""
+    simple = _SIMPLE_CONDA_RE.fullmatch(text.strip())
+    if simple is not None:
+        return simple["name"].lower()
     name: str = parse_conda_spec(text).name.normalized
     return name
 
@@ -478,6 +493,9 @@ def conda_spec_version(text: str) -> str | None:
     ``python=3.9`` and ``python 3.9.*`` -> ``"3.9"``, ``python==3.9.16`` -> ``"3.9.16"``,
     ``python>=3.8,<3.12`` -> ``">=3.8,<3.12"``.
     """
+    simple = _SIMPLE_CONDA_RE.fullmatch(text.strip())
+    if simple is not None:
+        return simple["version"]
     version = parse_conda_spec(text).version
     if version is None:
         return None

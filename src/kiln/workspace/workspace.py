@@ -263,8 +263,10 @@ class Workspace:
         data: dict[str, Any] = json.loads(record.definition)
         data["name"] = record.name
         data["version"] = str(record.version)
-        return environment_from_dict(data, f"workspace {self.name!r}: environment {record.name}:{record.version}",
-                                     trusted=True)
+        env = environment_from_dict(data, f"workspace {self.name!r}: environment {record.name}:{record.version}",
+                                    trusted=True)
+        env._remember_hash(record.definition, record.hash)
+        return env
 
 
 def _same_definition(stored: str, new: str) -> bool:

@@ -1,0 +1,46 @@
+"""Text for command results that the fast path (``kiln.cli.fast``) prints too: no typer, no rich here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kiln.build.builder import BuildResult
+
+__all__ = ["build_text", "parse_ref", "python_output"]
+
+
+class RefError(ValueError):
+    pass
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """``NAME[:VERSION]`` → (name, version or None). ``latest`` means None."""
+    name, sep, version = ref.rpartition(":")
+    if not sep:
+        return ref, None
+    if not name:
+        import typer
+
+        raise typer.BadParameter(f"{ref!r}: expected NAME or NAME:VERSION")
+    return name, None if version in ("", "latest") else version
+
+
+def build_text(result: BuildResult, *, upgrade: bool = False) -> str:
+    lines = [f"{result.environment}: {'cache hit' if result.cache_hit else 'built'} "
+             f"({result.backend}, {result.seconds:.2f} s)",
+             f"  python       {result.python}  (Python {result.python_version})"]
+    if result.path is not None:
+        lines.append(f"  environment  {result.path}")
+    if result.lock is not None:
+        lines.append(f"  lock         {result.lock.lock_hash[:12]}  ({len(result.lock.packages)} packages)")
+    if upgrade:
+        if result.lock_changes:
+            lines += ["  upgrade:", *(f"    {c}" for c in result.lock_changes)]
+        else:
+            lines.append("  upgrade: no newer versions")
+    return "\n".join(lines)
+
+
+def python_output(result: BuildResult) -> tuple[dict[str, Any], str]:
+    return {"python": str(result.python), "version": result.python_version}, str(result.python)
