@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kiln.workspace.store import SqliteStore
+from kiln.workspace.store.migrations import LATEST_VERSION
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +75,7 @@ def test_concurrent_registrations_get_distinct_consecutive_versions(tmp_path: Pa
     store = SqliteStore(path)
     try:
         stored = store.list_environment_versions(name="shared")
-        assert store.schema_version == 1
+        assert store.schema_version == LATEST_VERSION
     finally:
         store.close()
     assert [r.version for r in stored] == list(range(1, 91))

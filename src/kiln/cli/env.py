@@ -70,10 +70,24 @@ def register(
                                                              "(default: detected).")] = None,
 ) -> None:
     """Register an environment definition: a new version only when it changed."""
-    from kiln.environment.formats.detect import load_any
+    from kiln.environment.formats.detect import load_any, resolve_input
+    from kiln.environment.names import check_user_name
+    from kiln.errors import DefinitionError, FormatError
 
     st = state(ctx)
+    if name is not None:  # the option is at fault, not the file
+        check_user_name(name)
     env = load_any(directory, name=name, format=fmt)
+    try:  # before the workspace is opened (or created): a refused input must write nothing
+        check_user_name(env.name)
+        env.validate()
+    except FormatError:
+        raise
+    except DefinitionError as e:
+        source = resolve_input(directory)
+        if source.is_dir():
+            source = source / "azureml_environment.json"
+        raise FormatError(str(source), str(e)) from None
     registered, created = st.workspace().register_environment_ex(env)
     data = {**_summary(registered), "created": created}
     text = (f"Registered {registered.name} version {registered.version} (hash {registered.hash[:12]})" if created

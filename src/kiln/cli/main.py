@@ -63,8 +63,10 @@ def main(argv: list[str] | None = None) -> Any:
     show_tb = "--traceback" in args or os.environ.get("KILN_DEBUG", "") not in ("", "0")
     try:
         code = app(args=args, prog_name="kiln", standalone_mode=False)
-    except typer.TyperException as e:  # bad usage is a user error: exit 1, not click's 2
-        e.show()  # type: ignore[attr-defined]
+    except typer.TyperException as e:  # bad usage is a user error: exit 1, not click's 2, on one line
+        ctx = getattr(e, "ctx", None)
+        where = ctx.command_path if ctx is not None else "kiln"
+        sys.stderr.write(f"kiln: error: {e.format_message()} (see: {where} --help)\n")  # type: ignore[attr-defined]
         return _exit(1)
     except typer.Abort:
         sys.stderr.write("kiln: aborted\n")

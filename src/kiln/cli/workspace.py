@@ -37,7 +37,7 @@ def create(
 
 @app.command()
 def show(ctx: typer.Context) -> None:
-    """Show the workspace commands use here, and where it was found."""
+    """Show the workspace commands use here (its name, folder and store)."""
     st = state(ctx)
     ws = st.workspace()
     envs = ws.store.list_environments()

@@ -111,7 +111,10 @@ def environment_from_dict(data: Any, source: str, *, conda: CondaDependencies | 
     if not isinstance(name, str):
         raise FormatError(source, f"expected a string, got {name!r}", "name")
     r.no_snake(data, "", ("environmentVariables", "inferencingStackVersion", "assetId"))
-    env = Environment(name, _defaults=False)
+    try:
+        env = Environment(name, _defaults=False)
+    except DefinitionError as e:
+        raise FormatError(source, str(e), "name") from None
     version = data.get("version")
     if version is not None:
         if isinstance(version, bool) or not isinstance(version, (str, int)):

@@ -26,7 +26,7 @@ import re
 import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from packaging.utils import (
     InvalidName,
@@ -143,10 +143,18 @@ def _first_line(error: Exception) -> str:
     return redact_credentials(lines[0]) if lines else type(error).__name__
 
 
+def _split_url(url: str, spec: str, kind: str, where: str | None) -> SplitResult:
+    try:
+        return urlsplit(url)
+    except ValueError as error:  # e.g. "Invalid IPv6 URL"
+        raise SpecError(redact_credentials(spec), kind, f"{redact_credentials(url)!r} is not a valid URL ({error})",
+                        where) from None
+
+
 def _check_url(url: str, spec: str, where: str | None) -> None:
     if url.startswith("${"):
         return  # a whole-URL reference, expanded by the installer
-    scheme = urlsplit(url).scheme.lower()
+    scheme = _split_url(url, spec, PIP, where).scheme.lower()
     if scheme not in _URL_SCHEMES and scheme not in _VCS_SCHEMES:
         raise SpecError(
             redact_credentials(spec),
@@ -309,7 +317,7 @@ def url_to_requirement(url: str, *, where: str | None = None) -> str:
             canonicalize_name(egg, validate=True)
         except InvalidName:
             raise SpecError(redact_credentials(text), PIP, f"#egg={egg!r} is not a valid project name", where) from None
-    filename = unquote(urlsplit(base).path.rstrip("/").rsplit("/", 1)[-1])
+    filename = unquote(_split_url(base, text, PIP, where).path.rstrip("/").rsplit("/", 1)[-1])
     from_file: str | None = None
     try:
         if filename.endswith(".whl"):
@@ -430,7 +438,7 @@ def _check_option_value(name: str, value: str, shown: str, where: str | None) ->
     if not value.strip():
         raise SpecError(shown, OPTION, f"{name} needs a value", where)
     if name in ("--index-url", "--extra-index-url") and not value.startswith("${"):
-        scheme = urlsplit(value).scheme.lower()
+        scheme = _split_url(value, shown, OPTION, where).scheme.lower()
         if scheme not in _URL_SCHEMES:
             raise SpecError(
                 shown, OPTION, f"{name} {redact_credentials(value)!r} is not an http(s):// or file:// URL", where

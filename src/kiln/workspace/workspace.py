@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kiln._files import write_text_atomic
 from kiln.errors import DefinitionError, NotFoundError, WorkspaceError
 
 if TYPE_CHECKING:
@@ -83,9 +83,9 @@ class Workspace:
             return ws
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"format": WORKSPACE_FORMAT, "name": name, "store": store or DEFAULT_STORE}
-        _write_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
+        write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
         ws = cls(folder)
-        ws.store  # create the database and its schema now, so that a failure shows here  # noqa: B018
+        ws.store.schema_version  # create the database and its schema now, so that a failure shows here  # noqa: B018
         return ws
 
     @classmethod
@@ -115,6 +115,8 @@ class Workspace:
 
     @classmethod
     def _from_path(cls, path: Path) -> Workspace:
+        if path.is_file() and path.name == WORKSPACE_FILE:
+            return cls(path.parent)
         if path.is_file():
             return cls._from_config_file(path)
         if (path / WORKSPACE_FILE).is_file():
@@ -142,7 +144,7 @@ class Workspace:
         folder = Path(path) if path is not None else Path.cwd()
         config = folder / CONFIG_DIR / (file_name or CONFIG_FILE)
         config.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(config, json.dumps({"workspace": str(self.path), "name": self.name}, indent=2) + "\n")
+        write_text_atomic(config, json.dumps({"workspace": str(self.path), "name": self.name}, indent=2) + "\n")
         return config
 
     # ---- the store -----------------------------------------------------------------------------
@@ -293,14 +295,3 @@ def _masked(text: str) -> str:
     from kiln.environment.secrets import mask_url
 
     return mask_url(text)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kiln._files import temp_beside
 from kiln.environment.conda import CondaDependencies
 from kiln.errors import FormatError
 
@@ -45,23 +45,24 @@ def save(env: Environment, path: Path, *, overwrite: bool = False, include_secre
     if not overwrite:
         existing = [n for n in (JSON_FILE, CONDA_FILE, DOCKERFILE) if (path / n).exists()]
         if existing:
-            raise FormatError(str(path / existing[0]), "already exists (use overwrite=True to replace it)")
+            raise FormatError(str(path / existing[0]), "already exists (pass overwrite=True, or --overwrite, to "
+                                                       "replace it)")
     path.mkdir(parents=True, exist_ok=True)
     # write every file beside its target first, then move them in: a failure leaves the old folder
-    staged: list[tuple[str, Path]] = []
+    staged: list[tuple[Path, Path]] = []
     try:
         for name, text in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=path)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                f.write(text)
+            tmp = temp_beside(path / name)
             staged.append((tmp, path / name))
+            with open(tmp, "x", encoding="utf-8", newline="") as f:
+                f.write(text)
         for tmp, target in staged:
             os.replace(tmp, target)
         for stale in {CONDA_FILE, DOCKERFILE} - set(files):
             (path / stale).unlink(missing_ok=True)
     finally:
         for tmp, _ in staged:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
 
 
 def load(path: Path) -> Environment | EnvironmentReference:

@@ -120,7 +120,14 @@ def load_text(text: str, source: str, *, base_dir: Path | None = None) -> Enviro
         env.python.conda_dependencies = conda
         env.environment_variables.update(variables)
     elif isinstance(conda_file, Mapping):
-        env.python.conda_dependencies = CondaDependencies.from_dict(conda_file, source=f"{source}: conda_file")
+        inline = dict(conda_file)
+        variables = inline.pop("variables", None) or {}
+        inline.pop("prefix", None)
+        env.python.conda_dependencies = CondaDependencies.from_dict(inline, source=f"{source}: conda_file")
+        if not isinstance(variables, Mapping):
+            raise FormatError(source, f"expected a mapping of names to values, got {variables!r}",
+                              "conda_file.variables")
+        env.environment_variables.update({str(k): str(v) for k, v in variables.items()})
     else:
         raise FormatError(source, f"expected a file path or an inline conda mapping, got {conda_file!r}",
                           "conda_file")

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kiln.errors import FormatError
+from kiln.environment.names import check_name
+from kiln.errors import DefinitionError, FormatError
 
 __all__ = ["FORMATS", "detect_format", "load_any"]
 
 #: format names, as ``kiln env register --format`` takes them
 FORMATS = ("azureml-v1", "azureml-v2", "conda", "requirements")
+
+
+_CANDIDATES = ("environment.yml", "environment.yaml", "conda.yml", "conda.yaml", "env.yml", "env.yaml",
+               "requirements.txt")
+
+
+def resolve_input(path: Path) -> Path:
+    """The file to read for ``path``: a v1 folder stays a folder; another folder gives its first known file."""
+    if path.is_dir() and not (path / "azureml_environment.json").is_file():
+        for candidate in _CANDIDATES:
+            if (path / candidate).is_file():
+                return path / candidate
+    return path
 
 
 def detect_format(path: Path) -> str:
@@ -19,9 +33,8 @@ def detect_format(path: Path) -> str:
     if path.is_dir():
         if (path / "azureml_environment.json").is_file():
             return "azureml-v1"
-        for candidate in ("environment.yml", "environment.yaml", "conda.yml", "conda.yaml", "requirements.txt"):
-            if (path / candidate).is_file():
-                return detect_format(path / candidate)
+        if resolve_input(path) != path:
+            return detect_format(resolve_input(path))
         raise FormatError(str(path), "no azureml_environment.json, environment.yml or requirements.txt in this folder")
     if not path.is_file():
         raise FormatError(str(path), "no such file or folder")
@@ -60,6 +73,9 @@ def load_any(path: Path, *, name: str | None = None, format: str | None = None):
     from kiln.environment.environment import Environment, EnvironmentReference
     from kiln.environment.formats import azureml_v1, azureml_v2
 
+    path = resolve_input(path)
+    if name is not None:
+        name = check_name(name)
     fmt = format or detect_format(path)
     if fmt not in FORMATS:
         raise FormatError(str(path), f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
@@ -73,25 +89,23 @@ def load_any(path: Path, *, name: str | None = None, format: str | None = None):
     elif fmt == "azureml-v2":
         env = azureml_v2.load(path)
     elif fmt == "conda":
-        if path.is_dir():
-            path = next(p for p in (path / n for n in ("environment.yml", "environment.yaml", "conda.yml",
-                                                       "conda.yaml")) if p.is_file())
         from kiln.environment.formats.conda_file import read_conda_file
 
         conda, variables = read_conda_file(path)
-        env_name = name or conda.name
+        env_name = name if name is not None else conda.name
         if not env_name:
             raise FormatError(str(path), "no 'name' in the file: give one (--name)", "name")
-        env = Environment(env_name)
+        try:
+            env = Environment(env_name)
+        except DefinitionError as e:
+            raise FormatError(str(path), str(e), "name") from None
         env.python.conda_dependencies = conda
         env.environment_variables.update(variables)
         return env
     else:
-        if path.is_dir():
-            path = path / "requirements.txt"
-        if not name:
+        if name is None:
             raise FormatError(str(path), "a requirements file has no environment name: give one (--name)")
-        return Environment.from_pip_requirements(name, path)
-    if name:
-        env.name = name
+        return Environment.from_pip_requirements(check_name(name), path)
+    if name is not None:
+        env.name = check_name(name)
     return env

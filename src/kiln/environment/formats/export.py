@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kiln._files import write_text_atomic
 from kiln.errors import DefinitionError, FormatError
 
 if TYPE_CHECKING:
@@ -28,15 +27,9 @@ def export(env: Environment, directory: Path, fmt: str, *, overwrite: bool = Fal
     text = _text(env, fmt)
     target = directory / _SINGLE_FILE[fmt]
     if target.exists() and not overwrite:
-        raise FormatError(str(target), "already exists (use --overwrite to replace it)")
+        raise FormatError(str(target), "already exists (pass overwrite=True, or --overwrite, to replace it)")
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_text_atomic(target, text)
     return [target]
 
 
