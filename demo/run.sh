@@ -45,4 +45,20 @@ run "$kiln" env download -n demo-train -v 2 -d azureml-folder
 run ls azureml-folder
 cat azureml-folder/conda_dependencies.yml
 
-step "Done: the workspace is in $work/workspace"
+step "8. Build version 2: resolve once into a lock, install with uv into Kiln's build cache"
+run "$kiln" env build demo-train
+run "$kiln" env lock demo-train
+
+step "9. The environment's own Python and the package versions it got"
+python_path=$("$kiln" env python demo-train)
+printf '$ %s\n' "$python_path -c 'import sys, numpy, sklearn, requests; ...'"
+"$python_path" -c 'import sys, numpy, sklearn, requests
+print(f"Python {sys.version.split()[0]}: numpy {numpy.__version__}, scikit-learn {sklearn.__version__}, requests {requests.__version__}")'
+
+step "10. Build again: a cache hit, no resolve, no install"
+start=$(date +%s%N)
+run "$kiln" env build demo-train
+echo "(whole command: $(( ($(date +%s%N) - start) / 1000000 )) ms)"
+run "$kiln" cache list
+
+step "Done: the workspace is in $work/workspace, builds in $KILN_HOME/cache"
