@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> Any:
     except typer.TyperException as e:  # bad usage is a user error: exit 1, not click's 2, on one line
         ctx = getattr(e, "ctx", None)
         where = ctx.command_path if ctx is not None else "kiln"
-        sys.stderr.write(f"kiln: error: {e.format_message()} (see: {where} --help)\n")  # type: ignore[attr-defined]
+        sys.stderr.write(f"kiln: error: {e.format_message()} (see: {where} --help)\n")
         return _exit(1)
     except typer.Abort:
         sys.stderr.write("kiln: aborted\n")

@@ -11,7 +11,11 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
-__all__ = ["EnvironmentRecord", "LockRecord", "Store"]
+__all__ = ["EnvironmentRecord", "LockRecord", "ModelRecord", "RunRecord", "Store"]
+
+#: run statuses, as in Azure ML; the last three are final
+RUN_STATUSES = ("Queued", "Preparing", "Running", "Completed", "Failed", "Canceled")
+FINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled"})
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,47 @@ class LockRecord:
     platform: str
     lock_hash: str
     content: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run. ``definition`` is JSON (script, arguments, source, snapshot, target, settings); ``tags`` JSON;
+    ``pid``/``pid_start`` identify the supervising process, to tell a live run from one whose process died."""
+
+    id: str
+    experiment: str
+    status: str
+    created_at: float
+    definition: str
+    tags: str = "{}"
+    started_at: float | None = None
+    ended_at: float | None = None
+    environment: str | None = None
+    environment_version: int | None = None
+    lock_hash: str | None = None
+    build_key: str | None = None
+    pid: int | None = None
+    pid_start: str | None = None
+    exit_code: int | None = None
+    error: str | None = None
+
+
+RUN_FIELDS = tuple(RunRecord.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registered model version: ``manifest`` is the digest of its files in the blob store; ``path`` the
+    name of the file or folder that was registered."""
+
+    name: str
+    version: int
+    manifest: str
+    path: str
+    run_id: str | None
+    tags: str
+    description: str | None
     created_at: float
 
 
@@ -102,6 +147,43 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def referenced_lock_hashes(self) -> set[str]:
         """Every lock hash some environment version uses (what cache GC must keep)."""
+
+    # ---- runs --------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_run(self, record: RunRecord) -> None:
+        """Insert a new run (its id is new)."""
+
+    @abc.abstractmethod
+    def update_run(self, run_id: str, *, only_if_status: frozenset[str] | None = None, **fields: object) -> bool:
+        """Set ``fields`` of a run; with ``only_if_status``, only while its status is one of those
+        (compare-and-set, so that a final status is never overwritten). Returns whether it changed."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    @abc.abstractmethod
+    def list_runs(self, *, experiment: str | None = None) -> list[RunRecord]:
+        """Runs, newest first."""
+
+    @abc.abstractmethod
+    def referenced_build_keys(self) -> set[str]:
+        """Build keys that runs used (cache GC keeps them while the runs exist)."""
+
+    # ---- models ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def register_model(self, *, name: str, manifest: str, path: str, run_id: str | None, tags: str,
+                       description: str | None) -> tuple[ModelRecord, bool]:
+        """The next version of ``name`` for these files; the latest version when its files, tags and
+        description are the same (``(latest, False)``)."""
+
+    @abc.abstractmethod
+    def get_model(self, *, name: str, version: int | None = None) -> ModelRecord | None: ...
+
+    @abc.abstractmethod
+    def list_models(self, *, name: str | None = None) -> list[ModelRecord]:
+        """All versions (of ``name``), by name then version."""
 
     @property
     @abc.abstractmethod

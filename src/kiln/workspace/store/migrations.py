@@ -132,6 +132,46 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX environment_locks_name ON environment_locks (name, python, platform)",
         ),
     ),
+    Migration(
+        version=3,
+        description="runs and registered models",
+        statements=(
+            """
+            CREATE TABLE runs (
+                id TEXT NOT NULL PRIMARY KEY,
+                experiment TEXT NOT NULL,
+                status TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                started_at DOUBLE PRECISION,
+                ended_at DOUBLE PRECISION,
+                definition TEXT NOT NULL,
+                environment TEXT,
+                environment_version INTEGER,
+                lock_hash TEXT,
+                build_key TEXT,
+                pid INTEGER,
+                pid_start TEXT,
+                exit_code INTEGER,
+                error TEXT,
+                tags TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX runs_experiment ON runs (experiment, created_at)",
+            """
+            CREATE TABLE models (
+                name TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                manifest TEXT NOT NULL,
+                path TEXT NOT NULL,
+                run_id TEXT,
+                tags TEXT NOT NULL,
+                description TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (name, version)
+            )
+            """,
+        ),
+    ),
 ]
 
 LATEST_VERSION: int = MIGRATIONS[-1].version

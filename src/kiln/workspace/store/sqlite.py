@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from kiln.errors import WorkspaceError
-from kiln.workspace.store.interface import EnvironmentRecord, LockRecord, Store
+from kiln.workspace.store.interface import RUN_FIELDS, EnvironmentRecord, LockRecord, ModelRecord, RunRecord, Store
 from kiln.workspace.store.migrations import LATEST_VERSION, SQLITE, check_version, migrate, read_version
 
 __all__ = ["SqliteStore"]
@@ -47,6 +47,7 @@ __all__ = ["SqliteStore"]
 _T = TypeVar("_T")
 
 _COLUMNS = "name, version, hash, definition, created_at"
+_MODEL_COLUMNS = "name, version, manifest, path, run_id, tags, description, created_at"
 _LOCK_SELECT = ("l.name, l.version, l.seq, l.identity, l.python, l.platform, l.lock_hash, k.content, l.created_at"
                 " FROM environment_locks AS l JOIN locks AS k ON k.lock_hash = l.lock_hash")
 _MAX_BACKOFF = 0.1
@@ -196,6 +197,97 @@ class SqliteStore(Store):
     def referenced_lock_hashes(self) -> set[str]:
         rows = self._run(lambda conn: conn.execute("SELECT DISTINCT lock_hash FROM environment_locks").fetchall())
         return {row[0] for row in rows}
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    def create_run(self, record: RunRecord) -> None:
+        values = tuple(getattr(record, f) for f in RUN_FIELDS)
+        sql = f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES ({', '.join('?' for _ in RUN_FIELDS)})"
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(sql, values)
+            conn.execute("COMMIT")
+
+        self._run(insert)
+
+    def update_run(self, run_id: str, *, only_if_status: frozenset[str] | None = None, **fields: object) -> bool:
+        unknown = set(fields) - set(RUN_FIELDS) - {"id"}
+        if unknown or not fields:
+            raise ValueError(f"unknown run fields: {sorted(unknown)}")
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        params: list[object] = [*fields.values(), run_id]
+        where = "id = ?"
+        if only_if_status is not None:
+            where += f" AND status IN ({', '.join('?' for _ in only_if_status)})"
+            params += sorted(only_if_status)
+
+        def update(conn: sqlite3.Connection) -> bool:
+            conn.execute("BEGIN IMMEDIATE")
+            changed = conn.execute(f"UPDATE runs SET {sets} WHERE {where}", params).rowcount
+            conn.execute("COMMIT")
+            return bool(changed)
+
+        return self._run(update)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        sql = f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE id = ?"
+        row = self._run(lambda conn: conn.execute(sql, (run_id,)).fetchone())
+        return None if row is None else RunRecord(*row)
+
+    def list_runs(self, *, experiment: str | None = None) -> list[RunRecord]:
+        sql = f"SELECT {', '.join(RUN_FIELDS)} FROM runs"
+        params: tuple[object, ...] = ()
+        if experiment is not None:
+            sql += " WHERE experiment = ?"
+            params = (experiment,)
+        sql += " ORDER BY created_at DESC, id DESC"
+        rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
+        return [RunRecord(*row) for row in rows]
+
+    def referenced_build_keys(self) -> set[str]:
+        rows = self._run(lambda conn: conn.execute(
+            "SELECT DISTINCT build_key FROM runs WHERE build_key IS NOT NULL").fetchall())
+        return {row[0] for row in rows}
+
+    # -- models ----------------------------------------------------------------------------------
+
+    def register_model(self, *, name: str, manifest: str, path: str, run_id: str | None, tags: str,
+                       description: str | None) -> tuple[ModelRecord, bool]:
+        def register(conn: sqlite3.Connection) -> tuple[ModelRecord, bool]:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ? ORDER BY version DESC LIMIT 1",
+                               (name,)).fetchone()
+            if row is not None and (row[2], row[3], row[5], row[6]) == (manifest, path, tags, description):
+                conn.execute("COMMIT")
+                return ModelRecord(*row), False
+            record = ModelRecord(name, 1 if row is None else row[1] + 1, manifest, path, run_id, tags, description,
+                                 time.time())
+            conn.execute(f"INSERT INTO models ({_MODEL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         tuple(getattr(record, f) for f in _MODEL_COLUMNS.split(", ")))
+            conn.execute("COMMIT")
+            return record, True
+
+        return self._run(register)
+
+    def get_model(self, *, name: str, version: int | None = None) -> ModelRecord | None:
+        if version is None:
+            sql = f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ? ORDER BY version DESC LIMIT 1"
+            params: tuple[object, ...] = (name,)
+        else:
+            sql = f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ? AND version = ?"
+            params = (name, version)
+        row = self._run(lambda conn: conn.execute(sql, params).fetchone())
+        return None if row is None else ModelRecord(*row)
+
+    def list_models(self, *, name: str | None = None) -> list[ModelRecord]:
+        sql = f"SELECT {_MODEL_COLUMNS} FROM models"
+        params: tuple[object, ...] = ()
+        if name is not None:
+            sql += " WHERE name = ?"
+            params = (name,)
+        rows = self._run(lambda conn: conn.execute(sql + " ORDER BY name, version", params).fetchall())
+        return [ModelRecord(*row) for row in rows]
 
     @property
     def schema_version(self) -> int:

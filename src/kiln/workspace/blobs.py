@@ -1,0 +1,127 @@
+"""A content-addressed blob store inside the workspace folder: files by SHA-256, folders by manifest.
+
+``blobs/sha256/<2 hex>/<62 hex>`` holds each distinct content once, read-only; a folder is stored
+as a manifest (a JSON blob listing relative path, digest, size and mode of each file), so storing an
+unchanged folder again writes nothing new. Blobs are written to a temp name beside their final
+place and renamed, so a crash never leaves a partial blob under a digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kiln._files import temp_beside
+from kiln.errors import NotFoundError
+
+__all__ = ["BlobStore", "Manifest", "ManifestEntry"]
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    path: str  # relative, with "/" separators
+    digest: str
+    size: int
+    executable: bool = False
+
+
+@dataclass(frozen=True)
+class Manifest:
+    digest: str
+    entries: tuple[ManifestEntry, ...]
+    new_bytes: int = 0  # bytes this store call actually wrote (0 when everything was there already)
+
+    @property
+    def size(self) -> int:
+        return sum(e.size for e in self.entries)
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_of(self, digest: str) -> Path:
+        return self.root / "sha256" / digest[:2] / digest[2:]
+
+    def has(self, digest: str) -> bool:
+        return self.path_of(digest).is_file()
+
+    def put_bytes(self, data: bytes) -> tuple[str, bool]:
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.path_of(digest)
+        if target.is_file():
+            return digest, False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_beside(target)
+        tmp.write_bytes(data)
+        tmp.chmod(0o444)
+        os.replace(tmp, target)
+        return digest, True
+
+    def put_file(self, source: Path) -> tuple[str, int, bool]:
+        """Store a file: (digest, size, written?)."""
+        h = hashlib.sha256()
+        size = 0
+        with open(source, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+                size += len(chunk)
+        digest = h.hexdigest()
+        target = self.path_of(digest)
+        if target.is_file():
+            return digest, size, False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_beside(target)
+        try:
+            shutil.copyfile(source, tmp)
+            tmp.chmod(0o444)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return digest, size, True
+
+    def put_tree(self, root: Path, files: Iterable[Path]) -> Manifest:
+        """Store ``files`` (paths under ``root``) and their manifest; return it."""
+        entries = []
+        written = 0
+        for path in sorted(files):
+            digest, size, new = self.put_file(path)
+            written += size if new else 0
+            mode = path.stat().st_mode
+            entries.append(ManifestEntry(path.relative_to(root).as_posix(), digest, size,
+                                         bool(mode & stat.S_IXUSR)))
+        doc = json.dumps({"format": 1, "files": [[e.path, e.digest, e.size, e.executable] for e in entries]},
+                         separators=(",", ":")).encode()
+        digest, new = self.put_bytes(doc)
+        return Manifest(digest, tuple(entries), written + (len(doc) if new else 0))
+
+    def manifest(self, digest: str) -> Manifest:
+        path = self.path_of(digest)
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise NotFoundError(f"no stored folder {digest[:12]} in this workspace") from None
+        return Manifest(digest, tuple(ManifestEntry(p, d, s, bool(x)) for p, d, s, x in data["files"]))
+
+    def materialize(self, digest: str, target: Path, *, select: Callable[[str], bool] | None = None) -> list[Path]:
+        """Write the folder ``digest`` into ``target`` (copies: whatever runs there may change its files)."""
+        out = []
+        for entry in self.manifest(digest).entries:
+            if select is not None and not select(entry.path):
+                continue
+            dest = target / entry.path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.path_of(entry.digest), dest)
+            if entry.executable:
+                dest.chmod(dest.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+            out.append(dest)
+        return out
