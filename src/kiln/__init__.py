@@ -17,7 +17,12 @@ __all__ = [
     "DockerBuildContext",
     "Environment",
     "EnvironmentReference",
+    "Experiment",
     "KilnError",
+    "Model",
+    "Run",
+    "RunConfiguration",
+    "ScriptRunConfig",
     "SparkPackage",
     "Workspace",
     "__version__",
@@ -33,6 +38,11 @@ _LAZY = {
     "EnvironmentReference": "kiln.environment.environment",
     "KilnError": "kiln.errors",
     "Workspace": "kiln.workspace.workspace",
+    "Experiment": "kiln.runs.experiment",
+    "Run": "kiln.runs.run",
+    "RunConfiguration": "kiln.runs.config",
+    "ScriptRunConfig": "kiln.runs.config",
+    "Model": "kiln.workspace.models",
 }
 
 if TYPE_CHECKING:
@@ -40,6 +50,10 @@ if TYPE_CHECKING:
     from kiln.environment.environment import Environment, EnvironmentReference
     from kiln.environment.sections import ContainerRegistry, DockerBuildContext, SparkPackage
     from kiln.errors import KilnError
+    from kiln.runs.config import RunConfiguration, ScriptRunConfig
+    from kiln.runs.experiment import Experiment
+    from kiln.runs.run import Run
+    from kiln.workspace.models import Model
     from kiln.workspace.workspace import Workspace
 
 

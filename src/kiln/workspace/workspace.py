@@ -23,6 +23,7 @@ from kiln.errors import DefinitionError, NotFoundError, WorkspaceError
 if TYPE_CHECKING:
     from kiln.environment.environment import Environment
     from kiln.settings import Settings
+    from kiln.workspace.blobs import BlobStore
     from kiln.workspace.store import EnvironmentRecord, Store
 
 __all__ = ["CONFIG_DIR", "CONFIG_FILE", "WORKSPACE_FILE", "Workspace"]
@@ -159,6 +160,13 @@ class Workspace:
                 url = str(self.path / url)
             self._store = open_store(url)
         return self._store
+
+    @property
+    def blobs(self) -> BlobStore:
+        """Content-addressed files: snapshots, model files."""
+        from kiln.workspace.blobs import BlobStore
+
+        return BlobStore(self.path / "blobs")
 
     def close(self) -> None:
         if self._store is not None:

@@ -1,0 +1,94 @@
+"""Submitting a run: register the environment, snapshot the source, record the run, start its supervisor.
+
+``submit`` returns at once: building the environment (when it isn't cached) and running the script
+happen in the supervisor process (``kiln.runs.supervisor``), which outlives the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from kiln.runs.layout import RunLayout
+from kiln.runs.liveness import start_time
+
+if TYPE_CHECKING:
+    from kiln.environment.environment import Environment
+    from kiln.runs.config import ScriptRunConfig
+    from kiln.settings import Settings
+    from kiln.workspace.workspace import Workspace
+
+__all__ = ["DEFAULT_ENVIRONMENT", "default_environment", "submit_run"]
+
+#: the environment runs use when none is given: Kiln's defaults (Python 3.12, no packages)
+DEFAULT_ENVIRONMENT = "default-env"
+
+
+def default_environment(workspace: Workspace) -> Environment:
+    """Kiln's default environment, registered in ``workspace`` on first use."""
+    from kiln.environment.environment import Environment
+    from kiln.errors import NotFoundError
+
+    try:
+        return workspace.get_environment(DEFAULT_ENVIRONMENT)
+    except NotFoundError:
+        env = Environment(DEFAULT_ENVIRONMENT)
+        env.description = "Kiln's default environment for runs: Kiln's default Python, no packages."
+        return workspace.register_environment(env)
+
+
+def new_run_id(experiment: str) -> str:
+    return f"{experiment}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+
+
+def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *, settings: Settings,
+               tags: dict[str, str] | None = None) -> str:
+    """Start a run of ``config`` in ``experiment``; return its id."""
+    from kiln.build import registered
+    from kiln.build.builder import cached_build
+    from kiln.runs.snapshot import take_snapshot
+    from kiln.workspace.store import RunRecord
+
+    source = config.validate()
+    env = registered(config.environment, workspace) if config.environment is not None \
+        else default_environment(workspace)
+    history = config.run_config.history
+    snapshot = take_snapshot(source, workspace.blobs) if history.snapshot_project else None
+    python: str | None = None
+    lock_hash = build_key = None
+    if env.python.user_managed_dependencies:
+        python = None  # checked by the supervisor's build step
+    else:
+        ready = cached_build(env, workspace, settings=settings)
+        if ready is not None:
+            python, lock_hash, build_key = str(ready.python), ready.lock_hash, ready.key
+    run_id = new_run_id(experiment)
+    definition: dict[str, Any] = {
+        "script": config.script, "arguments": list(config.arguments), "source": str(source),
+        "snapshot": None if snapshot is None else snapshot.id,
+        "snapshot_files": None if snapshot is None else snapshot.files,
+        "snapshot_bytes": None if snapshot is None else snapshot.size,
+        "output_collection": history.output_collection, "target": "local",
+        "max_run_duration_seconds": config.run_config.max_run_duration_seconds,
+        "environment_variables": dict(config.run_config.environment_variables), "python": python,
+    }
+    layout = RunLayout(workspace.path, run_id)
+    layout.logs.mkdir(parents=True)
+    assert env.version is not None
+    workspace.store.create_run(RunRecord(
+        id=run_id, experiment=experiment, status="Queued", created_at=time.time(),
+        definition=json.dumps(definition), tags=json.dumps(dict(tags or {}), sort_keys=True),
+        environment=env.name, environment_version=int(env.version), lock_hash=lock_hash, build_key=build_key))
+    child_env = {**os.environ, "KILN_HOME": str(settings.home), "KILN_CACHE_DIR": str(settings.cache_dir)}
+    with open(layout.supervisor_log, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "kiln.runs.supervisor", str(workspace.path), run_id],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=child_env,
+                                start_new_session=True, close_fds=True)
+    workspace.store.update_run(run_id, pid=proc.pid, pid_start=start_time(proc.pid),
+                               only_if_status=frozenset({"Queued"}))
+    return run_id
