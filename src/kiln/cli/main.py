@@ -10,6 +10,8 @@ import typer
 
 from kiln.cli import cache as cache_cmd
 from kiln.cli import env as env_cmd
+from kiln.cli import model as model_cmd
+from kiln.cli import run as run_cmd
 from kiln.cli import workspace as workspace_cmd
 from kiln.cli.context import CliState
 
@@ -25,6 +27,8 @@ app = typer.Typer(
 )
 app.add_typer(env_cmd.app, name="env")
 app.add_typer(workspace_cmd.app, name="workspace")
+app.add_typer(run_cmd.app, name="run")
+app.add_typer(model_cmd.app, name="model")
 app.add_typer(cache_cmd.app, name="cache")
 
 

@@ -1,9 +1,34 @@
-"""Training runs: Experiment, ScriptRunConfig, Run, on the local compute target."""
+"""Training runs: Experiment, ScriptRunConfig, Run, on the local compute target.
+
+Names are imported on first use: the supervisor process (``python -m kiln.runs.supervisor``) imports
+this package too, and must start fast.
+"""
 
 from __future__ import annotations
 
-from kiln.runs.config import HistoryConfiguration, RunConfiguration, ScriptRunConfig
-from kiln.runs.experiment import Experiment
-from kiln.runs.run import Run, RunFailedError
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["Experiment", "HistoryConfiguration", "Run", "RunConfiguration", "RunFailedError", "ScriptRunConfig"]
+
+_LAZY = {
+    "Experiment": "kiln.runs.experiment",
+    "HistoryConfiguration": "kiln.runs.config",
+    "Run": "kiln.runs.run",
+    "RunConfiguration": "kiln.runs.config",
+    "RunFailedError": "kiln.runs.run",
+    "ScriptRunConfig": "kiln.runs.config",
+}
+
+if TYPE_CHECKING:
+    from kiln.runs.config import HistoryConfiguration, RunConfiguration, ScriptRunConfig
+    from kiln.runs.experiment import Experiment
+    from kiln.runs.run import Run, RunFailedError
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kiln.runs' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -149,11 +149,12 @@ class Run:
 
     def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
                             raise_on_error: bool = True, *, timeout: float | None = None,
-                            poll: float = 0.1) -> dict[str, Any]:
+                            poll: float = 0.2) -> dict[str, Any]:
         """Wait for the run to end (streaming its output with ``show_output``); raise if it failed."""
         del wait_post_processing
         deadline = None if timeout is None else time.monotonic() + timeout
         offset = 0
+        delay = 0.01
         while True:
             status = self.status
             if show_output:
@@ -164,7 +165,8 @@ class Run:
                 break
             if deadline is not None and time.monotonic() > deadline:
                 raise KilnError(f"run {self.id} is still {status} after {timeout} s")
-            time.sleep(poll)
+            time.sleep(delay)
+            delay = min(poll, delay * 1.5)  # quick at first: short runs end in a fraction of a second
         details = self.get_details()
         if raise_on_error and details["status"] == "Failed":
             raise RunFailedError(self, details)

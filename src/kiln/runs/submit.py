@@ -76,6 +76,9 @@ def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *
         "output_collection": history.output_collection, "target": "local",
         "max_run_duration_seconds": config.run_config.max_run_duration_seconds,
         "environment_variables": dict(config.run_config.environment_variables), "python": python,
+        # what the supervisor needs of the environment when its build is ready: it then loads nothing else
+        "environment_definition_variables": dict(env.environment_variables),
+        "user_managed": env.python.user_managed_dependencies,
     }
     layout = RunLayout(workspace.path, run_id)
     layout.logs.mkdir(parents=True)

@@ -83,12 +83,13 @@ class _Supervisor:
     def _run(self, out: BinaryIO) -> int:
         store = self.ws.store
         d = self.definition
-        env = self.ws.get_environment(str(self.record.environment), str(self.record.environment_version))
         python = d.get("python")
         environ: dict[str, str]
         if python and Path(python).exists():
-            environ = _environ(Path(python), env.environment_variables, user_managed=d.get("user_managed", False))
+            environ = _environ(Path(python), d.get("environment_definition_variables") or {},
+                               user_managed=d.get("user_managed", False))
         else:
+            env = self.ws.get_environment(str(self.record.environment), str(self.record.environment_version))
             store.update_run(self.run_id, status="Preparing", only_if_status=ACTIVE)
             self.say(out, f"preparing environment {env.name}:{env.version}")
             from kiln.build.builder import build_environment
