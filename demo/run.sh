@@ -61,4 +61,16 @@ run "$kiln" env build demo-train
 echo "(whole command: $(( ($(date +%s%N) - start) / 1000000 )) ms)"
 run "$kiln" cache list
 
+step "11. Train: run demo/train.py in that environment (submitted, then watched from a second command)"
+mkdir -p project && cp "$here/train.py" project/train.py
+run_id=$("$kiln" run submit --detach --experiment iris --env demo-train --source-dir project train.py -- --n-estimators 50)
+echo "\$ kiln run submit --detach --experiment iris --env demo-train --source-dir project train.py -- --n-estimators 50"
+echo "$run_id"
+run "$kiln" run logs "$run_id" --follow
+run "$kiln" run show "$run_id"
+
+step "12. Register the trained model from the run's outputs"
+run "$kiln" model register outputs/model.pkl --name iris-classifier --run "$run_id" --tag accuracy=logged
+run "$kiln" model list
+
 step "Done: the workspace is in $work/workspace, builds in $KILN_HOME/cache"

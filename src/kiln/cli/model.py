@@ -21,8 +21,10 @@ def register(
     name: Annotated[str, typer.Option("--name", "-n", help="Model name.")],
     description: Annotated[str | None, typer.Option("--description", help="What the model is.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="KEY=VALUE (repeatable).")] = None,
+    run: Annotated[str | None, typer.Option("--run", "-r", help="Take PATH from this run's files "
+                                                                "(e.g. outputs/model.pkl).")] = None,
 ) -> None:
-    """Register a file or folder as the next version of a model."""
+    """Register a file or folder as the next version of a model (a local path, or a run's file with --run)."""
     from kiln.workspace.models import Model
 
     st = state(ctx)
@@ -32,7 +34,12 @@ def register(
         if not sep or not key:
             raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--tag")
         tags[key] = value
-    model = Model.register(st.workspace(), path, name, tags=tags, description=description)
+    if run is not None:
+        from kiln.runs.run import Run
+
+        model = Run.get(st.workspace(), run).register_model(name, str(path), tags=tags, description=description)
+    else:
+        model = Model.register(st.workspace(), path, name, tags=tags, description=description)
     st.out.emit("model.register", model.serialize(), f"Registered model {model.name} version {model.version}")
 
 
