@@ -1,0 +1,85 @@
+"""Running uv: the binary shipped by the ``uv`` package, with Kiln's fixed settings.
+
+uv is always run with ``--no-config`` (a user's ``uv.toml`` or ``pyproject.toml`` must not change
+a build), never downloads Pythons (Kiln picks the interpreter), and its output goes to the build
+log line by line as it comes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+
+from kiln.errors import CommandError, KilnError
+
+__all__ = ["UvError", "run_uv", "uv_binary", "uv_version"]
+
+LineSink = Callable[[str], None]
+
+
+class UvError(CommandError):
+    """uv failed; the message carries uv's own explanation (the resolver's, the installer's)."""
+
+
+@cache
+def uv_binary() -> str:
+    try:
+        from uv import find_uv_bin
+    except ImportError:  # pragma: no cover - uv is a dependency of Kiln
+        raise KilnError("the 'uv' package is not installed: pip install uv") from None
+    return str(find_uv_bin())
+
+
+@cache
+def uv_version() -> str:
+    out = subprocess.run([uv_binary(), "--version"], capture_output=True, text=True, check=False).stdout
+    return out.strip() or "uv"
+
+
+def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "NO_COLOR": "1"})
+    for key in ("VIRTUAL_ENV", "CONDA_PREFIX", "UV_SYSTEM_PYTHON", "UV_PYTHON"):
+        env.pop(key, None)  # the target is always given explicitly
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_uv(args: Sequence[str], *, what: str, cwd: Path | None = None, sink: LineSink | None = None,
+           env: Mapping[str, str] | None = None) -> str:
+    """Run ``uv ARGS``; stream its output (stdout and stderr, merged) to ``sink``; return it.
+
+    A non-zero exit raises ``UvError`` whose message is uv's own error text.
+    """
+    cmd = [uv_binary(), *args]
+    lines: list[str] = []
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+                                env=_env(env), bufsize=1, errors="replace")
+    except OSError as e:
+        raise UvError(cmd, -1, str(e), what) from None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        lines.append(line)
+        if sink is not None:
+            sink(line)
+    code = proc.wait()
+    output = "\n".join(lines)
+    if code != 0:
+        raise UvError(cmd, code, _explanation(output), what)
+    return output
+
+
+def _explanation(output: str) -> str:
+    """uv's error block (from its first ``error:`` or ``×`` line), else its whole output."""
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        stripped = line.lstrip()
+        if stripped.startswith(("error:", "×", "x ")):
+            return "\n".join(lines[i:])
+    return output
