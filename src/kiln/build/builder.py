@@ -314,7 +314,6 @@ def _build_first(env: Environment, workspace: Workspace, cache: BuildCache, inte
 
     from kiln.build.backends import BuildPlan, backend_for
     from kiln.build.resolver import resolve
-
     from kiln.build.uv import uv_binary, uv_version
 
     uv_binary(), uv_version()  # found once, before the threads: sysconfig's lazy setup isn't thread-safe

@@ -1,4 +1,5 @@
-"""``env.build(ws)``: a build running in the background, watched through a handle (as Azure ML's ``ImageBuildDetails``)."""
+"""``env.build(ws)``: a build running in the background, watched through a handle (Azure ML's
+``ImageBuildDetails``)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ class BuildHandle:
             result = build_environment(self.environment, ws, settings=settings, upgrade=upgrade, progress=self._say)
             with self._cond:
                 self._result = result
-        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+        except BaseException as e:
             with self._cond:
                 self._error = e
                 self._lines.append(f"[failed] {e}")

@@ -47,7 +47,8 @@ def _base(env: Environment) -> str:
         return docker.base_dockerfile.rstrip("\n")
     if docker.build_context is not None:
         bc = docker.build_context
-        return f"# base: the build context {bc.location} ({bc.dockerfile_path}), built first as kiln-base\nFROM kiln-base"
+        return (f"# base: the build context {bc.location} ({bc.dockerfile_path}), built first as kiln-base\n"
+                "FROM kiln-base")
     from kiln.environment.sections import DEFAULT_CPU_IMAGE
 
     image = docker.base_image or DEFAULT_CPU_IMAGE
@@ -81,7 +82,8 @@ def dockerfile(env: Environment, lock: Lock | None, interpreter_minor: str | Non
     return "\n".join(lines) + "\n"
 
 
-def image_details(env: Environment, lock: Lock | None, interpreter: Interpreter | None, uv_version: str) -> ImageDetails:
+def image_details(env: Environment, lock: Lock | None, interpreter: Interpreter | None, uv_version: str
+                  ) -> ImageDetails:
     python = env.python.interpreter_path if env.python.user_managed_dependencies else f"{ENV_PREFIX}/bin/python"
     data: dict[str, Any] = {
         "image": image_name(env),

@@ -109,7 +109,7 @@ def discover(*, cache_dir: Path | None = None, environ: Mapping[str, str] | None
             continue
         seen.add(str(real))
         guess = _guess(path) or _guess(real)
-        if wanted is not None and guess is not None and not version_matches(guess, wanted):
+        if wanted is not None and guess is not None and not _may_match(guess, wanted):
             continue
         todo.append((path, real))
     cache.prefetch(todo)
@@ -120,14 +120,24 @@ def discover(*, cache_dir: Path | None = None, environ: Mapping[str, str] | None
     return out
 
 
+def _may_match(guess: str, wanted: str) -> bool:
+    """Could an interpreter whose path names ``guess`` satisfy ``wanted``? (``python3.10`` names only
+    the minor version: it may be 3.10.4.)"""
+    if re.fullmatch(r"\d+(\.\d+)*(\.\*)?", wanted.strip()):
+        a, b = guess.split("."), wanted.strip().removesuffix(".*").split(".")
+        n = min(len(a), len(b))
+        return a[:n] == b[:n]
+    return guess.count(".") < 2 or version_matches(guess, wanted)
+
+
 def find_interpreter(spec: str | None, *, default: str, cache_dir: Path | None = None,
                      environ: Mapping[str, str] | None = None) -> Interpreter:
     """The newest interpreter for ``spec`` (``default`` when None); the error lists what exists."""
     wanted = spec or default
-    found = discover(cache_dir=cache_dir, environ=environ, wanted=wanted)
-    if found:
-        return select(wanted, found, default=default)
-    return select(wanted, discover(cache_dir=cache_dir, environ=environ), default=default)
+    try:
+        return select(wanted, discover(cache_dir=cache_dir, environ=environ, wanted=wanted), default=default)
+    except DefinitionError:  # say what does exist: everything, not only the candidates that might have matched
+        return select(wanted, discover(cache_dir=cache_dir, environ=environ), default=default)
 
 
 def inspect_interpreter(path: str | os.PathLike[str]) -> Interpreter:
@@ -165,7 +175,7 @@ def version_matches(version: str, spec: str) -> bool:
 def select(spec: str | None, interpreters: Iterable[Interpreter], *, default: str) -> Interpreter:
     """The newest interpreter matching ``spec`` (``default`` when None)."""
     wanted = spec or default
-    pool = list(interpreters)
+    pool = sorted(interpreters, key=lambda i: i.version_tuple, reverse=True)
     for interpreter in pool:
         if version_matches(interpreter.version, wanted):
             return interpreter
@@ -225,7 +235,7 @@ class _ProbeCache:
             return None
         return f"{st.st_mtime_ns}:{st.st_size}"
 
-    def _cached(self, path: Path, real: Path) -> Interpreter | None | object:
+    def _cached(self, path: Path, real: Path) -> Interpreter | object | None:
         hit = self.entries.get(str(path))
         if hit is None or hit.get("stamp") != self._stamp(real):
             return _MISS

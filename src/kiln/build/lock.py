@@ -92,7 +92,7 @@ class Lock:
                                for p in data["packages"]),
                 text=data["text"], resolver=data["resolver"], created_at=data["created_at"],
             )
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise KilnError(f"a stored lock is unreadable ({type(e).__name__}: {e})") from None
 
 

@@ -78,8 +78,8 @@ def resolve(env: Environment, interpreter: Interpreter, *, preferences: Lock | N
         folder = Path(tmp)
         (folder / "requirements.in").write_text("\n".join([*options, *requirements]) + "\n", encoding="utf-8")
         out = folder / "lock.txt"
-        args = ["pip", "compile", "--no-config", "--generate-hashes", "--emit-index-url", "--no-header",
-                "--no-annotate", "--python", interpreter.path, "--output-file", str(out),
+        args = ["pip", "compile", "--no-config", "--generate-hashes", "--emit-index-url", "--emit-find-links",
+                "--no-header", "--no-annotate", "--python", interpreter.path, "--output-file", str(out),
                 str(folder / "requirements.in")]
         if upgrade:
             args.append("--upgrade")

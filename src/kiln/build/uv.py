@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -24,13 +25,17 @@ class UvError(CommandError):
     """uv failed; the message carries uv's own explanation (the resolver's, the installer's)."""
 
 
+_FIND = threading.Lock()
+
+
 @cache
 def uv_binary() -> str:
     try:
         from uv import find_uv_bin
     except ImportError:  # pragma: no cover - uv is a dependency of Kiln
         raise KilnError("the 'uv' package is not installed: pip install uv") from None
-    return str(find_uv_bin())
+    with _FIND:  # find_uv_bin reads sysconfig, whose lazy setup is not thread-safe
+        return str(find_uv_bin())
 
 
 @cache
@@ -62,13 +67,14 @@ def run_uv(args: Sequence[str], *, what: str, cwd: Path | None = None, sink: Lin
                                 env=_env(env), bufsize=1, errors="replace")
     except OSError as e:
         raise UvError(cmd, -1, str(e), what) from None
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip("\n")
-        lines.append(line)
-        if sink is not None:
-            sink(line)
-    code = proc.wait()
+    with proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            lines.append(line)
+            if sink is not None:
+                sink(line)
+        code = proc.wait()
     output = "\n".join(lines)
     if code != 0:
         raise UvError(cmd, code, _explanation(output), what)
@@ -76,10 +82,10 @@ def run_uv(args: Sequence[str], *, what: str, cwd: Path | None = None, sink: Lin
 
 
 def _explanation(output: str) -> str:
-    """uv's error block (from its first ``error:`` or ``×`` line), else its whole output."""
+    """uv's error block (from its first ``error:`` or cross-mark line), else its whole output."""
     lines = output.splitlines()
     for i, line in enumerate(lines):
         stripped = line.lstrip()
-        if stripped.startswith(("error:", "×", "x ")):
+        if stripped.startswith(("error:", "\u00d7", "x ")):  # uv marks errors with a multiplication sign
             return "\n".join(lines[i:])
     return output

@@ -193,11 +193,6 @@ def test_upgrade_with_nothing_newer_changes_nothing(make_env: MakeEnv, workspace
     assert len(workspace.store.list_environment_locks(name="pinned", version=1)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a version whose lock has the same lock hash as an older one gets the older one's lock document: "
-    "the store keeps one document per lock_hash (src/kiln/workspace/store/sqlite.py add_environment_lock, "
-    "INSERT ... ON CONFLICT (lock_hash) DO NOTHING) while the document also holds identity and requirements; "
-    "up:2 (requirement 'attrs') reads back requirements ('attrs==23.1.0',) and up:1's identity"))
 def test_a_version_lock_records_its_own_requirements(make_env: MakeEnv, workspace: Workspace) -> None:
     _attrs_v1_then_unpinned_v2(make_env, workspace)
     v2 = Environment.get(workspace, "up", 2)
@@ -435,11 +430,6 @@ def test_a_failure_while_installing_leaves_nothing(make_env: MakeEnv, workspace:
     assert (look.cache.root / "tmp").is_dir()  # a build was staged, then removed
 
 
-@pytest.mark.xfail(strict=True, raises=KilnError, reason=(
-    "BUG src/kiln/build/resolver.py resolve(): `uv pip compile` runs with --emit-index-url but not "
-    "--emit-find-links, so the lock text loses `--find-links DIR`: a package resolved from a find-links folder "
-    "then fails to install from the lock ('kiln-test-local was not found in the package registry'); a first "
-    "build hides it (it installs from the definition while resolving), a rebuild from the lock shows it"))
 def test_a_package_from_find_links_installs_from_the_lock(make_env: MakeEnv, workspace: Workspace, tmp_path: Path,
                                                           look: Any) -> None:
     dists = tmp_path / "dists"
@@ -455,10 +445,6 @@ def test_a_package_from_find_links_installs_from_the_lock(make_env: MakeEnv, wor
 # ---- known bugs of the build machinery --------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG src/kiln/build/uv.py run_uv(): the Popen's stdout pipe is never closed (no `with Popen(...)`, no "
-    "proc.stdout.close()): every uv run leaks a file object and emits ResourceWarning 'unclosed file "
-    "<_io.TextIOWrapper ...>', an error under the project's warnings-are-errors policy"))
 def test_run_uv_closes_its_pipe() -> None:
     code = ("import gc, warnings\nwarnings.simplefilter('error')\nfrom kiln.build.uv import run_uv\n"
             "run_uv(['--version'], what='uv --version')\ngc.collect()\n")
@@ -466,11 +452,6 @@ def test_run_uv_closes_its_pipe() -> None:
     assert (proc.returncode, proc.stderr) == (0, "")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG src/kiln/build/uv.py uv_binary(): the first build of a definition (builder._build_first) calls it from "
-    "the resolver thread and the installing thread at once; on a process's first use uv.find_uv_bin() reads "
-    "sysconfig.get_config_var('EXE'), which is not thread-safe on Python 3.11 and returns None: the build fails "
-    "with TypeError: can only concatenate str (not \"NoneType\") to str (about 1 run in 5)"))
 def test_uv_binary_is_safe_from_two_threads_at_once() -> None:
     code = ("import threading\nfrom kiln.build.uv import uv_binary\nerrors = []\n"
             "def find():\n    try:\n        uv_binary()\n    except Exception as e:\n        errors.append(repr(e))\n"

@@ -110,8 +110,6 @@ def test_select_picks_the_newest_match_of_discovery_order(spec: str | None, pick
     assert select(spec, POOL, default="3.11").version == picked
 
 
-@pytest.mark.xfail(strict=True, reason="BUG src/kiln/build/interpreters.py select(): returns the first match in "
-                                       "the order given, not the newest match its docstring promises")
 def test_select_picks_the_newest_match_whatever_the_order() -> None:
     shuffled = [POOL[3], POOL[1], POOL[2], POOL[0]]  # 3.9.2 before 3.9.18
     assert select("3.9", shuffled, default="3.12").version == "3.9.18"
@@ -234,10 +232,6 @@ def test_find_interpreter_runs_only_candidates_that_may_match(tmp_path: Path) ->
         find_interpreter("3.4", default="3.12", environ=environ_for(tmp_path))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG src/kiln/build/interpreters.py find_interpreter(): when a candidate whose path names no version (a "
-    "`python3` on PATH) is probed, discover(wanted=...) is not empty, so the error lists only that one and not "
-    "the pyenv versions skipped by their folder name: 'found: 3.10.4' instead of '3.12.1, 3.10.4, 3.9.2'"))
 def test_find_interpreter_error_lists_every_version_that_exists(tmp_path: Path) -> None:
     versions = tmp_path / "pyenv" / "versions"
     fake_python(versions / "3.9.2" / "bin" / "python3", "3.9.2")
@@ -247,11 +241,6 @@ def test_find_interpreter_error_lists_every_version_that_exists(tmp_path: Path) 
         find_interpreter("3.4", default="3.12", environ=environ_for(tmp_path, path=[tmp_path / "bin"]))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG src/kiln/build/interpreters.py discover(wanted=...): a candidate named only by its minor version "
-    "(`python3.10`, guessed '3.10') is skipped for an exact spec such as '3.10.4' because "
-    "version_matches('3.10', '3.10.4') is False, although running it would say 3.10.4: "
-    "find_interpreter('3.10.4') then fails while that interpreter exists"))
 def test_find_interpreter_exact_release_behind_a_minor_name(tmp_path: Path) -> None:
     fake_python(tmp_path / "bin" / "python3.10", "3.10.4")
     fake_python(tmp_path / "other" / "python3", "3.12.1")

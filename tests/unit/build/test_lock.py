@@ -93,9 +93,7 @@ def test_from_json_refuses_another_format() -> None:
 
 @pytest.mark.parametrize("text", [
     "{not json", json.dumps({"format": LOCK_FORMAT}),
-    pytest.param("[]", marks=pytest.mark.xfail(strict=True, raises=AttributeError, reason=(
-        "BUG src/kiln/build/lock.py Lock.from_json: a JSON document that is not an object ('[]') escapes as "
-        "AttributeError ('list' object has no attribute 'get') instead of KilnError"))),
+    "[]",
 ])
 def test_from_json_refuses_a_broken_document(text: str) -> None:
     with pytest.raises(KilnError, match=r"^a stored lock is unreadable \("):

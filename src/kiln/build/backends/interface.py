@@ -16,7 +16,7 @@ from pathlib import Path
 from kiln.build.interpreters import Interpreter
 from kiln.build.lock import Lock
 
-__all__ = ["Backend", "BuildPlan", "BuildOutcome"]
+__all__ = ["Backend", "BuildOutcome", "BuildPlan"]
 
 
 @dataclass(frozen=True)

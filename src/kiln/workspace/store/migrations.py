@@ -172,6 +172,12 @@ MIGRATIONS: list[Migration] = [
             """,
         ),
     ),
+    Migration(
+        version=4,
+        description="each environment lock keeps its own document (the same lock hash may come from "
+                    "definitions with different requirements)",
+        statements=("ALTER TABLE environment_locks ADD COLUMN content TEXT",),
+    ),
 ]
 
 LATEST_VERSION: int = MIGRATIONS[-1].version

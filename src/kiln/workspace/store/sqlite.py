@@ -48,8 +48,10 @@ _T = TypeVar("_T")
 
 _COLUMNS = "name, version, hash, definition, created_at"
 _MODEL_COLUMNS = "name, version, manifest, path, run_id, tags, description, created_at"
-_LOCK_SELECT = ("l.name, l.version, l.seq, l.identity, l.python, l.platform, l.lock_hash, k.content, l.created_at"
-                " FROM environment_locks AS l JOIN locks AS k ON k.lock_hash = l.lock_hash")
+# rows of schema 2-3 keep their document in ``locks`` (by lock hash); newer rows hold their own
+_LOCK_SELECT = ("l.name, l.version, l.seq, l.identity, l.python, l.platform, l.lock_hash,"
+                " COALESCE(l.content, k.content), l.created_at"
+                " FROM environment_locks AS l LEFT JOIN locks AS k ON k.lock_hash = l.lock_hash")
 _MAX_BACKOFF = 0.1
 # SQLite's primary result codes (the sqlite3 module only names them from Python 3.11)
 _BUSY, _LOCKED, _CORRUPT, _CANTOPEN, _NOTADB = 5, 6, 11, 14, 26
@@ -156,17 +158,15 @@ class SqliteStore(Store):
                 conn.execute("COMMIT")
                 return LockRecord(*row)
             now = time.time()
-            conn.execute("INSERT INTO locks (lock_hash, content, created_at) VALUES (?, ?, ?)"
-                         " ON CONFLICT (lock_hash) DO NOTHING", (lock_hash, content, now))
             seq_row = conn.execute("SELECT MAX(seq) FROM environment_locks WHERE name = ? AND version = ?",
                                    (name, version)).fetchone()
             seq = (seq_row[0] or 0) + 1
             conn.execute(
-                "INSERT INTO environment_locks (name, version, seq, identity, python, platform, lock_hash, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (name, version, seq, identity, python, platform, lock_hash, now))
+                "INSERT INTO environment_locks (name, version, seq, identity, python, platform, lock_hash, created_at,"
+                " content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, version, seq, identity, python, platform, lock_hash, now, content))
             conn.execute("COMMIT")
-            stored = conn.execute("SELECT content FROM locks WHERE lock_hash = ?", (lock_hash,)).fetchone()[0]
-            return LockRecord(name, version, seq, identity, python, platform, lock_hash, stored, now)
+            return LockRecord(name, version, seq, identity, python, platform, lock_hash, content, now)
 
         return self._run(add)
 
