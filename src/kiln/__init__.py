@@ -18,12 +18,15 @@ __all__ = [
     "Environment",
     "EnvironmentReference",
     "Experiment",
+    "InferenceConfig",
     "KilnError",
+    "LocalWebservice",
     "Model",
     "Run",
     "RunConfiguration",
     "ScriptRunConfig",
     "SparkPackage",
+    "Webservice",
     "Workspace",
     "__version__",
 ]
@@ -43,6 +46,9 @@ _LAZY = {
     "RunConfiguration": "kiln.runs.config",
     "ScriptRunConfig": "kiln.runs.config",
     "Model": "kiln.workspace.models",
+    "InferenceConfig": "kiln.serving.config",
+    "LocalWebservice": "kiln.serving.webservice",
+    "Webservice": "kiln.serving.webservice",
 }
 
 if TYPE_CHECKING:
@@ -53,6 +59,8 @@ if TYPE_CHECKING:
     from kiln.runs.config import RunConfiguration, ScriptRunConfig
     from kiln.runs.experiment import Experiment
     from kiln.runs.run import Run
+    from kiln.serving.config import InferenceConfig
+    from kiln.serving.webservice import LocalWebservice, Webservice
     from kiln.workspace.models import Model
     from kiln.workspace.workspace import Workspace
 

@@ -122,26 +122,37 @@ class Model:
         self.workspace.blobs.materialize(self.manifest, target)
         return str(dest)
 
+    # ---- deployment (kiln.serving, imported on use: the registry itself knows nothing of serving) ------
+
+    @staticmethod
+    def deploy(workspace: Workspace, name: str, models: builtins.list[Model], inference_config: Any,
+               deployment_config: Any = None, deployment_target: Any = None, overwrite: bool = True,
+               show_output: bool = False) -> Any:
+        """Deploy ``models`` with ``inference_config`` as the local web service ``name`` (or update it).
+        Returns the service at once; ``service.wait_for_deployment()`` waits until it serves."""
+        import sys
+
+        from kiln.serving.deploy import deploy
+        from kiln.serving.webservice import LocalWebservice
+        from kiln.settings import Settings
+
+        del deployment_target
+        progress = (lambda phase, message: sys.stdout.write(f"[kiln] {message}\n")) if show_output else None
+        deploy(workspace, name, models, inference_config, deployment_config, settings=Settings.from_env(),
+               overwrite=overwrite, progress=progress)
+        return LocalWebservice(workspace, name)
+
     # ---- inside an entry script -------------------------------------------------------------------
 
     @staticmethod
     def get_model_path(model_name: str, version: int | None = None, _workspace: Any = None) -> str:
         """Inside a deployment: the path of a deployed model's file or folder, as Azure ML gives it."""
-        root = os.environ.get(ENV_MODEL_DIR) or os.environ.get(AZUREML_MODEL_DIR)
-        if not root:
-            raise NotFoundError("Model.get_model_path works inside a deployment (KILN_MODEL_DIR is not set)")
-        base = Path(root)
-        candidates = [base / model_name / str(version)] if version is not None else \
-            sorted((base / model_name).glob("*"), key=lambda p: int(p.name) if p.name.isdigit() else -1)[-1:]
-        for folder in candidates:
-            if folder.is_dir():
-                entries = list(folder.iterdir())
-                return str(entries[0]) if len(entries) == 1 else str(folder)
-        # a single deployed model: AZUREML_MODEL_DIR is the model's own folder
-        entries = list(base.iterdir()) if base.is_dir() else []
-        if len(entries) == 1:
-            return str(entries[0])
-        raise NotFoundError(f"model {model_name!r} is not deployed here ({base})")
+        from kiln.serving.shim.kiln_model_path import get_model_path
+
+        try:
+            return str(get_model_path(model_name, version))
+        except LookupError as e:
+            raise NotFoundError(str(e)) from None
 
 
 def _version(version: int | str) -> int:

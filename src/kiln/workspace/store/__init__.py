@@ -5,10 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from kiln.errors import WorkspaceError
-from kiln.workspace.store.interface import EnvironmentRecord, LockRecord, ModelRecord, RunRecord, Store
+from kiln.workspace.store.interface import (
+    EnvironmentRecord,
+    LockRecord,
+    ModelRecord,
+    RunRecord,
+    ServiceRecord,
+    Store,
+)
 from kiln.workspace.store.sqlite import SqliteStore
 
-__all__ = ["EnvironmentRecord", "LockRecord", "ModelRecord", "RunRecord", "SqliteStore", "Store", "open_store"]
+__all__ = [
+    "EnvironmentRecord",
+    "LockRecord",
+    "ModelRecord",
+    "RunRecord",
+    "ServiceRecord",
+    "SqliteStore",
+    "Store",
+    "open_store",
+]
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 

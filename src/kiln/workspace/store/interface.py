@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
-__all__ = ["EnvironmentRecord", "LockRecord", "ModelRecord", "RunRecord", "Store"]
+__all__ = ["EnvironmentRecord", "LockRecord", "ModelRecord", "RunRecord", "ServiceRecord", "Store"]
 
 #: run statuses, as in Azure ML; the last three are final
 RUN_STATUSES = ("Queued", "Preparing", "Running", "Completed", "Failed", "Canceled")
@@ -89,6 +89,26 @@ class ModelRecord:
     tags: str
     description: str | None
     created_at: float
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    """A web service: ``config`` is JSON (its deployment: models, entry script, environment, settings);
+    ``generation`` counts its deployments (an update makes the next one); ``pid`` is its server process."""
+
+    name: str
+    state: str
+    port: int
+    generation: int
+    config: str
+    pid: int | None
+    pid_start: str | None
+    error: str | None
+    created_at: float
+    updated_at: float
+
+
+SERVICE_FIELDS = tuple(ServiceRecord.__dataclass_fields__)
 
 
 class Store(abc.ABC):
@@ -184,6 +204,25 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_models(self, *, name: str | None = None) -> list[ModelRecord]:
         """All versions (of ``name``), by name then version."""
+
+    # ---- services ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def put_service(self, record: ServiceRecord) -> None:
+        """Insert or replace the service ``record.name``."""
+
+    @abc.abstractmethod
+    def update_service(self, name: str, **fields: object) -> bool:
+        """Set ``fields`` of a service; False when there is no such service."""
+
+    @abc.abstractmethod
+    def get_service(self, name: str) -> ServiceRecord | None: ...
+
+    @abc.abstractmethod
+    def list_services(self) -> list[ServiceRecord]: ...
+
+    @abc.abstractmethod
+    def delete_service(self, name: str) -> bool: ...
 
     @property
     @abc.abstractmethod

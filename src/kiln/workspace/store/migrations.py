@@ -178,6 +178,26 @@ MIGRATIONS: list[Migration] = [
                     "definitions with different requirements)",
         statements=("ALTER TABLE environment_locks ADD COLUMN content TEXT",),
     ),
+    Migration(
+        version=5,
+        description="web services",
+        statements=(
+            """
+            CREATE TABLE services (
+                name TEXT NOT NULL PRIMARY KEY,
+                state TEXT NOT NULL,
+                port INTEGER NOT NULL,
+                generation INTEGER NOT NULL,
+                config TEXT NOT NULL,
+                pid INTEGER,
+                pid_start TEXT,
+                error TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+        ),
+    ),
 ]
 
 LATEST_VERSION: int = MIGRATIONS[-1].version

@@ -39,7 +39,16 @@ from pathlib import Path
 from typing import TypeVar
 
 from kiln.errors import WorkspaceError
-from kiln.workspace.store.interface import RUN_FIELDS, EnvironmentRecord, LockRecord, ModelRecord, RunRecord, Store
+from kiln.workspace.store.interface import (
+    RUN_FIELDS,
+    SERVICE_FIELDS,
+    EnvironmentRecord,
+    LockRecord,
+    ModelRecord,
+    RunRecord,
+    ServiceRecord,
+    Store,
+)
 from kiln.workspace.store.migrations import LATEST_VERSION, SQLITE, check_version, migrate, read_version
 
 __all__ = ["SqliteStore"]
@@ -288,6 +297,54 @@ class SqliteStore(Store):
             params = (name,)
         rows = self._run(lambda conn: conn.execute(sql + " ORDER BY name, version", params).fetchall())
         return [ModelRecord(*row) for row in rows]
+
+    # -- services --------------------------------------------------------------------------------
+
+    def put_service(self, record: ServiceRecord) -> None:
+        values = tuple(getattr(record, f) for f in SERVICE_FIELDS)
+        sql = (f"INSERT INTO services ({', '.join(SERVICE_FIELDS)}) VALUES ({', '.join('?' for _ in SERVICE_FIELDS)})"
+               f" ON CONFLICT (name) DO UPDATE SET "
+               + ", ".join(f"{f} = excluded.{f}" for f in SERVICE_FIELDS if f not in ("name", "created_at")))
+
+        def put(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(sql, values)
+            conn.execute("COMMIT")
+
+        self._run(put)
+
+    def update_service(self, name: str, **fields: object) -> bool:
+        unknown = set(fields) - set(SERVICE_FIELDS) - {"name"}
+        if unknown or not fields:
+            raise ValueError(f"unknown service fields: {sorted(unknown)}")
+        fields = {**fields, "updated_at": time.time()}
+        sets = ", ".join(f"{k} = ?" for k in fields)
+
+        def update(conn: sqlite3.Connection) -> bool:
+            conn.execute("BEGIN IMMEDIATE")
+            changed = conn.execute(f"UPDATE services SET {sets} WHERE name = ?", [*fields.values(), name]).rowcount
+            conn.execute("COMMIT")
+            return bool(changed)
+
+        return self._run(update)
+
+    def get_service(self, name: str) -> ServiceRecord | None:
+        sql = f"SELECT {', '.join(SERVICE_FIELDS)} FROM services WHERE name = ?"
+        row = self._run(lambda conn: conn.execute(sql, (name,)).fetchone())
+        return None if row is None else ServiceRecord(*row)
+
+    def list_services(self) -> list[ServiceRecord]:
+        sql = f"SELECT {', '.join(SERVICE_FIELDS)} FROM services ORDER BY name"
+        return [ServiceRecord(*row) for row in self._run(lambda conn: conn.execute(sql).fetchall())]
+
+    def delete_service(self, name: str) -> bool:
+        def delete(conn: sqlite3.Connection) -> bool:
+            conn.execute("BEGIN IMMEDIATE")
+            changed = conn.execute("DELETE FROM services WHERE name = ?", (name,)).rowcount
+            conn.execute("COMMIT")
+            return bool(changed)
+
+        return self._run(delete)
 
     @property
     def schema_version(self) -> int:

@@ -1,0 +1,274 @@
+"""The scoring server's HTTP front: a bare ASGI app (no framework: every microsecond is per request).
+
+Routes, as Azure ML's server has them: ``GET /`` (liveness), ``GET /score`` (health),
+``POST /score``, ``GET /swagger.json``; plus ``GET /health/ready`` and ``GET /metrics``
+(Prometheus text). Errors are JSON ``{"error": ...}`` with a status code; a traceback only in debug.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kiln.serving.pool import Pool, Result
+
+__all__ = ["Metrics", "ScoringApp"]
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_JSON = [(b"content-type", b"application/json")]
+_TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+_HTML = [(b"content-type", b"text/html; charset=utf-8")]
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Counters and a latency histogram, written as Prometheus text."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, int], int] = {}
+        self.buckets = [0] * len(_BUCKETS)
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        key = (route, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        if route == "/score":
+            self.count += 1
+            self.total += seconds
+            for i, bound in enumerate(_BUCKETS):
+                if seconds <= bound:
+                    self.buckets[i] += 1
+
+    def render(self, pool: Pool) -> str:
+        lines = ["# HELP kiln_requests_total HTTP requests by route and status.", "# TYPE kiln_requests_total counter"]
+        for (route, status), n in sorted(self.requests.items()):
+            lines.append(f'kiln_requests_total{{route="{route}",status="{status}"}} {n}')
+        errors = sum(n for (route, status), n in self.requests.items() if route == "/score" and status >= 500)
+        lines += ["# HELP kiln_score_errors_total Scoring requests that failed (5xx).",
+                  "# TYPE kiln_score_errors_total counter", f"kiln_score_errors_total {errors}",
+                  "# HELP kiln_score_latency_seconds Time to answer POST /score.",
+                  "# TYPE kiln_score_latency_seconds histogram"]
+        for bound, n in zip(_BUCKETS, self.buckets, strict=True):
+            lines.append(f'kiln_score_latency_seconds_bucket{{le="{bound}"}} {n}')
+        lines += [f'kiln_score_latency_seconds_bucket{{le="+Inf"}} {self.count}',
+                  f"kiln_score_latency_seconds_sum {self.total:.6f}", f"kiln_score_latency_seconds_count {self.count}",
+                  "# HELP kiln_worker_restarts_total Workers replaced after dying or timing out.",
+                  "# TYPE kiln_worker_restarts_total counter", f"kiln_worker_restarts_total {pool.restarts}",
+                  "# HELP kiln_workers Workers running.", "# TYPE kiln_workers gauge", f"kiln_workers {len(pool.pids)}",
+                  "# HELP kiln_inflight_requests Scoring requests queued or running.",
+                  "# TYPE kiln_inflight_requests gauge", f"kiln_inflight_requests {pool.inflight}"]
+        return "\n".join(lines) + "\n"
+
+
+def _error(message: str, **extra: Any) -> bytes:
+    return json.dumps({"message": message, **extra}).encode()
+
+
+# Azure ML's server's own texts, so that clients and tests written against it see the same answers
+NOT_FOUND = ("The requested URL was not found on the server. If you entered the URL manually please check your "
+             "spelling and try again.")
+NOT_ALLOWED = "The method is not allowed for the requested URL."
+RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for more info."
+SERVER_VERSION = b"kiln-scoring/1"
+
+
+class ScoringApp:
+    """``pool`` is swapped on rollouts (``update``): requests in flight finish on the old one."""
+
+    def __init__(self, pool: Pool, *, name: str, keys: list[str] | None, max_payload: int, debug: bool) -> None:
+        self.pool = pool
+        self.name = name
+        self.keys = [k.encode() for k in keys or []]
+        self.max_payload = max_payload
+        self.debug = debug
+        self.metrics = Metrics()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        path = scope["path"]
+        method = scope["method"]
+        status = await self._route(scope, receive, send, path, method)
+        self.metrics.observe(path if path in ("/", "/score", "/swagger.json", "/health/ready", "/metrics")
+                             else "other", status, time.perf_counter() - started)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send, path: str, method: str) -> int:
+        if path == "/score":
+            if method == "POST":
+                return await self._score(scope, receive, send, await _body(receive, self.max_payload))
+            if method == "GET":  # as Azure ML's server: run() gets the query parameters as a JSON object
+                return await self._score(scope, receive, send, json.dumps(_query(scope)).encode(), get=True)
+            if method == "OPTIONS":
+                return await _reply(send, 200, b"", _TEXT)
+            message = "Method not allowed" if method == "HEAD" else NOT_ALLOWED
+            return await _reply(send, 405, _error(message), _JSON)
+        if path == "/":
+            if method in ("GET", "HEAD"):
+                return await _reply(send, 200, b"Healthy", _HTML)
+            return await _reply(send, 405, _error(NOT_ALLOWED), _JSON)
+        if path in ("/swagger.json", "/health/ready", "/metrics") and method != "GET":
+            return await _reply(send, 405, _error(NOT_ALLOWED), _JSON)
+        if path == "/swagger.json":
+            return await _reply(send, 200, json.dumps(self._swagger()).encode(), _JSON)
+        if path == "/health/ready":
+            ready = self.pool.ready
+            return await _reply(send, 200 if ready else 503, b"Ready" if ready else b"Not ready", _TEXT)
+        if path == "/metrics":
+            return await _reply(send, 200, self.metrics.render(self.pool).encode(),
+                                [(b"content-type", b"text/plain; version=0.0.4")])
+        return await _reply(send, 404, _error(NOT_FOUND), _JSON)
+
+    def _authorized(self, scope: Scope) -> bool:
+        if not self.keys:
+            return True
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                token = value[7:] if value[:7].lower() == b"bearer " else value
+                return any(hmac.compare_digest(token, key) for key in self.keys)
+        return False
+
+    async def _score(self, scope: Scope, receive: Receive, send: Send, body: bytes | None, get: bool = False) -> int:
+        if not self._authorized(scope):
+            return await _reply(send, 401, _error("missing or wrong key: send Authorization: Bearer <key>"),
+                                [*_JSON, (b"www-authenticate", b"Bearer")])
+        if body is None:
+            return await _reply(send, 413, _error(f"the body is larger than {self.max_payload} bytes"), _JSON)
+        content_type = b""
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.split(b";", 1)[0].strip().lower()
+        is_json = content_type == b"application/json" or (content_type.startswith(b"application/")
+                                                           and content_type.endswith(b"+json"))
+        pool = self.pool
+        if pool.rawhttp:
+            body = json.dumps({"method": scope["method"], "path": scope["path"], "args": _query(scope),
+                               "headers": {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+                               "body": body.decode("latin-1")}).encode()
+        elif pool.params is not None and not get:  # inference-schema: a JSON object, one key per parameter
+            if not is_json:
+                return await _reply(send, 415, _error("Expects Content-Type to be application/json"), _JSON)
+            if not body:
+                return await _reply(send, 400, _error("POST body is empty. Expecting a JSON dictionary."), _JSON)
+            try:
+                parsed = json.loads(body)
+            except ValueError as e:
+                return await _reply(send, 400, _error(f"POST body could not be decoded as JSON: {e}"), _JSON)
+            if not isinstance(parsed, dict):
+                return await _reply(send, 400, _error("POST body should be a JSON dictionary."), _JSON)
+        else:
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return await _reply(send, 400, _error(f"Input cannot be decoded as UTF-8: {e}"), _JSON)
+            if is_json or not content_type:
+                # Kiln's own check (Azure ML's server hands malformed JSON to run(), which then fails with 500)
+                try:
+                    json.loads(text)
+                except ValueError as e:
+                    return await _reply(send, 400, _error(f"the body is not valid JSON: {e}"), _JSON)
+        started = time.perf_counter()
+        result = await pool.submit(body)
+        exec_ms = f"{(time.perf_counter() - started) * 1000:.3f}".encode()
+        return await self._result(send, result, exec_ms)
+
+    async def _result(self, send: Send, result: Result, exec_ms: bytes) -> int:
+        if result.kind == b"O":
+            return await _reply(send, 200, result.data, [*_JSON, (b"x-ms-run-function-failed", b"False"),
+                                                         (b"x-ms-run-fn-exec-ms", exec_ms)])
+        if result.kind == b"H":
+            raw = json.loads(result.data)
+            status = int(raw.get("status", 200))
+            headers = [(k.lower().encode(), str(v).encode()) for k, v in raw.get("headers", {}).items()
+                       if k.lower() not in ("content-length", "transfer-encoding", "connection")]
+            if not any(k == b"content-type" for k, _ in headers):
+                headers.append((b"content-type", b"text/html; charset=utf-8"))
+            headers.append((b"x-ms-run-function-failed", b"True" if status >= 500 else b"False"))
+            return await _reply(send, status, str(raw.get("body", "")).encode(), headers)
+        if result.kind == b"E":
+            info = json.loads(result.data)
+            extra = {"traceback": info.get("traceback", "")} if self.debug else {}
+            return await _reply(send, 500, _error(RUN_FAILED, error=info.get("error", "run() failed"), **extra),
+                                [*_JSON, (b"x-ms-run-function-failed", b"True")])
+        return await _reply(send, result.status, _error(result.data.decode("utf-8", "replace")), _JSON)
+
+    def _swagger(self) -> dict[str, Any]:
+        schema = self.pool.swagger or {}
+        request = schema.get("input") or {"type": "string", "description": "the body, passed as text to run()"}
+        response = schema.get("output") or {"description": "run()'s return value, as JSON"}
+        return {
+            "swagger": "2.0",
+            "info": {"title": self.name, "description": f"API of the Kiln service {self.name}", "version": "1.0"},
+            "schemes": ["http"], "consumes": ["application/json"], "produces": ["application/json"],
+            "securityDefinitions": {"Bearer": {"type": "apiKey", "name": "Authorization", "in": "header"}}
+            if self.keys else {},
+            "paths": {
+                "/": {"get": {"operationId": "ServiceHealthCheck", "description": "liveness",
+                              "responses": {"200": {"description": "Healthy"}}}},
+                "/score": {"post": {"operationId": "RunMLService", "description": "run the model on the input",
+                                    "parameters": [{"name": "serviceInputPayload", "in": "body", "required": True,
+                                                    "schema": request}],
+                                    "responses": {"200": {"description": "Success", "schema": response},
+                                                  "default": {"description": "Failure"}}}},
+            },
+        }
+
+
+async def _reply(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode()),
+                            (b"x-ms-server-version", SERVER_VERSION)]})
+    await send({"type": "http.response.body", "body": body})
+    return status
+
+
+async def _body(receive: Receive, limit: int) -> bytes | None:
+    """The request body; None when it is larger than ``limit`` (read no further)."""
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _query(scope: Scope) -> dict[str, Any]:
+    """Query parameters as Azure ML's server gives them to run(): JSON values where they parse, lists when
+    a key repeats."""
+    from urllib.parse import parse_qsl
+
+    out: dict[str, Any] = {}
+    for key, raw in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        if key in out:
+            out[key] = out[key] + [value] if isinstance(out[key], list) else [out[key], value]
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,216 @@
+"""The server's pool of scoring workers (``worker.py`` processes in the environment's interpreter).
+
+Requests wait in one queue; each worker has a task that takes what is queued (up to a batch size)
+and sends it in one message, so under load the pipes carry several requests per round trip. A
+worker that dies is replaced and its in-flight requests fail with 503; a message that runs past a
+request's deadline gets its worker killed and replaced, and its requests fail with 504.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kiln.serving.worker import HEADER, pack_requests, unpack_results
+
+__all__ = ["InitFailed", "Pool", "PoolSettings", "Result"]
+
+
+class InitFailed(Exception):
+    """A worker's ``init()`` raised: the deployment fails with this error."""
+
+
+@dataclass(frozen=True)
+class Result:
+    status: int  # 200, or the HTTP status of a failure (500 run() raised, 503 worker died, 504 timeout)
+    kind: bytes  # b"O" body, b"E" error JSON, b"H" raw response JSON, b"" failure of Kiln's own
+    data: bytes
+
+
+@dataclass
+class PoolSettings:
+    python: str
+    entry_script: Path
+    cwd: Path
+    env: dict[str, str]
+    workers: int = 1
+    timeout: float = 60.0
+    max_batch: int = 32
+    batching: bool = False
+    batch_wait: float = 0.0  # seconds to wait for more requests before a batch goes (batching only)
+    log: Callable[[str], None] = field(default=lambda line: None)
+
+
+@dataclass
+class _Pending:
+    body: bytes
+    deadline: float
+    future: asyncio.Future[Result]
+
+
+class _Worker:
+    def __init__(self, pool: Pool, index: int) -> None:
+        self.pool = pool
+        self.index = index
+        self.proc: asyncio.subprocess.Process | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> dict[str, Any]:
+        s = self.pool.settings
+        worker_py = Path(__file__).with_name("worker.py")
+        self.proc = await asyncio.create_subprocess_exec(
+            s.python, "-u", str(worker_py), str(s.entry_script), cwd=str(s.cwd), env=s.env,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None,
+            limit=1 << 26)
+        payload = await self._read()
+        if payload is None:
+            code = await self.proc.wait()
+            raise InitFailed(f"worker {self.index} exited with code {code} before init() finished")
+        info: dict[str, Any] = json.loads(payload[1:] or b"{}")
+        if payload[:1] == b"F":
+            await self.proc.wait()
+            raise InitFailed(str(info.get("error")) + ("\n" + info["traceback"] if info.get("traceback") else ""))
+        return info
+
+    async def _read(self) -> bytes | None:
+        assert self.proc is not None and self.proc.stdout is not None
+        try:
+            head = await self.proc.stdout.readexactly(HEADER.size)
+            (length,) = HEADER.unpack(head)
+            return await self.proc.stdout.readexactly(length)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+    async def serve(self) -> None:
+        """Take queued requests, send them, hand out the results; replace the worker when it fails."""
+        pool = self.pool
+        queue = pool.queue
+        s = pool.settings
+        while True:
+            first = await queue.get()
+            batch = [first]
+            if s.batching and s.batch_wait > 0 and queue.empty():
+                await asyncio.sleep(s.batch_wait)
+            while len(batch) < s.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            batch = [p for p in batch if not p.future.done()]  # their clients gave up (timeout)
+            if not batch:
+                continue
+            assert self.proc is not None and self.proc.stdin is not None
+            deadline = min(p.deadline for p in batch)
+            try:
+                self.proc.stdin.write(pack_requests([p.body for p in batch]))
+                await self.proc.stdin.drain()
+                payload = await asyncio.wait_for(self._read(), timeout=max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                self._fail(batch, 504, b"the request took longer than the service's timeout")
+                await self._replace("timed out")
+                continue
+            except (ConnectionError, BrokenPipeError):
+                payload = None
+            if payload is None:
+                self._fail(batch, 503, b"the worker died while handling the request; it is being restarted")
+                await self._replace("died")
+                continue
+            for pending, (kind, data) in zip(batch, unpack_results(payload), strict=True):
+                if not pending.future.done():
+                    pending.future.set_result(Result(200 if kind != b"E" else 500, kind, data))
+
+    def _fail(self, batch: list[_Pending], status: int, message: bytes) -> None:
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_result(Result(status, b"", message))
+
+    async def _replace(self, why: str) -> None:
+        self.kill()
+        if self.proc is not None:
+            await self.proc.wait()
+        self.pool.restarts += 1
+        self.pool.settings.log(f"worker {self.index} {why}: restarting it")
+        while True:
+            try:
+                await self.start()
+                return
+            except InitFailed as e:
+                self.pool.settings.log(f"worker {self.index} could not restart: {e}")
+                await asyncio.sleep(1.0)
+
+
+class Pool:
+    def __init__(self, settings: PoolSettings) -> None:
+        self.settings = settings
+        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self.workers: list[_Worker] = []
+        self.restarts = 0
+        self.swagger: dict[str, Any] | None = None
+        self.batch = False
+        self.rawhttp = False
+        self.params: list[str] | None = None
+        self.ready = False
+        self.inflight = 0
+
+    async def start(self) -> None:
+        """Start every worker and wait for their ``init()``; ``InitFailed`` if one fails."""
+        self.workers = [_Worker(self, i) for i in range(self.settings.workers)]
+        try:
+            infos = await asyncio.gather(*(w.start() for w in self.workers))
+        except BaseException:
+            for w in self.workers:
+                w.kill()
+            raise
+        self.swagger = infos[0].get("swagger")
+        self.batch = bool(infos[0].get("batch"))
+        self.rawhttp = bool(infos[0].get("rawhttp"))
+        self.params = infos[0].get("params")
+        for w in self.workers:
+            w.task = asyncio.create_task(w.serve())
+        self.ready = True
+
+    async def submit(self, body: bytes) -> Result:
+        loop = asyncio.get_running_loop()
+        pending = _Pending(body, time.monotonic() + self.settings.timeout, loop.create_future())
+        self.inflight += 1
+        self.queue.put_nowait(pending)
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.future), timeout=self.settings.timeout + 1.0)
+        except asyncio.TimeoutError:
+            return Result(504, b"", b"the request took longer than the service's timeout")
+        finally:
+            self.inflight -= 1
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait until nothing is queued or in flight (before a rollout switches pools, or a shutdown)."""
+        end = time.monotonic() + timeout
+        while self.inflight and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self.ready = False
+        for w in self.workers:
+            if w.task is not None:
+                w.task.cancel()
+            if w.proc is not None and w.proc.stdin is not None:
+                with contextlib.suppress(Exception):
+                    w.proc.stdin.close()
+        for w in self.workers:
+            if w.proc is not None:
+                try:
+                    await asyncio.wait_for(w.proc.wait(), timeout=5.0)
+                except asyncio.TimeoutError:
+                    w.kill()
+                    await w.proc.wait()
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in self.workers if w.proc is not None]

@@ -1,0 +1,163 @@
+"""The service process: ``python -m kiln.serving.server SERVICE_DIR``.
+
+Started detached by a deployment, it outlives the session that deployed it. It reads
+``service.json`` (written by ``kiln.serving.deploy``), starts the worker pool (``init()`` in each
+worker), then serves HTTP with uvicorn. Signals:
+
+- SIGHUP: read ``service.json`` and ``keys.json`` again; a new deployment generation starts a new
+  pool, and only once its workers are ready does traffic switch to it; the old pool drains, then
+  stops. No request is dropped. A failed rollout keeps the old pool serving.
+- SIGTERM/SIGINT: stop taking connections, finish the requests in flight, stop the workers.
+
+The service's state (Healthy, Failed, ...) is written to the workspace's store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from kiln.serving.app import ScoringApp
+from kiln.serving.pool import InitFailed, Pool, PoolSettings
+
+__all__ = ["main"]
+
+
+def _log(message: str) -> None:
+    sys.stderr.write(f"[kiln] {time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+    sys.stderr.flush()
+
+
+class Service:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.config: dict[str, Any] = json.loads((folder / "service.json").read_text())
+        self.generation = int(self.config["generation"])
+        self.app: ScoringApp | None = None
+        self.server: Any = None
+        self.reloading = asyncio.Lock()
+
+    # ---- state in the workspace's store -----------------------------------------------------------
+
+    def _store_update(self, **fields: Any) -> None:
+        from kiln.workspace.workspace import Workspace
+
+        with Workspace(self.config["workspace"]) as ws:
+            ws.store.update_service(self.config["name"], **fields)
+
+    def _keys(self) -> list[str]:
+        if not self.config.get("auth_enabled"):
+            return []
+        data = json.loads((self.folder / "keys.json").read_text())
+        return [data["primary"], data["secondary"]]
+
+    def _pool(self, config: dict[str, Any]) -> Pool:
+        d = config["deployment"]
+        env = {**os.environ, **d["environment_variables"]}
+        env.update({"AZUREML_MODEL_DIR": d["model_dir"], "KILN_MODEL_DIR": d["model_dir"],
+                    "AZUREML_ENTRY_SCRIPT": d["entry_script"], "PYTHONUNBUFFERED": "1",
+                    "KILN_DEBUG": "1" if config.get("debug") else "", "KILN_BATCHING": "1" if config.get("batching")
+                    else ""})
+        if d.get("virtual_env"):
+            env["VIRTUAL_ENV"] = d["virtual_env"]
+            env["PATH"] = f"{Path(d['python']).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (d.get("pythonpath", ""), env.get("PYTHONPATH", "")) if p)
+        return Pool(PoolSettings(
+            python=d["python"], entry_script=Path(d["entry_script"]), cwd=Path(d["cwd"]), env=env,
+            workers=int(config.get("workers", 1)), timeout=float(config.get("timeout_seconds", 60)),
+            batching=bool(config.get("batching")), max_batch=int(config.get("max_batch_size", 32)),
+            batch_wait=float(config.get("max_batch_wait_ms", 5)) / 1000.0, log=_log))
+
+    async def run(self) -> int:
+        import uvicorn
+
+        pool = self._pool(self.config)
+        _log(f"starting {pool.settings.workers} worker(s) for {self.config['name']} (generation {self.generation})")
+        try:
+            await pool.start()
+        except InitFailed as e:
+            _log(f"init() failed: {e}")
+            self._store_update(state="Failed", error=f"init() failed: {e}", pid=None)
+            return 3
+        self.app = ScoringApp(pool, name=self.config["name"], keys=self._keys(),
+                              max_payload=int(self.config.get("max_payload_bytes", 100 * 1024 * 1024)),
+                              debug=bool(self.config.get("debug")))
+        config = uvicorn.Config(self.app, host=self.config.get("host", "127.0.0.1"), port=int(self.config["port"]),
+                                log_level="warning", access_log=False, lifespan="off", server_header=False,
+                                date_header=False, timeout_graceful_shutdown=30, backlog=2048)
+        self.server = uvicorn.Server(config)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop)
+        serving = asyncio.ensure_future(self.server.serve())
+        while not self.server.started:
+            if serving.done():
+                break
+            await asyncio.sleep(0.01)
+        if serving.done() and not self.server.started:
+            error = f"could not listen on {config.host}:{config.port}"
+            _log(error)
+            self._store_update(state="Failed", error=error, pid=None)
+            await pool.stop()
+            return 4
+        self._store_update(state="Healthy", error=None, generation=self.generation)
+        _log(f"serving on http://{config.host}:{config.port}/score")
+        await serving
+        _log("stopping: waiting for the workers")
+        await self.app.pool.stop()
+        return 0
+
+    def _stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+
+    async def reload(self) -> None:
+        """Roll out what ``service.json`` now says (a new generation), or restart the workers."""
+        async with self.reloading:
+            assert self.app is not None
+            config = json.loads((self.folder / "service.json").read_text())
+            self.app.keys = [k.encode() for k in (self._keys_of(config))]
+            new = self._pool(config)
+            _log(f"rolling out generation {config['generation']}")
+            try:
+                await new.start()
+            except InitFailed as e:
+                _log(f"update failed, the previous deployment keeps serving: init() failed: {e}")
+                self._store_update(state="Healthy", error=f"update failed: init() failed: {e}")
+                return
+            old = self.app.pool
+            self.app.pool = new
+            self.config = config
+            self.generation = int(config["generation"])
+            self._store_update(state="Healthy", error=None, generation=self.generation)
+            await old.drain()
+            await old.stop()
+            _log(f"generation {self.generation} serving")
+
+    def _keys_of(self, config: dict[str, Any]) -> list[str]:
+        self.config["auth_enabled"] = config.get("auth_enabled")
+        return self._keys()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.stderr.write("usage: python -m kiln.serving.server SERVICE_DIR\n")
+        return 2
+    service = Service(Path(args[0]))
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(service.run())
+    return int(uvloop.run(service.run()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

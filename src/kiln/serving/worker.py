@@ -1,0 +1,279 @@
+"""A scoring worker: runs a user's ``score.py`` (``init()`` once, ``run(raw_data)`` per request).
+
+This file runs inside the user's environment, with its interpreter: standard library only, any
+Python from 3.6 on (no annotations, no dataclasses). The server starts it as
+``python worker.py ENTRY_SCRIPT`` and speaks a small framed protocol over its stdin/stdout; the
+user's own prints go to stderr (the service log), never into the protocol.
+
+Frames are a 4-byte big-endian length, then the payload. The first payload byte says what it is:
+
+    worker -> server  b"I" + JSON {"swagger": {...}|null, "batch": bool, "rawhttp": bool, "params": [...]|null}
+                                                                          init() succeeded
+                      b"F" + JSON {"error": str, "traceback": str}        init() failed (then exit)
+    server -> worker  b"M" + count + count x (length + request body)      requests to run, in order
+    worker -> server  b"M" + count + count x (kind byte + length + data)  one result per request
+        kind b"O": the response body (JSON text of run()'s return value)
+        kind b"E": JSON {"error": str, "traceback": str}                  run() raised
+        kind b"H": JSON {"status": int, "headers": {...}, "body": str}    a raw HTTP response (AMLResponse)
+
+A worker handles one message at a time; a message may carry several requests (the server sends
+what queued up while the worker was busy): ``run()`` is still called once per request, unless the
+script defines ``run_batch(list_of_raw_data)`` and the service enables batching.
+"""
+
+import importlib.util
+import json
+import os
+import struct
+import sys
+import traceback
+
+__all__ = ["HEADER", "pack_requests", "pack_results", "read_frame", "unpack_requests", "unpack_results"]
+
+HEADER = struct.Struct(">I")
+COUNT = struct.Struct(">I")
+
+
+# ---- framing (the server imports these too) --------------------------------------------------------
+
+def read_frame(stream):
+    head = stream.read(HEADER.size)
+    if len(head) < HEADER.size:
+        return None
+    (length,) = HEADER.unpack(head)
+    data = stream.read(length)
+    if len(data) < length:
+        return None
+    return data
+
+
+def frame(payload):
+    return HEADER.pack(len(payload)) + payload
+
+
+def pack_requests(bodies):
+    parts = [b"M", COUNT.pack(len(bodies))]
+    for body in bodies:
+        parts.append(HEADER.pack(len(body)))
+        parts.append(body)
+    return frame(b"".join(parts))
+
+
+def unpack_requests(payload):
+    (count,) = COUNT.unpack_from(payload, 1)
+    pos = 1 + COUNT.size
+    out = []
+    for _ in range(count):
+        (length,) = HEADER.unpack_from(payload, pos)
+        pos += HEADER.size
+        out.append(payload[pos:pos + length])
+        pos += length
+    return out
+
+
+def pack_results(results):
+    parts = [b"M", COUNT.pack(len(results))]
+    for kind, data in results:
+        parts.append(kind)
+        parts.append(HEADER.pack(len(data)))
+        parts.append(data)
+    return frame(b"".join(parts))
+
+
+def unpack_results(payload):
+    (count,) = COUNT.unpack_from(payload, 1)
+    pos = 1 + COUNT.size
+    out = []
+    for _ in range(count):
+        kind = payload[pos:pos + 1]
+        (length,) = HEADER.unpack_from(payload, pos + 1)
+        pos += 1 + HEADER.size
+        out.append((kind, payload[pos:pos + length]))
+        pos += length
+    return out
+
+
+# ---- the worker ------------------------------------------------------------------------------------
+
+def _load(entry_script):
+    folder = os.path.dirname(os.path.abspath(entry_script))
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = os.path.splitext(os.path.basename(entry_script))[0]
+    spec = importlib.util.spec_from_file_location(name, entry_script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _error(exc, debug):
+    return json.dumps({"error": "{}: {}".format(type(exc).__name__, exc) if str(exc) else type(exc).__name__,
+                       "traceback": traceback.format_exc() if debug else ""}).encode("utf-8")
+
+
+def _raw_response(value):
+    """An AMLResponse (or any object shaped like a Flask/werkzeug response)."""
+    status = getattr(value, "status_code", None)
+    data = getattr(value, "get_data", None)
+    if status is None or not callable(data):
+        return None
+    body = data()
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    headers = {}
+    for key, val in getattr(value, "headers", {}).items():
+        headers[str(key)] = str(val)
+    return json.dumps({"status": int(status), "headers": headers, "body": body}).encode("utf-8")
+
+
+def _encode(value):
+    raw = _raw_response(value)
+    if raw is not None:
+        return b"H", raw
+    if value is None:  # as Azure ML's server: None is answered {}
+        return b"O", b"{}"
+    return b"O", json.dumps(value, default=_default).encode("utf-8")
+
+
+class _Request(object):
+    """What a ``@rawhttp`` run() gets: the parts of a Flask request scripts use."""
+
+    def __init__(self, envelope):
+        self.method = envelope["method"]
+        self.path = envelope["path"]
+        self.args = envelope.get("args") or {}
+        self.headers = envelope.get("headers") or {}
+        self._body = envelope.get("body", "").encode("latin-1")
+        self.content_type = self.headers.get("Content-Type") or self.headers.get("content-type")
+
+    def get_data(self, as_text=False, cache=True, parse_form_data=False):
+        return self._body.decode("utf-8", "replace") if as_text else self._body
+
+    @property
+    def data(self):
+        return self._body
+
+    def get_json(self, force=False, silent=False):
+        try:
+            return json.loads(self._body)
+        except ValueError:
+            if silent:
+                return None
+            raise
+
+
+def _missing(kwargs, params):
+    for name in params or []:
+        if name not in kwargs:
+            return name
+    return None
+
+
+def _default(value):
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    raise TypeError("run() returned {!r}, which is not JSON serializable".format(type(value).__name__))
+
+
+def _swagger(module):
+    """The inference-schema Swagger document, when the script's run() is decorated with its schemas."""
+    run = getattr(module, "run", None)
+    try:
+        from inference_schema.schema_util import get_input_schema, get_output_schema, is_schema_decorated
+    except ImportError:
+        return None
+    try:
+        if not is_schema_decorated(run):
+            return None
+        schema = get_input_schema(run)
+        return {"input": schema, "output": get_output_schema(run),
+                "params": list((schema or {}).get("properties", {}).keys())}
+    except Exception:  # an odd schema must not stop the service
+        return None
+
+
+def main(argv=None):
+    args = sys.argv[1:] if argv is None else argv
+    entry_script = args[0]
+    shim = os.environ.get("KILN_WORKER_SHIM")
+    if shim:  # last on the path: azureml.* stand-ins for scripts written for Azure ML (installed packages win)
+        sys.path.append(shim)
+    debug = os.environ.get("KILN_DEBUG", "") not in ("", "0")
+    batching = os.environ.get("KILN_BATCHING", "") not in ("", "0")
+    # the protocol gets private copies of fd 0 and 1; the user's prints go to stderr (the service log)
+    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        module = _load(entry_script)
+        init = getattr(module, "init", None)
+        if callable(init):
+            init()
+        run = getattr(module, "run", None)
+        run_batch = getattr(module, "run_batch", None)
+        if not callable(run) and not callable(run_batch):
+            raise AttributeError("{} defines no run(raw_data) function".format(entry_script))
+    except BaseException as exc:
+        sys.stderr.write(traceback.format_exc())
+        sys.stderr.flush()
+        proto_out.write(frame(b"F" + json.dumps({"error": "{}: {}".format(type(exc).__name__, exc),
+                                                 "traceback": traceback.format_exc()}).encode("utf-8")))
+        return 3
+    use_batch = batching and callable(run_batch)
+    swagger = _swagger(module)
+    params = swagger.pop("params") if swagger else None
+    rawhttp = bool(getattr(run, "_kiln_rawhttp", False))
+    proto_out.write(frame(b"I" + json.dumps({"swagger": swagger, "batch": use_batch, "rawhttp": rawhttp,
+                                             "params": params}).encode("utf-8")))
+    while True:
+        payload = read_frame(proto_in)
+        if payload is None:
+            return 0
+        bodies = [b.decode("utf-8", "replace") for b in unpack_requests(payload)]
+        results = []
+        if use_batch:
+            try:
+                values = list(run_batch(bodies))
+                if len(values) != len(bodies):
+                    raise ValueError("run_batch() returned {} results for {} requests".format(
+                        len(values), len(bodies)))
+                for value in values:
+                    try:
+                        results.append(_encode(value))
+                    except Exception as exc:
+                        results.append((b"E", _error(exc, debug)))
+            except Exception as exc:
+                results = [(b"E", _error(exc, debug))] * len(bodies)
+        else:
+            for body in bodies:
+                try:
+                    if params is not None:  # inference-schema: the JSON object's keys are run()'s arguments
+                        kwargs = json.loads(body)
+                        missing = _missing(kwargs, params)
+                        if missing is not None:
+                            message = "A value is not provided for the '{}' parameter.".format(missing)
+                            results.append((b"H", json.dumps({"status": 400, "headers": {
+                                "Content-Type": "application/json"}, "body": json.dumps({"message": message})})
+                                .encode("utf-8")))
+                            continue
+                        value = run(**{k: v for k, v in kwargs.items() if k in params})
+                    elif rawhttp:
+                        value = run(_Request(json.loads(body)))
+                    else:
+                        value = run(body)
+                    results.append(_encode(value))
+                except Exception as exc:  # the request fails, the worker lives on
+                    results.append((b"E", _error(exc, debug)))
+        proto_out.write(pack_results(results))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
