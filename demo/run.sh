@@ -73,4 +73,19 @@ step "12. Register the trained model from the run's outputs"
 run "$kiln" model register outputs/model.pkl --name iris-classifier --run "$run_id" --tag accuracy=logged
 run "$kiln" model list
 
+step "13. Deploy the model as a local web service (score.py: init() and run(), as in Azure ML)"
+cp "$here/score.py" project/score.py
+run "$kiln" service deploy --name iris --model iris-classifier --entry-script score.py --source-dir project --env demo-train
+run "$kiln" service list
+
+step "14. Score two requests"
+run "$kiln" service call iris --data '{"data": [[5.1, 3.5, 1.4, 0.2]]}'
+uri=$("$kiln" -o json service show iris | python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["scoringUri"])')
+printf '$ curl -s -X POST %s -H "Content-Type: application/json" -d ...\n' "$uri"
+curl -s -X POST "$uri" -H "Content-Type: application/json" -d '{"data": [[6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]}'
+echo
+
+step "15. Delete the service"
+run "$kiln" service delete iris
+
 step "Done: the workspace is in $work/workspace, builds in $KILN_HOME/cache"

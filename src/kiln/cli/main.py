@@ -12,6 +12,7 @@ from kiln.cli import cache as cache_cmd
 from kiln.cli import env as env_cmd
 from kiln.cli import model as model_cmd
 from kiln.cli import run as run_cmd
+from kiln.cli import service as service_cmd
 from kiln.cli import workspace as workspace_cmd
 from kiln.cli.context import CliState
 
@@ -29,6 +30,7 @@ app.add_typer(env_cmd.app, name="env")
 app.add_typer(workspace_cmd.app, name="workspace")
 app.add_typer(run_cmd.app, name="run")
 app.add_typer(model_cmd.app, name="model")
+app.add_typer(service_cmd.app, name="service")
 app.add_typer(cache_cmd.app, name="cache")
 
 

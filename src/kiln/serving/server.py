@@ -83,7 +83,7 @@ class Service:
             await pool.start()
         except InitFailed as e:
             _log(f"init() failed: {e}")
-            self._store_update(state="Failed", error=f"init() failed: {e}", pid=None)
+            self._store_update(state="Failed", error=f"init() failed: {str(e).splitlines()[0]}", pid=None)
             return 3
         self.app = ScoringApp(pool, name=self.config["name"], keys=self._keys(),
                               max_payload=int(self.config.get("max_payload_bytes", 100 * 1024 * 1024)),
@@ -130,7 +130,7 @@ class Service:
                 await new.start()
             except InitFailed as e:
                 _log(f"update failed, the previous deployment keeps serving: init() failed: {e}")
-                self._store_update(state="Healthy", error=f"update failed: init() failed: {e}")
+                self._store_update(state="Healthy", error=f"update failed: init() failed: {str(e).splitlines()[0]}")
                 return
             old = self.app.pool
             self.app.pool = new

@@ -131,8 +131,8 @@ class Webservice:
             if state == "Healthy" and record.generation >= want and record.error is None:
                 return
             if state in ("Failed", "Unhealthy") or (state == "Healthy" and record.error):
-                raise DeploymentFailedError(f"service {self.name!r} deployment failed: "
-                                            f"{record.error or state}\n{self._log_tail()}".rstrip())
+                raise DeploymentFailedError(f"service {self.name!r} deployment failed: {record.error or state} "
+                                            f"(the whole story: service.get_logs(), kiln service logs {self.name})")
             if time.monotonic() > end:
                 raise DeploymentFailedError(f"service {self.name!r} is still {state} after {timeout_sec} s")
             time.sleep(0.05)
