@@ -97,13 +97,16 @@ class _Worker:
         pool = self.pool
         queue = pool.queue
         s = pool.settings
+        last = 1
         while True:
             first = await queue.get()
             batch = [first]
-            if s.batching and s.batch_wait > 0 and queue.empty():
+            # wait to fill a batch only under load (the last batch had company): a lone client pays nothing
+            if s.batching and s.batch_wait > 0 and last > 1 and queue.empty():
                 await asyncio.sleep(s.batch_wait)
             while len(batch) < s.max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
+            last = len(batch)
             batch = [p for p in batch if not p.future.done()]  # their clients gave up (timeout)
             if not batch:
                 continue
