@@ -51,31 +51,59 @@ def _globals(argv: Sequence[str]) -> tuple[dict[str, str], list[str]] | None:
     return opts, args
 
 
-def _submit_parser() -> Any:
-    import argparse
+# kiln run submit's options, as kiln.cli.run.submit declares them (a test compares the two)
+_VALUE_OPTIONS = {"--env": "env", "-e": "env", "--source-dir": "source_dir", "-s": "source_dir",
+                  "--experiment": "experiment", "-x": "experiment", "--timeout": "timeout"}
+_FLAG_OPTIONS = {"--detach": "detach", "-d": "detach", "--no-snapshot": "no_snapshot"}
 
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> Any:  # the full CLI reports it
-            raise _NotMine(message)
 
-    # keep in step with kiln.cli.run.submit (a test compares the two)
-    p = Parser(prog="kiln run submit", add_help=False)
-    p.add_argument("script")
-    p.add_argument("args", nargs="*")
-    p.add_argument("--env", "-e")
-    p.add_argument("--source-dir", "-s", default=".")
-    p.add_argument("--experiment", "-x", default="default")
-    p.add_argument("--detach", "-d", action="store_true")
-    p.add_argument("--no-snapshot", action="store_true")
-    p.add_argument("--timeout", type=float)
-    return p
+def _parse_submit(args: list[str]) -> dict[str, Any]:
+    """Parse like click does for this command: options anywhere before ``--``, exact names only,
+    positionals are SCRIPT then ARGS, everything after the first ``--`` is ARGS as it is."""
+    values: dict[str, Any] = {"env": None, "source_dir": ".", "experiment": "default", "timeout": None,
+                              "detach": False, "no_snapshot": False}
+    positionals: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            positionals += args[i + 1:]
+            break
+        name, eq, inline = token.partition("=")
+        if name in _VALUE_OPTIONS:
+            if eq:
+                value = inline
+            elif i + 1 < len(args):
+                i += 1
+                value = args[i]
+            else:
+                raise _NotMine(f"{name} needs a value")
+            values[_VALUE_OPTIONS[name]] = value
+        elif token in _FLAG_OPTIONS:
+            values[_FLAG_OPTIONS[token]] = True
+        elif token.startswith("-") and token != "-":
+            raise _NotMine(f"unknown option {token}")
+        else:
+            positionals.append(token)
+        i += 1
+    if not positionals:
+        raise _NotMine("missing SCRIPT")
+    if values["timeout"] is not None:
+        try:
+            values["timeout"] = float(values["timeout"])
+        except ValueError:
+            raise _NotMine("bad --timeout") from None
+    values["script"], values["args"] = positionals[0], positionals[1:]
+    return values
 
 
 def _try_submit(opts: dict[str, str], args: list[str]) -> int | None:
-    if any(a in ("-h", "--help") for a in args):
+    import os
+
+    if any(a in ("-h", "--help") for a in args[: args.index("--") if "--" in args else len(args)]):
         return None
     try:
-        ns = _submit_parser().parse_intermixed_args(args)
+        ns = _parse_submit(args)
     except _NotMine:
         return None
     from pathlib import Path
@@ -86,9 +114,12 @@ def _try_submit(opts: dict[str, str], args: list[str]) -> int | None:
 
     try:
         return run_submit(Settings.from_env(workspace=opts.get("workspace")), json_mode=opts.get("output") == "json",
-                          script=ns.script, args=list(ns.args), env=ns.env, source_dir=Path(ns.source_dir),
-                          experiment=ns.experiment, detach=ns.detach, no_snapshot=ns.no_snapshot, timeout=ns.timeout)
+                          script=ns["script"], args=ns["args"], env=ns["env"], source_dir=Path(ns["source_dir"]),
+                          experiment=ns["experiment"], detach=ns["detach"], no_snapshot=ns["no_snapshot"],
+                          timeout=ns["timeout"])
     except KilnError as e:
+        if os.environ.get("KILN_DEBUG", "") not in ("", "0"):
+            raise
         first, *rest = str(e).splitlines() or [type(e).__name__]
         sys.stderr.write("".join([f"kiln: error: {first}\n", *(f"  {line}\n" for line in rest)]))
         return 1

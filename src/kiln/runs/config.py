@@ -97,6 +97,9 @@ class ScriptRunConfig:
         if not (source / script).is_file():
             raise DefinitionError(f"script {self.script!r} not found in {source}")
         limit = self.run_config.max_run_duration_seconds
-        if limit is not None and limit <= 0:
-            raise DefinitionError(f"max_run_duration_seconds must be positive, got {limit!r}")
+        if limit is not None:
+            import math
+
+            if isinstance(limit, bool) or not isinstance(limit, (int, float)) or math.isnan(limit) or limit <= 0:
+                raise DefinitionError(f"max_run_duration_seconds must be a positive number of seconds, got {limit!r}")
         return source

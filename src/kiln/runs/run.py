@@ -161,7 +161,7 @@ class Run:
                 offset = self._stream(offset, sys.stdout)
             if status in FINAL_STATUSES:
                 if show_output:
-                    self._stream(offset, sys.stdout)
+                    self._stream(offset, sys.stdout, final=True)
                 break
             if deadline is not None and time.monotonic() > deadline:
                 raise KilnError(f"run {self.id} is still {status} after {timeout} s")
@@ -172,14 +172,14 @@ class Run:
             raise RunFailedError(self, details)
         return details
 
-    def _stream(self, offset: int, out: Any) -> int:
+    def _stream(self, offset: int, out: Any, final: bool = False) -> int:
         try:
             with open(self._layout.output_log, "rb") as f:
                 f.seek(offset)
                 data = f.read()
         except FileNotFoundError:
             return offset
-        end = data.rfind(b"\n") + 1  # whole lines only; the rest comes next time
+        end = len(data) if final else data.rfind(b"\n") + 1  # whole lines while it runs; the rest at the end
         if end:
             out.write(data[:end].decode("utf-8", errors="replace"))
             out.flush()
@@ -200,7 +200,8 @@ class Run:
             return
         self._layout.root.mkdir(parents=True, exist_ok=True)
         self._layout.cancel_marker.touch()
-        if record.pid is not None and alive(record.pid, record.pid_start):
+        # a Queued run's supervisor may not have its signal handler yet: it reads the marker instead
+        if record.status != "Queued" and record.pid is not None and alive(record.pid, record.pid_start):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(record.pid, signal.SIGTERM)
 

@@ -2,7 +2,8 @@
 
 The first of ``.kilnignore``, ``.amlignore``, ``.gitignore`` found at the top of the folder decides
 what is left out (gitignore syntax, read by ``pathspec``); ``.git``, ``__pycache__``, ``outputs``
-and virtual environments are always left out. Submitting an unchanged folder again stores nothing new.
+and virtual environments (any folder with a ``pyvenv.cfg``) are always left out. Submitting an
+unchanged folder again stores nothing new.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def snapshot_files(source: Path) -> tuple[list[Path], str | None]:
                 path = Path(entry.path)
                 rel = path.relative_to(source).as_posix()
                 if entry.is_dir(follow_symlinks=False):
-                    if not match(rel + "/"):
+                    # a virtual environment, whatever its folder's name (venv/, env/, .venv/...)
+                    if not match(rel + "/") and not (path / "pyvenv.cfg").is_file():
                         yield from walk(path)
                 elif entry.is_file(follow_symlinks=True) and not match(rel):
                     yield path

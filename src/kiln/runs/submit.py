@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from kiln._process import spawn_detached
 from kiln.runs.layout import RunLayout
 from kiln.runs.liveness import start_time
 
@@ -88,10 +88,7 @@ def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *
         definition=json.dumps(definition), tags=json.dumps(dict(tags or {}), sort_keys=True),
         environment=env.name, environment_version=int(env.version), lock_hash=lock_hash, build_key=build_key))
     child_env = {**os.environ, "KILN_HOME": str(settings.home), "KILN_CACHE_DIR": str(settings.cache_dir)}
-    with open(layout.supervisor_log, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "kiln.runs.supervisor", str(workspace.path), run_id],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=child_env,
-                                start_new_session=True, close_fds=True)
-    workspace.store.update_run(run_id, pid=proc.pid, pid_start=start_time(proc.pid),
-                               only_if_status=frozenset({"Queued"}))
+    pid = spawn_detached([sys.executable, "-m", "kiln.runs.supervisor", str(workspace.path), run_id], env=child_env,
+                         log=layout.supervisor_log)
+    workspace.store.update_run(run_id, pid=pid, pid_start=start_time(pid), only_if_status=frozenset({"Queued"}))
     return run_id

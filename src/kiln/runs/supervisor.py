@@ -83,6 +83,8 @@ class _Supervisor:
     def _run(self, out: BinaryIO) -> int:
         store = self.ws.store
         d = self.definition
+        if self.layout.cancel_marker.exists():
+            raise _Canceled()
         python = d.get("python")
         environ: dict[str, str]
         if python and Path(python).exists():
@@ -96,7 +98,7 @@ class _Supervisor:
             from kiln.settings import Settings
 
             self.building = True
-            if self.cancel_requested:
+            if self.cancel_requested or self.layout.cancel_marker.exists():
                 raise _Canceled()
             result = build_environment(env, self.ws, settings=Settings.from_env(),
                                        progress=lambda phase, message: self.say(out, message))
@@ -104,7 +106,7 @@ class _Supervisor:
             python = str(result.python)
             environ = result.environ()
             store.update_run(self.run_id, lock_hash=result.lock_hash, build_key=result.key)
-        if self.cancel_requested:
+        if self.cancel_requested or self.layout.cancel_marker.exists():
             raise _Canceled()
         work = self._workdir()
         environ.update(d.get("environment_variables") or {})

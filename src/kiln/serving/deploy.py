@@ -15,7 +15,6 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln._files import write_text_atomic
+from kiln._process import spawn_detached
 from kiln.errors import DefinitionError
 
 if TYPE_CHECKING:
@@ -153,11 +153,10 @@ def start_server(workspace: Workspace, name: str, *, settings: Settings) -> int:
     folder = service_dir(workspace, name)
     env = {**os.environ, "KILN_HOME": str(settings.home), "KILN_CACHE_DIR": str(settings.cache_dir),
            "KILN_WORKER_SHIM": str(Path(__file__).with_name("shim"))}
-    with open(folder / "server.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "kiln.serving.server", str(folder)], stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, close_fds=True)
-    workspace.store.update_service(name, pid=proc.pid, pid_start=start_time(proc.pid))
-    return proc.pid
+    pid = spawn_detached([sys.executable, "-m", "kiln.serving.server", str(folder)], env=env,
+                         log=folder / "server.log")
+    workspace.store.update_service(name, pid=pid, pid_start=start_time(pid))
+    return pid
 
 
 def stop_server(record: Any, timeout: float = 30.0) -> None:

@@ -92,7 +92,7 @@ class Model:
             files = [p for p in sorted(source.rglob("*")) if p.is_file()]
             if not files:
                 raise DefinitionError(f"model_path {str(model_path)!r} is an empty folder")
-            manifest = blobs.put_tree(source, files)
+            manifest = blobs.put_tree(source.parent, files)  # paths keep the folder's name, as for a file
         else:
             manifest = blobs.put_tree(source.parent, [source])
         record, _ = workspace.store.register_model(
