@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "CONDA_VIA",
     "ENV_CACHE_DIR",
+    "ENV_CONDA_VIA",
     "ENV_DEBUG",
     "ENV_HOME",
     "ENV_WORKSPACE",
@@ -23,6 +25,8 @@ ENV_HOME = "KILN_HOME"
 ENV_CACHE_DIR = "KILN_CACHE_DIR"
 ENV_WORKSPACE = "KILN_WORKSPACE"
 ENV_DEBUG = "KILN_DEBUG"
+ENV_CONDA_VIA = "KILN_CONDA_VIA"
+CONDA_VIA = ("auto", "conda", "pypi")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,9 @@ class Settings:
     cache_dir: Path
     workspace: Path | None = None
     debug: bool = False
+    #: how conda packages are built: "conda" (py-rattler), "pypi" (their PyPI names, with uv), or "auto"
+    #: (conda, and PyPI when the channels can't be reached)
+    conda_via: str = "auto"
 
     @property
     def default_workspace(self) -> Path:
@@ -61,7 +68,13 @@ class Settings:
 
             cache = Path(platformdirs.user_cache_dir("kiln", appauthor=False))
         ws = workspace if workspace is not None else env.get(ENV_WORKSPACE) or None
+        conda_via = env.get(ENV_CONDA_VIA, "auto") or "auto"
+        if conda_via not in CONDA_VIA:
+            from kiln.errors import KilnError
+
+            raise KilnError(f"{ENV_CONDA_VIA}={conda_via!r}: expected one of {', '.join(CONDA_VIA)}")
         return cls(
+            conda_via=conda_via,
             home=home.resolve(),
             cache_dir=cache.resolve(),
             workspace=Path(ws).expanduser().resolve() if ws else None,

@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,7 +115,7 @@ def lock_environment(env: Environment, workspace: Workspace, *, settings: Settin
     say("interpreter", f"Python {interpreter.version} ({interpreter.path})")
     previous = _stored_lock(env, workspace, interpreter)
     if previous is not None and not upgrade:
-        say("lock", f"lock {previous.lock_hash[:12]} ({len(previous.packages)} packages)")
+        say("lock", f"lock {previous.lock_hash[:12]} ({previous.summary})")
         return interpreter, previous, previous, False
     store = workspace.store
     newest = store.latest_lock_of(name=env.name, python=interpreter.minor, platform=interpreter.platform)
@@ -126,8 +126,9 @@ def lock_environment(env: Environment, workspace: Workspace, *, settings: Settin
                           f"and --locked forbids resolving one{hint}")
     preferences = None if upgrade or newest is None else Lock.from_json(newest.content)
     say("resolve", "resolving with uv" + (" (upgrade)" if upgrade else ""))
-    lock = resolve(env, interpreter, preferences=preferences, upgrade=upgrade, sink=sink)
-    say("lock", f"lock {lock.lock_hash[:12]} ({len(lock.packages)} packages)")
+    lock = resolve(env, interpreter, preferences=preferences, upgrade=upgrade, sink=sink,
+                   cache_dir=settings.cache_dir, conda_via=settings.conda_via)
+    say("lock", f"lock {lock.lock_hash[:12]} ({lock.summary})")
     return interpreter, lock, previous, True
 
 
@@ -136,6 +137,12 @@ def build_key(lock: Lock, interpreter: Interpreter, backend: str) -> str:
                        "python": interpreter.version, "platform": interpreter.platform, "backend": backend},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _plan(env: Environment, interpreter: Interpreter, lock: Lock, settings: Settings) -> Any:
+    from kiln.build.backends import BuildPlan
+
+    return BuildPlan(label=_label(env), interpreter=interpreter, lock=lock, cache_dir=settings.cache_dir / "conda-pkgs")
 
 
 def _lock_key(env: Environment, interpreter: Interpreter) -> str:
@@ -149,7 +156,7 @@ def cached_build(env: Environment, workspace: Workspace, *, settings: Settings,
 
     Never resolves or builds: this is the whole cache-hit path, kept cheap for the CLI.
     """
-    from kiln.build.backends import BuildPlan, backend_for
+    from kiln.build.backends import backend_for
 
     if env.python.user_managed_dependencies:
         return None
@@ -159,14 +166,14 @@ def cached_build(env: Environment, workspace: Workspace, *, settings: Settings,
     lock = _stored_lock(env, workspace, interpreter)
     if lock is None:
         return None
-    backend = backend_for(BuildPlan(label=_label(env), interpreter=interpreter, lock=lock))
+    backend = backend_for(_plan(env, interpreter, lock, settings))
     key = build_key(lock, interpreter, backend.name)
     cache = BuildCache(settings.cache_dir)
     entry = cache.lookup(key)
     if entry is None:
         return None
     say("interpreter", f"Python {interpreter.version} ({interpreter.path})")
-    say("lock", f"lock {lock.lock_hash[:12]} ({len(lock.packages)} packages)")
+    say("lock", f"lock {lock.lock_hash[:12]} ({lock.summary})")
     return _finish(env, workspace, cache, entry, lock, interpreter, backend.name, hit=True, started=started,
                    say=say)
 
@@ -202,8 +209,8 @@ def _finish(env: Environment, workspace: Workspace, cache: BuildCache, entry: Ca
 def build_environment(env: Environment, workspace: Workspace, *, settings: Settings, upgrade: bool = False,
                       locked: bool = False, progress: Progress | None = None) -> BuildResult:
     """Build the registered ``env`` (or take its cached build). See the module docstring."""
-    from kiln.build.backends import BuildPlan, backend_for
-    from kiln.build.resolver import requirements_of, resolve
+    from kiln.build.backends import backend_for
+    from kiln.build.resolver import conda_specs, requirements_of, resolve
 
     say = progress or (lambda phase, message: None)
     started = time.monotonic()
@@ -244,16 +251,19 @@ def build_environment(env: Environment, workspace: Workspace, *, settings: Setti
                                                                platform=interpreter.platform)
             preferences = None if newest is None else Lock.from_json(newest.content)
             resolved = True
-            if preferences is None and not upgrade:
+            if preferences is None and not upgrade and not (conda_specs(env) and settings.conda_via != "pypi"):
                 # a first build: install while resolving, then make the environment exactly the lock
-                requirements, options = requirements_of(env)
-                return _build_first(env, workspace, cache, interpreter, requirements, options, log, say, started)
-            say("resolve", "resolving with uv" + (" (upgrade)" if upgrade else ""))
-            lock = resolve(env, interpreter, preferences=preferences, upgrade=upgrade, sink=log)
-        say("lock", f"lock {lock.lock_hash[:12]} ({len(lock.packages)} packages)")
-        plan = BuildPlan(label=_label(env), interpreter=interpreter, lock=lock)
+                requirements, options = requirements_of(env, cache_dir=settings.cache_dir)
+                return _build_first(env, workspace, cache, interpreter, requirements, options, log, say, started,
+                                    settings)
+            say("resolve", "resolving" + (" (upgrade)" if upgrade else ""))
+            lock = resolve(env, interpreter, preferences=preferences, upgrade=upgrade, sink=log,
+                           cache_dir=settings.cache_dir, conda_via=settings.conda_via)
+        say("lock", f"lock {lock.lock_hash[:12]} ({lock.summary})")
+        plan = _plan(env, interpreter, lock, settings)
         backend = backend_for(plan)
         key = build_key(lock, interpreter, backend.name)
+        plan = replace(plan, final_path=cache.bucket / key)
         with cache.locked(key, on_wait=lambda: say("wait", "another process is building this environment")):
             entry = cache.lookup(key)
             hit = entry is not None
@@ -288,7 +298,7 @@ def _build_in(cache: BuildCache, stage: Path, key: str, plan: Any, backend: Any,
     try:
         log(f"# kiln build of {plan.label}: Python {plan.interpreter.version} ({plan.interpreter.path}), "
             f"backend {backend.name}, lock {plan.lock.lock_hash}")
-        say("build", f"installing {len(plan.lock.packages)} packages ({backend.name})")
+        say("build", f"installing {plan.lock.summary} ({backend.name})")
         started = time.monotonic()
         outcome = backend.build(plan, stage=stage, log=log)
         seconds = time.monotonic() - started
@@ -306,8 +316,8 @@ def _build_in(cache: BuildCache, stage: Path, key: str, plan: Any, backend: Any,
 
 
 def _build_first(env: Environment, workspace: Workspace, cache: BuildCache, interpreter: Interpreter,
-                 requirements: list[str], options: list[str], log: _Log, say: Progress, started: float
-                 ) -> BuildResult:
+                 requirements: list[str], options: list[str], log: _Log, say: Progress, started: float,
+                 settings: Settings) -> BuildResult:
     """A definition's first build: the backend installs the requirements while uv resolves the lock
     (as fast as a plain ``uv pip install``); then the build step makes the environment exactly the lock."""
     from concurrent.futures import ThreadPoolExecutor
@@ -321,7 +331,8 @@ def _build_first(env: Environment, workspace: Workspace, cache: BuildCache, inte
     say("resolve", "resolving with uv while installing")
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(resolve, env, interpreter, sink=log)
+            future = pool.submit(resolve, env, interpreter, sink=log, cache_dir=settings.cache_dir,
+                                 conda_via=settings.conda_via)
             probe = BuildPlan(label=_label(env), interpreter=interpreter, lock=_EMPTY_LOCK)
             try:
                 backend_for(probe).prepare(probe, requirements=requirements, options=options, stage=stage, log=log)
@@ -330,8 +341,8 @@ def _build_first(env: Environment, workspace: Workspace, cache: BuildCache, inte
     except BaseException:
         cache.discard(stage)
         raise
-    say("lock", f"lock {lock.lock_hash[:12]} ({len(lock.packages)} packages)")
-    plan = BuildPlan(label=_label(env), interpreter=interpreter, lock=lock)
+    say("lock", f"lock {lock.lock_hash[:12]} ({lock.summary})")
+    plan = _plan(env, interpreter, lock, settings)
     backend = backend_for(plan)
     key = build_key(lock, interpreter, backend.name)
     with cache.locked(key):

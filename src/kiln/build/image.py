@@ -69,7 +69,7 @@ def dockerfile(env: Environment, lock: Lock | None, interpreter_minor: str | Non
     else:
         assert lock is not None and interpreter_minor is not None
         lines += [
-            f"# Step 2: the Python environment from lock {lock.lock_hash} ({len(lock.packages)} packages)",
+            f"# Step 2: the Python environment from lock {lock.lock_hash} ({lock.summary})",
             "COPY lock.txt /kiln/lock.txt",
             f"RUN python3 -m pip install --no-cache-dir {uv_version.replace('uv ', 'uv==').split()[0]} \\",
             f" && uv venv --relocatable --python python{interpreter_minor} {ENV_PREFIX} \\",

@@ -20,7 +20,8 @@ from typing import Any
 
 from kiln.errors import KilnError
 
-__all__ = ["LOCK_FORMAT", "Lock", "LockChange", "LockedPackage", "diff_locks", "packages_from_requirements"]
+__all__ = ["LOCK_FORMAT", "CondaPackage", "Lock", "LockChange", "LockedPackage", "diff_locks",
+           "packages_from_requirements"]
 
 LOCK_FORMAT = "kiln-lock/1"
 
@@ -37,6 +38,21 @@ class LockedPackage:
 
 
 @dataclass(frozen=True)
+class CondaPackage:
+    name: str
+    version: str
+    build: str
+    channel: str
+    subdir: str
+    url: str
+    sha256: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "build": self.build, "channel": self.channel,
+                "subdir": self.subdir, "url": self.url, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
 class Lock:
     identity: str
     python: str
@@ -48,6 +64,15 @@ class Lock:
     resolver: str
     created_at: str
     indexes: tuple[str, ...] = field(default=())
+    #: conda packages (empty when the definition has none, or they went through PyPI)
+    conda: tuple[CondaPackage, ...] = ()
+    #: rattler's own lock file text for ``conda`` (what the installer reads back, without solving)
+    conda_lock: str = ""
+    conda_platform: str = ""
+    #: "conda" (a channel's python), "kiln" (Kiln's stand-in for a found interpreter) or "" (no conda)
+    python_source: str = ""
+    #: "conda" or "pypi": how the definition's conda packages were resolved
+    conda_via: str = ""
 
     @property
     def python_minor(self) -> str:
@@ -61,8 +86,17 @@ class Lock:
             "platform": self.platform,
             "packages": sorted([p.name, p.version, sorted(p.hashes)] for p in self.packages),
         }
+        if self.conda:
+            canon["conda"] = sorted([c.name, c.version, c.build, c.sha256 or c.url] for c in self.conda)
         text = json.dumps(canon, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def summary(self) -> str:
+        """``"12 packages"``, or ``"3 conda + 2 pip packages"``."""
+        if self.conda:
+            return f"{len(self.conda)} conda + {len(self.packages)} pip packages"
+        return f"{len(self.packages)} packages"
 
     def version_of(self, name: str) -> str | None:
         from packaging.utils import canonicalize_name
@@ -76,6 +110,8 @@ class Lock:
             "requirements": list(self.requirements), "options": list(self.options), "indexes": list(self.indexes),
             "packages": [p.to_dict() for p in self.packages], "resolver": self.resolver,
             "created_at": self.created_at, "lock_hash": self.lock_hash, "text": self.text,
+            "conda": [c.to_dict() for c in self.conda], "conda_lock": self.conda_lock,
+            "conda_platform": self.conda_platform, "python_source": self.python_source, "conda_via": self.conda_via,
         }, indent=1)
 
     @classmethod
@@ -91,6 +127,9 @@ class Lock:
                 packages=tuple(LockedPackage(p["name"], p["version"], p.get("url"), tuple(p.get("hashes", ())))
                                for p in data["packages"]),
                 text=data["text"], resolver=data["resolver"], created_at=data["created_at"],
+                conda=tuple(CondaPackage(**c) for c in data.get("conda", [])), conda_lock=data.get("conda_lock", ""),
+                conda_platform=data.get("conda_platform", ""), python_source=data.get("python_source", ""),
+                conda_via=data.get("conda_via", ""),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise KilnError(f"a stored lock is unreadable ({type(e).__name__}: {e})") from None
@@ -143,5 +182,7 @@ def diff_locks(old: Lock | None, new: Lock) -> list[LockChange]:
     """Package by package: what an upgrade changed."""
     before = {p.name.lower(): p.version for p in old.packages} if old else {}
     after = {p.name.lower(): p.version for p in new.packages}
+    before.update({f"conda:{c.name}": f"{c.version}={c.build}" for c in (old.conda if old else ())})
+    after.update({f"conda:{c.name}": f"{c.version}={c.build}" for c in new.conda})
     names = sorted(set(before) | set(after))
     return [LockChange(n, before.get(n), after.get(n)) for n in names if before.get(n) != after.get(n)]

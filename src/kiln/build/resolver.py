@@ -1,10 +1,14 @@
-"""Resolving a definition into a lock with uv (``uv pip compile --generate-hashes``).
+"""Resolving a definition into a lock: conda packages with py-rattler, pip packages with uv.
 
-What is resolved: the pip requirements and options of the definition, plus its conda packages other
-than ``python`` and ``pip`` under their PyPI names (the venv backend installs everything from
-PyPI; the conda backend resolves conda packages itself). A previous lock can be given as
-preferences: uv then keeps every pin that still fits, so a changed definition moves only what it
-must. ``upgrade=True`` drops the preferences and takes the newest versions allowed.
+A definition whose conda list holds more than ``python`` and ``pip`` is solved as conda packages
+against its channels (in order, strict priority, the machine's subdir plus ``noarch``), with Kiln's
+stand-in channel last (see ``kiln.build.conda.standin``); its pip list is then resolved with uv
+(``uv pip compile --generate-hashes``), leaving out what the conda packages already provide. With
+``conda_via="pypi"`` (or ``"auto"`` when the channels can't be reached) the conda packages are
+mapped to their PyPI names instead and everything is resolved with uv into a venv.
+
+A previous lock can be given as preferences: uv (and the conda solver) then keep every pin that
+still fits, so a changed definition moves only what it must. ``upgrade=True`` drops them.
 """
 
 from __future__ import annotations
@@ -30,16 +34,33 @@ _SKIPPED_CONDA = {"python", "pip"}
 _INDEX_FLAGS = ("--index-url", "--extra-index-url", "--find-links")
 
 
-def requirements_of(env: Environment) -> tuple[list[str], list[str]]:
-    """(requirements, options) to resolve for ``env``: pip entries, then conda packages as PyPI requirements."""
+def conda_specs(env: Environment) -> list[str]:
+    """The definition's conda packages other than ``python`` and ``pip`` (what makes a conda build)."""
+    cd = env.python.conda_dependencies
+    if cd is None or env.python.user_managed_dependencies:
+        return []
+    return [s for s in cd.conda_packages if specs.conda_spec_name(s) not in _SKIPPED_CONDA]
+
+
+def requirements_of(env: Environment, *, cache_dir: Path | None = None, with_conda: bool = True
+                    ) -> tuple[list[str], list[str]]:
+    """(requirements, options) for uv: pip entries, then (``with_conda``) conda packages under PyPI names."""
     cd = env.python.conda_dependencies
     if cd is None:
         return [], []
     requirements = [specs.normalize_pip_requirement(p) for p in cd.pip_packages]
     pip_names = {specs.pip_requirement_name(p) for p in cd.pip_packages}
-    for spec in cd.conda_packages:
-        name = specs.conda_spec_name(spec)
-        if name in _SKIPPED_CONDA or name in pip_names:
+    conda = conda_specs(env) if with_conda else []
+    mapping: dict[str, str] = {}
+    if conda:
+        from kiln.build.conda.pypi_map import load_map
+
+        mapping = load_map(cache_dir or Path(tempfile.gettempdir()))
+    for spec in conda:
+        from kiln.build.conda.pypi_map import conda_to_pypi
+
+        name = conda_to_pypi(specs.conda_spec_name(spec), mapping)
+        if specs.pip_requirement_name(name) in pip_names:
             continue
         requirements.append(_conda_to_pip(name, specs.conda_spec_version(spec)))
     options = [" ".join(o.split()) for o in cd.pip_options]
@@ -59,9 +80,34 @@ def _conda_to_pip(name: str, version: str | None) -> str:
 
 
 def resolve(env: Environment, interpreter: Interpreter, *, preferences: Lock | None = None,
-            upgrade: bool = False, sink: LineSink | None = None) -> Lock:
-    """Resolve ``env`` for ``interpreter`` into a new ``Lock`` (``KilnError`` with uv's explanation on failure)."""
-    requirements, options = requirements_of(env)
+            upgrade: bool = False, sink: LineSink | None = None, cache_dir: Path | None = None,
+            conda_via: str = "auto") -> Lock:
+    """Resolve ``env`` for ``interpreter`` into a new ``Lock`` (``KilnError`` with the resolver's explanation)."""
+    if conda_specs(env) and conda_via != "pypi":
+        from kiln.build.conda.rattler import CondaError
+        from kiln.build.conda.resolve import resolve_conda, unreachable
+
+        try:
+            return resolve_conda(env, interpreter, preferences=None if upgrade else preferences, sink=sink,
+                                 cache_dir=cache_dir or Path(tempfile.gettempdir()), resolve_pip=_resolve_pip)
+        except CondaError as e:
+            if conda_via != "auto" or not unreachable(e):
+                raise
+            if sink is not None:
+                sink(f"# the conda channels can't be reached ({e}); resolving the conda packages from PyPI instead")
+    requirements, options = requirements_of(env, cache_dir=cache_dir)
+    lock = _resolve_pip(env, interpreter, requirements, options, preferences=preferences, upgrade=upgrade, sink=sink)
+    if conda_specs(env):
+        from dataclasses import replace
+
+        lock = replace(lock, conda_via="pypi")
+        if sink is not None:
+            sink("# conda packages resolved under their PyPI names (conda-pypi's map), installed with uv")
+    return lock
+
+
+def _resolve_pip(env: Environment, interpreter: Interpreter, requirements: list[str], options: list[str], *,
+                 preferences: Lock | None = None, upgrade: bool = False, sink: LineSink | None = None) -> Lock:
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     indexes = [mask_url(o.split(None, 1)[1]) for o in options if o.split(None, 1)[0] in _INDEX_FLAGS]
     if not any(o.startswith("--index-url") for o in options) and not any(o == "--no-index" for o in options):

@@ -195,11 +195,19 @@ def diff(
     st.out.emit("env.diff", result.to_dict(), "\n".join(lines))
 
 
-def _build(ctx: typer.Context, ref: str, *, upgrade: bool = False, locked: bool = False, quiet: bool = False) -> Any:
+def _build(ctx: typer.Context, ref: str, *, upgrade: bool = False, locked: bool = False, quiet: bool = False,
+           conda_via: str | None = None) -> Any:
+    from dataclasses import replace
+
     from kiln.build import build
     from kiln.cli.progress import build_progress
+    from kiln.settings import CONDA_VIA
 
     st = state(ctx)
+    if conda_via is not None:
+        if conda_via not in CONDA_VIA:
+            raise typer.BadParameter(f"{conda_via!r} is not one of {', '.join(CONDA_VIA)}", param_hint="--conda-via")
+        st.settings = replace(st.settings, conda_via=conda_via)
     name, version = parse_ref(ref)
     ws = st.workspace()
     env = ws.get_environment(name, version)
@@ -216,12 +224,15 @@ def build_cmd(
     = False,
     locked: Annotated[bool, typer.Option("--locked", help="Fail instead of resolving when the environment has "
                                                           "no lock (its definition changed since).")] = False,
+    conda_via: Annotated[str | None, typer.Option("--conda-via", help="Conda packages through conda (py-rattler), "
+                                                                      "pypi (their PyPI names, with uv) or auto "
+                                                                      "(default; also KILN_CONDA_VIA).")] = None,
 ) -> None:
     """Build an environment from its lock (resolving one the first time); a cached build is instant."""
     st = state(ctx)
     if upgrade and locked:
         raise typer.BadParameter("--upgrade and --locked exclude each other", param_hint="--upgrade")
-    result = _build(ctx, ref, upgrade=upgrade, locked=locked)
+    result = _build(ctx, ref, upgrade=upgrade, locked=locked, conda_via=conda_via)
     st.out.emit("env.build", result.to_dict(), build_text(result, upgrade=upgrade))
 
 
@@ -267,9 +278,11 @@ def lock_cmd(
     data = {"environment": f"{env.name}:{env.version}", "lock_hash": lock.lock_hash, "python": lock.python,
             "platform": lock.platform, "resolver": lock.resolver, "created_at": lock.created_at,
             "indexes": list(lock.indexes), "requirements": list(lock.requirements), "stored": not resolved,
-            "packages": [p.to_dict() for p in lock.packages]}
+            "packages": [p.to_dict() for p in lock.packages], "conda": [c.to_dict() for c in lock.conda],
+            "python_source": lock.python_source, "conda_via": lock.conda_via}
     lines = [f"{env.name}:{env.version}  lock {lock.lock_hash}" + ("" if not resolved else "  (new: not built yet)"),
              f"  python {lock.python} on {lock.platform}, resolved by {lock.resolver} at {lock.created_at}",
              f"  indexes: {', '.join(lock.indexes)}"]
+    lines += [f"  conda {c.name}={c.version}={c.build}  {c.channel}  sha256:{c.sha256}" for c in lock.conda]
     lines += [f"  {p.name}=={p.version}  {p.hashes[0] if p.hashes else ''}" for p in lock.packages]
     st.out.emit("env.lock", data, "\n".join(lines))

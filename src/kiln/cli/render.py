@@ -33,7 +33,7 @@ def build_text(result: BuildResult, *, upgrade: bool = False) -> str:
     if result.path is not None:
         lines.append(f"  environment  {result.path}")
     if result.lock is not None:
-        lines.append(f"  lock         {result.lock.lock_hash[:12]}  ({len(result.lock.packages)} packages)")
+        lines.append(f"  lock         {result.lock.lock_hash[:12]}  ({result.lock.summary})")
     if upgrade:
         if result.lock_changes:
             lines += ["  upgrade:", *(f"    {c}" for c in result.lock_changes)]

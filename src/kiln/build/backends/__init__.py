@@ -1,13 +1,14 @@
-"""Build backends: how a lock becomes a ready environment (``venv`` now; ``conda`` and ``image`` later)."""
+"""Build backends: how a lock becomes a ready environment (``venv``, ``conda``; ``image`` later)."""
 
 from __future__ import annotations
 
+from kiln.build.backends.conda import CondaBackend
 from kiln.build.backends.interface import Backend, BuildPlan
 from kiln.build.backends.venv import VenvBackend
 
-__all__ = ["BACKENDS", "Backend", "BuildPlan", "VenvBackend", "backend_for"]
+__all__ = ["BACKENDS", "Backend", "BuildPlan", "CondaBackend", "VenvBackend", "backend_for"]
 
-BACKENDS: dict[str, type[Backend]] = {VenvBackend.name: VenvBackend}
+BACKENDS: dict[str, type[Backend]] = {VenvBackend.name: VenvBackend, CondaBackend.name: CondaBackend}
 
 
 def backend_for(plan: BuildPlan) -> Backend:

@@ -26,6 +26,10 @@ class BuildPlan:
     label: str
     interpreter: Interpreter
     lock: Lock
+    #: where the build will live once published (backends whose files hold their own path need it)
+    final_path: Path | None = None
+    #: Kiln's cache folder (backends keep their package caches under it)
+    cache_dir: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ class VenvBackend(Backend):
     def cannot_build(self, plan: BuildPlan) -> str | None:
         if plan.interpreter.implementation != "cpython":
             return f"uv venvs need CPython, not {plan.interpreter.implementation}"
+        if plan.lock.conda:
+            return "the lock has conda packages"
         return None
 
     def _venv(self, plan: BuildPlan, env: Path, log: Callable[[str], None]) -> None:

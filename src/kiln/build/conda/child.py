@@ -58,9 +58,10 @@ def _records_of(lock_text: str, platform: str) -> list[Any]:
         path.write_text(lock_text)
         lock = rattler.LockFile.from_path(path)
     env = lock.environment(ENV)
-    if env is None:
+    owned = next((p for p in lock.platforms() if str(p.name) == platform), None)  # rattler wants the lock's own
+    if env is None or owned is None:
         return []
-    return list(env.conda_repodata_records_for_platform(rattler.LockPlatform(platform)) or [])
+    return list(env.conda_repodata_records_for_platform(owned) or [])
 
 
 async def _solve(req: dict[str, Any]) -> dict[str, Any]:
