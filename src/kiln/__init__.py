@@ -7,7 +7,9 @@ The public API keeps Azure ML SDK v1's names, so code ports by changing imports:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from kiln._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -65,16 +67,7 @@ if TYPE_CHECKING:
     from kiln.workspace.workspace import Workspace
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kiln' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 def __dir__() -> list[str]:
     return sorted(__all__)

@@ -20,16 +20,11 @@ _GLOBAL = {"-w": "workspace", "--workspace": "workspace", "-o": "output", "--out
 
 
 def _parse(argv: Sequence[str]) -> tuple[dict[str, str], str, str] | None:
-    opts: dict[str, str] = {}
-    args = list(argv)
-    while args and args[0] in _GLOBAL:
-        if len(args) < 2:
-            return None
-        opts[_GLOBAL[args[0]]] = args[1]
-        args = args[2:]
-    if len(args) != 3 or args[0] != "env" or args[1] not in ("build", "python") or args[2].startswith("-"):
+    split = _globals(argv)
+    if split is None:
         return None
-    if opts.get("output", "text") not in ("text", "json"):
+    opts, args = split
+    if len(args) != 3 or args[0] != "env" or args[1] not in ("build", "python") or args[2].startswith("-"):
         return None
     return opts, args[1], args[2]
 

@@ -45,13 +45,10 @@ class CondaDependencies:
     def __init__(self, conda_dependencies_file_path: str | os.PathLike[str] | None = None,
                  _underlying_structure: Mapping[str, Any] | None = None, *, _source: str | None = None) -> None:
         if conda_dependencies_file_path is not None:
+            from kiln.environment.textfile import read_utf8
+
             path = Path(conda_dependencies_file_path)
-            try:
-                text = path.read_bytes().decode("utf-8")
-            except FileNotFoundError:
-                raise FormatError(str(path), "file not found") from None
-            except UnicodeDecodeError as e:
-                raise FormatError(str(path), f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+            text = read_utf8(path)
             self._data = _load_text(text, str(path))
             self._source = str(path)
         elif _underlying_structure is not None:

@@ -6,7 +6,9 @@ this package too, and must start fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from kiln._lazy import lazy_exports
 
 __all__ = ["Experiment", "HistoryConfiguration", "Run", "RunConfiguration", "RunFailedError", "ScriptRunConfig"]
 
@@ -25,10 +27,4 @@ if TYPE_CHECKING:
     from kiln.runs.run import Run, RunFailedError
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kiln.runs' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from kiln._lazy import lazy_exports
 
 __all__ = ["DeploymentConfiguration", "InferenceConfig", "LocalWebservice", "Webservice"]
 
@@ -18,10 +20,4 @@ if TYPE_CHECKING:
     from kiln.serving.webservice import LocalWebservice, Webservice
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kiln.serving' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

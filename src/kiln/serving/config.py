@@ -64,19 +64,31 @@ class DeploymentConfiguration:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        if self.port is not None and not 0 < int(self.port) < 65536:
+        def number(field: str, kind: type) -> float:
+            value = getattr(self, field)
+            try:
+                if isinstance(value, bool):
+                    raise ValueError
+                return float(kind(value))
+            except (TypeError, ValueError):
+                raise DefinitionError(f"deployment configuration: {field} {value!r} is not a number") from None
+
+        if self.port is not None and not 0 < number("port", int) < 65536:
             raise DefinitionError(f"deployment configuration: port {self.port!r} is not a TCP port")
-        if int(self.workers) < 1:
+        if number("workers", int) < 1:
             raise DefinitionError(f"deployment configuration: workers must be at least 1, got {self.workers!r}")
-        if float(self.timeout_seconds) <= 0:
+        if not number("timeout_seconds", float) > 0:
             raise DefinitionError(f"deployment configuration: timeout_seconds must be positive, got "
                                   f"{self.timeout_seconds!r}")
-        if int(self.max_payload_bytes) < 1:
+        if number("max_payload_bytes", int) < 1:
             raise DefinitionError(f"deployment configuration: max_payload_bytes must be positive, got "
                                   f"{self.max_payload_bytes!r}")
-        if int(self.max_batch_size) < 1:
+        if number("max_batch_size", int) < 1:
             raise DefinitionError(f"deployment configuration: max_batch_size must be at least 1, got "
                                   f"{self.max_batch_size!r}")
+        if number("max_batch_wait_ms", float) < 0:
+            raise DefinitionError(f"deployment configuration: max_batch_wait_ms must not be negative, got "
+                                  f"{self.max_batch_wait_ms!r}")
 
     def settings(self) -> dict[str, Any]:
         return {"host": self.host, "workers": int(self.workers), "auth_enabled": bool(self.auth_enabled),

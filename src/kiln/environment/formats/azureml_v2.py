@@ -30,12 +30,9 @@ _ROUTE_KEYS = ("liveness_route", "readiness_route", "scoring_route")
 
 
 def load(path: Path) -> Environment:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise FormatError(str(path), "file not found") from None
-    except UnicodeDecodeError as e:
-        raise FormatError(str(path), f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    from kiln.environment.textfile import read_utf8
+
+    text = read_utf8(path)
     return load_text(text, str(path), base_dir=path.parent)
 
 

@@ -26,15 +26,9 @@ log = logging.getLogger(__name__)
 
 def read_conda_file(path: Path) -> tuple[CondaDependencies, dict[str, str]]:
     """The conda dependencies and the ``variables`` of the file at ``path``."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise FormatError(str(path), "file not found") from None
-    except IsADirectoryError:
-        raise FormatError(str(path), "is a folder, not a conda environment file") from None
-    except UnicodeDecodeError as e:
-        raise FormatError(str(path), f"not UTF-8 text ({e.reason} at byte {e.start})") from None
-    return conda_from_text(text, str(path), base_dir=path.parent)
+    from kiln.environment.textfile import read_utf8
+
+    return conda_from_text(read_utf8(path), str(path), base_dir=path.parent)
 
 
 def conda_from_text(text: str, source: str, *, base_dir: Path | None = None

@@ -38,10 +38,9 @@ def detect_format(path: Path) -> str:
         raise FormatError(str(path), "no azureml_environment.json, environment.yml or requirements.txt in this folder")
     if not path.is_file():
         raise FormatError(str(path), "no such file or folder")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise FormatError(str(path), f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    from kiln.environment.textfile import read_utf8
+
+    text = read_utf8(path)
     if path.name == "azureml_environment.json":
         return "azureml-v1"
     if path.suffix.lower() in (".yml", ".yaml") or _looks_like_yaml_mapping(text):

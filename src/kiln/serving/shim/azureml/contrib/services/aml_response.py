@@ -4,14 +4,18 @@ import json
 
 
 class AMLResponse(object):
-    def __init__(self, message, status_code=200, json_str=False, headers=None):
-        if json_str and not isinstance(message, str):
-            message = json.dumps(message)
-        self._body = message if isinstance(message, (str, bytes)) else json.dumps(message)
+    def __init__(self, message, status_code=200, response_headers=None, json_str=False, run_function_failed=False,
+                 headers=None):
+        self.headers = dict(response_headers or headers or {})
         self.status_code = int(status_code)
-        self.headers = dict(headers or {})
-        if json_str and "Content-Type" not in self.headers:
-            self.headers["Content-Type"] = "application/json"
+        self.run_function_failed = bool(run_function_failed)
+        if message is None:  # as Azure ML: an empty JSON object
+            message, json_str = {}, True
+        if json_str:
+            self._body = json.dumps(message)
+            self.headers.setdefault("Content-Type", "application/json")
+        else:
+            self._body = message if isinstance(message, (str, bytes)) else json.dumps(message)
 
     def get_data(self, as_text=False):
         body = self._body
