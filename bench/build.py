@@ -15,39 +15,23 @@ Rounds alternate which tool goes first; the medians are printed, with the ratios
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
-KILN = str(BIN / "kiln")
-UV = str(BIN / "uv")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from kiln.build.cache import disk_usage  # noqa: E402
-from kiln.build.interpreters import discover, select  # noqa: E402
+from common import KILN, UV, kiln_env, timed
 
-
-def run(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return elapsed
+from kiln.build.cache import disk_usage
+from kiln.build.interpreters import discover, select
 
 
 def fresh_env(root: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({"UV_CACHE_DIR": str(root / "uv-cache"), "KILN_HOME": str(root / "kiln-home"),
-                "KILN_CACHE_DIR": str(root / "kiln-home" / "cache"), "UV_PYTHON_DOWNLOADS": "never"})
-    env.pop("KILN_WORKSPACE", None)
-    return env
+    return kiln_env(root, UV_CACHE_DIR=str(root / "uv-cache"))
 
 
 def conda_file(path: Path, name: str, python: str, packages: list[str]) -> None:
@@ -59,17 +43,17 @@ def kiln_cold(root: Path, python: str, packages: list[str]) -> float:
     env = fresh_env(root)
     work = root / "work"
     work.mkdir()
-    run([KILN, "workspace", "create", "bench", "-d", str(root / "ws")], env, work)
+    timed([KILN, "workspace", "create", "bench", "-d", str(root / "ws")], env, work)
     conda_file(work / "env.yml", "bench-env", python, packages)
-    run([KILN, "env", "register", "-d", "env.yml"], env, work)
-    return run([KILN, "env", "build", "bench-env"], env, work)
+    timed([KILN, "env", "register", "-d", "env.yml"], env, work)
+    return timed([KILN, "env", "build", "bench-env"], env, work)
 
 
 def uv_install(root: Path, interpreter: str, packages: list[str], venv: str = "venv") -> float:
     env = fresh_env(root)
     start = time.perf_counter()
-    run([UV, "venv", "-q", "--python", interpreter, str(root / venv)], env, root)
-    run([UV, "pip", "install", "-q", "--python", str(root / venv / "bin" / "python"), *packages], env, root)
+    timed([UV, "venv", "-q", "--python", interpreter, str(root / venv)], env, root)
+    timed([UV, "pip", "install", "-q", "--python", str(root / venv / "bin" / "python"), *packages], env, root)
     return time.perf_counter() - start
 
 
@@ -97,13 +81,13 @@ def main() -> None:
                 cold_kiln.append(kiln_cold(root, args.python, packages))
                 env = fresh_env(root)
                 for _ in range(5):
-                    hits.append(run([KILN, "env", "build", "bench-env"], env, root / "work"))
+                    hits.append(timed([KILN, "env", "build", "bench-env"], env, root / "work"))
                 if i == 0:
-                    cache = root / "kiln-home" / "cache" / "envs-v1"
+                    cache = root / "home" / "cache" / "envs-v1"
                     first = disk_usage([cache])
                     conda_file(root / "work" / "env2.yml", "bench-env-2", args.python, [*packages, "six"])
-                    run([KILN, "env", "register", "-d", "env2.yml"], env, root / "work")
-                    run([KILN, "env", "build", "bench-env-2"], env, root / "work")
+                    timed([KILN, "env", "register", "-d", "env2.yml"], env, root / "work")
+                    timed([KILN, "env", "build", "bench-env-2"], env, root / "work")
                     both = disk_usage([cache])
                     extra_ratio = (both - first) / first
                     print(f"disk: first environment {first / 1e6:.1f} MB (hardlinked from uv's cache), "

@@ -13,17 +13,14 @@ few) and indexed with rattler, in a child process.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
-KILN = str(BIN / "kiln")
+from common import KILN, kiln_env, timed
 
 MAKE_CHANNEL = r'''
 import asyncio, sys
@@ -44,13 +41,6 @@ asyncio.run(index.index_fs(channel))
 '''
 
 
-def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return elapsed
 
 
 def main() -> None:
@@ -61,9 +51,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kiln-bench-conda-") as tmp:
         root = Path(tmp)
         subprocess.run([sys.executable, "-c", MAKE_CHANNEL, str(root), str(args.packages)], check=True)
-        env = {**os.environ, "KILN_HOME": str(root / "home"), "KILN_CACHE_DIR": str(root / "home" / "cache"),
-               "UV_PYTHON_DOWNLOADS": "never", "KILN_CONDA_VIA": "conda"}
-        env.pop("KILN_WORKSPACE", None)
+        env = kiln_env(root, KILN_CONDA_VIA="conda")
         work = root / "work"
         work.mkdir()
         deps = "".join(f"  - pkg{i}\n" for i in range(args.packages))

@@ -15,22 +15,11 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
-KILN = str(BIN / "kiln")
-
-
-def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return elapsed
+from common import KILN, kiln_env, timed
 
 
 def blob_bytes(root: Path) -> int:
@@ -43,9 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kiln-bench-runs-") as tmp:
         root = Path(tmp)
-        env = {**os.environ, "KILN_HOME": str(root / "home"), "KILN_CACHE_DIR": str(root / "home" / "cache"),
-               "UV_PYTHON_DOWNLOADS": "never"}
-        env.pop("KILN_WORKSPACE", None)
+        env = kiln_env(root)
         project = root / "project"
         project.mkdir()
         (project / "tiny.py").write_text('print("hello")\n')
