@@ -115,8 +115,9 @@ def _try_submit(opts: dict[str, str], args: list[str]) -> int | None:
     except KilnError as e:
         if os.environ.get("KILN_DEBUG", "") not in ("", "0"):
             raise
-        first, *rest = str(e).splitlines() or [type(e).__name__]
-        sys.stderr.write("".join([f"kiln: error: {first}\n", *(f"  {line}\n" for line in rest)]))
+        from kiln.cli.render import error_text
+
+        sys.stderr.write(error_text(e))
         return 1
 
 
@@ -145,7 +146,9 @@ def try_fast(argv: Sequence[str]) -> int | None:
             result = cached_build(env, ws, settings=settings,
                                   progress=lambda phase, message: lines.append(f"{label}: {message}"))
             if result is None:
-                return None
+                if command != "build":
+                    return None
+                return _build_here(env, ws, settings, out, label)
     except Exception:
         return None
     if command == "build" and not out.json_mode and not sys.stderr.isatty():
@@ -154,4 +157,25 @@ def try_fast(argv: Sequence[str]) -> int | None:
         out.emit("env.build", result.to_dict(), build_text(result))
     else:
         out.emit("env.python", *python_output(result))
+    return 0
+
+
+def _build_here(env: Any, ws: Any, settings: Any, out: Any, label: str) -> int:
+    """A cache miss of ``kiln env build NAME``: the build itself, reported as the full command does."""
+    import os
+
+    from kiln.build import build
+    from kiln.cli.progress import build_progress
+    from kiln.cli.render import build_text, error_text
+    from kiln.errors import KilnError
+
+    try:
+        with build_progress(label, quiet=out.json_mode) as progress:
+            result = build(env, ws, settings=settings, progress=progress)
+    except KilnError as e:
+        if os.environ.get("KILN_DEBUG", "") not in ("", "0"):
+            raise
+        sys.stderr.write(error_text(e))
+        return 1
+    out.emit("env.build", result.to_dict(), build_text(result))
     return 0

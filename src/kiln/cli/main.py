@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> Any:
     except KilnError as e:
         if show_tb:
             raise
-        first, *rest = str(e).splitlines() or [type(e).__name__]
-        sys.stderr.write("".join([f"kiln: error: {first}\n", *(f"  {line}\n" for line in rest)]))
+        from kiln.cli.render import error_text
+
+        sys.stderr.write(error_text(e))
         return _exit(1)
     except KeyboardInterrupt:
         sys.stderr.write("kiln: interrupted\n")

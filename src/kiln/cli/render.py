@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kiln.build.builder import BuildResult
 
-__all__ = ["build_text", "parse_ref", "python_output"]
+__all__ = ["build_text", "error_text", "parse_ref", "python_output"]
 
 
 class RefError(ValueError):
@@ -24,6 +24,12 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
 
         raise typer.BadParameter(f"{ref!r}: expected NAME or NAME:VERSION")
     return name, None if version in ("", "latest") else version
+
+
+def error_text(error: BaseException) -> str:
+    """A ``KilnError`` as the CLI prints it: ``kiln: error:`` and its first line, then the rest indented."""
+    first, *rest = str(error).splitlines() or [type(error).__name__]
+    return "".join([f"kiln: error: {first}\n", *(f"  {line}\n" for line in rest)])
 
 
 def build_text(result: BuildResult, *, upgrade: bool = False) -> str:
