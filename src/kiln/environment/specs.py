@@ -25,19 +25,18 @@ import difflib
 import re
 import shlex
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from packaging.utils import (
-    InvalidName,
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
-
 from kiln.errors import SpecError
+
+
+def _utils() -> Any:
+    """``packaging.utils``, imported on first use (with its ``packaging.tags``, ~7 ms at startup)."""
+    import packaging.utils
+
+    return packaging.utils
+
 
 if TYPE_CHECKING:  # imported on use: rattler (and pydantic, which it loads) costs ~40 ms at startup
     from packaging.requirements import Requirement
@@ -253,7 +252,7 @@ def parse_pip_requirement(text: str, *, where: str | None = None) -> Requirement
 
 def pip_requirement_name(text: str) -> str:
     """The canonical (PEP 503) project name of a requirement line or a bare name."""
-    name: str = canonicalize_name(parse_pip_requirement(text).name)
+    name: str = _utils().canonicalize_name(parse_pip_requirement(text).name)
     return name
 
 
@@ -280,9 +279,9 @@ def normalize_pip_requirement(text: str) -> str:
     """
     requirement = parse_pip_requirement(text)
     _, hashes = split_hashes(_COMMENT_RE.sub("", text).strip())
-    out: str = canonicalize_name(requirement.name)
+    out: str = _utils().canonicalize_name(requirement.name)
     if requirement.extras:
-        out += "[" + ",".join(sorted({canonicalize_name(extra) for extra in requirement.extras})) + "]"
+        out += "[" + ",".join(sorted({_utils().canonicalize_name(extra) for extra in requirement.extras})) + "]"
     if requirement.url is not None:
         out += f" @ {requirement.url}"
         if requirement.marker is not None:
@@ -314,20 +313,20 @@ def url_to_requirement(url: str, *, where: str | None = None) -> str:
     kept = [part for part in parts if not part.startswith("egg=")]
     if egg is not None:
         try:
-            canonicalize_name(egg, validate=True)
-        except InvalidName:
+            _utils().canonicalize_name(egg, validate=True)
+        except _utils().InvalidName:
             raise SpecError(redact_credentials(text), PIP, f"#egg={egg!r} is not a valid project name", where) from None
     filename = unquote(_split_url(base, text, PIP, where).path.rstrip("/").rsplit("/", 1)[-1])
     from_file: str | None = None
     try:
         if filename.endswith(".whl"):
-            from_file = parse_wheel_filename(filename)[0]
+            from_file = _utils().parse_wheel_filename(filename)[0]
         elif filename.endswith((".tar.gz", ".zip")):
-            from_file = parse_sdist_filename(filename)[0]
-    except (InvalidWheelFilename, InvalidSdistFilename) as error:
+            from_file = _utils().parse_sdist_filename(filename)[0]
+    except (_utils().InvalidWheelFilename, _utils().InvalidSdistFilename) as error:
         if egg is None:
             raise SpecError(redact_credentials(text), PIP, _first_line(error), where) from None
-    if from_file and egg and canonicalize_name(egg) != from_file:
+    if from_file and egg and _utils().canonicalize_name(egg) != from_file:
         raise SpecError(
             redact_credentials(text), PIP, f"#egg={egg} does not match the file's project name {from_file!r}", where
         )
@@ -448,8 +447,8 @@ def _check_option_value(name: str, value: str, shown: str, where: str | None) ->
             if item in (":all:", ":none:"):
                 continue
             try:
-                canonicalize_name(item, validate=True)
-            except InvalidName:
+                _utils().canonicalize_name(item, validate=True)
+            except _utils().InvalidName:
                 raise SpecError(
                     shown, OPTION, f"{name} expects :all:, :none: or project names, not {item!r}", where
                 ) from None

@@ -220,9 +220,11 @@ class Workspace:
 
     def get_environment(self, name: str, version: str | None = None) -> Environment:
         """See ``Environment.get``."""
-        from kiln.environment.curated import curated_names, get_curated, is_curated_name
+        from kiln.environment.names import is_curated_name
 
         if is_curated_name(name):
+            from kiln.environment.curated import curated_names, get_curated
+
             env = get_curated(name, version)
             if env is None:
                 known = ", ".join(curated_names())
