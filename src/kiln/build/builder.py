@@ -113,7 +113,7 @@ def lock_environment(env: Environment, workspace: Workspace, *, settings: Settin
     say = progress or (lambda phase, message: None)
     interpreter = _interpreter(env, settings)
     say("interpreter", f"Python {interpreter.version} ({interpreter.path})")
-    previous = _stored_lock(env, workspace, interpreter)
+    previous = _stored_lock(env, workspace, interpreter, settings)
     if previous is not None and not upgrade:
         say("lock", f"lock {previous.lock_hash[:12]} ({previous.summary})")
         return interpreter, previous, previous, False
@@ -163,7 +163,7 @@ def cached_build(env: Environment, workspace: Workspace, *, settings: Settings,
     say = progress or (lambda phase, message: None)
     started = time.monotonic()
     interpreter = _interpreter(env, settings)
-    lock = _stored_lock(env, workspace, interpreter)
+    lock = _stored_lock(env, workspace, interpreter, settings)
     if lock is None:
         return None
     backend = backend_for(_plan(env, interpreter, lock, settings))
@@ -178,7 +178,10 @@ def cached_build(env: Environment, workspace: Workspace, *, settings: Settings,
                    say=say)
 
 
-def _stored_lock(env: Environment, workspace: Workspace, interpreter: Interpreter) -> Lock | None:
+def _stored_lock(env: Environment, workspace: Workspace, interpreter: Interpreter, settings: Settings
+                 ) -> Lock | None:
+    """The lock to build from, if any. A lock made through conda and a build asked through PyPI (or the
+    other way round, ``--conda-via``) don't match: that lock is not taken."""
     store = workspace.store
     record = None
     if env.version is not None:
@@ -186,7 +189,11 @@ def _stored_lock(env: Environment, workspace: Workspace, interpreter: Interprete
                                             platform=interpreter.platform)
     if record is None:
         record = store.find_lock(identity=env.hash, python=interpreter.minor, platform=interpreter.platform)
-    return None if record is None else Lock.from_json(record.content)
+    lock = None if record is None else Lock.from_json(record.content)
+    if lock is not None and lock.conda_via and settings.conda_via in ("conda", "pypi") \
+            and lock.conda_via != settings.conda_via:
+        return None
+    return lock
 
 
 def _finish(env: Environment, workspace: Workspace, cache: BuildCache, entry: CacheEntry, lock: Lock,
@@ -237,7 +244,7 @@ def build_environment(env: Environment, workspace: Workspace, *, settings: Setti
             if ready is not None:
                 return ready
         store = workspace.store
-        previous = _stored_lock(env, workspace, interpreter)
+        previous = _stored_lock(env, workspace, interpreter, settings)
         if previous is not None and not upgrade:
             lock, resolved = previous, False
         elif locked:

@@ -62,16 +62,19 @@ def requirements_of(env: Environment, *, cache_dir: Path | None = None, with_con
         name = conda_to_pypi(specs.conda_spec_name(spec), mapping)
         if specs.pip_requirement_name(name) in pip_names:
             continue
-        requirements.append(_conda_to_pip(name, specs.conda_spec_version(spec)))
+        exact = re.match(r"^[^=<>!~ ]+\s*==\s*[\w.!+]+$", spec.split("::")[-1].strip()) is not None
+        requirements.append(_conda_to_pip(name, specs.conda_spec_version(spec), exact=exact))
     options = [" ".join(o.split()) for o in cd.pip_options]
     return requirements, options
 
 
-def _conda_to_pip(name: str, version: str | None) -> str:
-    """``numpy=1.26`` (conda: 1.26.*) → ``numpy==1.26.*``; ranges pass through."""
+def _conda_to_pip(name: str, version: str | None, *, exact: bool = False) -> str:
+    """``numpy=1.26`` (conda: 1.26.*) → ``numpy==1.26.*``; ``numpy==1.26`` → ``numpy==1.26``; ranges pass."""
     if not version:
         return name
     version = version.strip()
+    if exact:
+        return f"{name}=={version}"
     if re.fullmatch(r"[\w.!+]+(\.\*)?", version):
         return f"{name}=={version if version.endswith('*') or version.count('.') >= 2 else version + '.*'}"
     if version.startswith("=") and not version.startswith("=="):

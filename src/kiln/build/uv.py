@@ -22,7 +22,13 @@ LineSink = Callable[[str], None]
 
 
 class UvError(CommandError):
-    """uv failed; the message carries uv's own explanation (the resolver's, the installer's)."""
+    """uv failed; the message is uv's own explanation (the resolver's, the installer's), first line first."""
+
+    def __init__(self, cmd: Sequence[str], returncode: int, output: str, what: str | None = None) -> None:
+        super().__init__(cmd, returncode, output, what)
+        lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+        head = what or "uv"
+        self.args = (f"{head}: " + "\n".join(lines[:15]) if lines else f"{head} failed with exit code {returncode}",)
 
 
 _FIND = threading.Lock()

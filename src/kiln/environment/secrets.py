@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from kiln.errors import DefinitionError
 
-__all__ = ["is_reference", "mask_url", "resolve_reference", "url_has_literal_password"]
+__all__ = ["expand_references", "is_reference", "mask_url", "resolve_reference", "url_has_literal_password"]
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -33,6 +33,22 @@ def resolve_reference(value: str, environ: Mapping[str, str], what: str) -> str:
     if var not in environ:
         raise DefinitionError(f"{what}: the environment variable {var} is not set")
     return environ[var]
+
+
+def expand_references(text: str, environ: Mapping[str, str], what: str) -> tuple[str, dict[str, str]]:
+    """``text`` with every ``${VAR}`` replaced by its value, and {value: "${VAR}"} to put the references
+    back into anything derived from it (a lock) before it is stored."""
+    back: dict[str, str] = {}
+
+    def one(m: re.Match[str]) -> str:
+        var = m.group(1)
+        if var not in environ:
+            raise DefinitionError(f"{what}: the environment variable {var} is not set")
+        if environ[var]:
+            back[environ[var]] = m.group(0)
+        return environ[var]
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", one, text), back
 
 
 def url_has_literal_password(url: str) -> bool:

@@ -196,6 +196,10 @@ class Workspace:
         check_user_name(environment.name)
         environment.validate()
         cd = environment.python.conda_dependencies
+        for channel in cd.conda_channels if cd is not None else []:
+            if url_has_literal_password(channel):
+                raise DefinitionError(f"environment {environment.name!r}: conda channel {_masked(channel)!r} holds a "
+                                      "password: write it as a reference, e.g. https://user:${CHANNEL_TOKEN}@host/ch")
         for option in cd.pip_options if cd is not None else []:
             if any(url_has_literal_password(word) for word in option.split()):
                 raise DefinitionError(f"environment {environment.name!r}: pip option {_masked(option)!r} holds a "

@@ -23,7 +23,8 @@ class CondaBackend(Backend):
         return None
 
     def build(self, plan: BuildPlan, *, stage: Path, log: Callable[[str], None]) -> BuildOutcome:
-        from kiln.build.conda.rattler import install
+        from kiln.build.conda.rattler import index_channel, install
+        from kiln.build.conda.standin import standin_channel, standin_file
 
         if plan.final_path is None or plan.cache_dir is None:  # conda files hold their prefix: it must be known
             raise KilnError(f"{plan.label}: a conda build needs its final path and a package cache")
@@ -31,8 +32,17 @@ class CondaBackend(Backend):
         lock = plan.lock
         log(f"# installing {len(lock.conda)} conda packages with py-rattler (package cache {plan.cache_dir})")
         # the prefix is built here and then renamed into place: placeholders get the final path
-        install(lock.conda_lock, lock.conda_platform, env, plan.final_path / "env", plan.cache_dir,
-                what=f"installing the conda packages of {plan.label}")
+        standin = None
+        if lock.python_source == "kiln":  # this cache's copy of the stand-in (the same bytes as the lock's)
+            standin_channel(plan.cache_dir.parent, plan.interpreter, index_channel)
+            standin = standin_file(plan.cache_dir.parent, plan.interpreter)
+        import os
+
+        from kiln.environment.secrets import expand_references
+
+        conda_lock, _ = expand_references(lock.conda_lock, os.environ, f"the lock of {plan.label}")
+        install(conda_lock, lock.conda_platform, env, plan.final_path / "env", plan.cache_dir,
+                what=f"installing the conda packages of {plan.label}", standin=standin)
         python = env / "bin" / "python"
         if lock.python_source == "kiln":
             log(f"# python: {plan.interpreter.path} (Python {plan.interpreter.version}, found on this machine; "

@@ -69,8 +69,11 @@ async def _solve(req: dict[str, Any]) -> dict[str, Any]:
 
     platform = req["platforms"][0]
     locked = _records_of(req["locked"], platform) if req.get("locked") else None
+    # sharded repodata off: py-rattler 0.28 fails on a "304 Not Modified" answer for the shards index
+    gateway = rattler.Gateway(default_config=rattler.SourceConfig(sharded_enabled=False))
     records = await rattler.solve(sources=req["channels"], specs=req["specs"], platforms=req["platforms"],
-                                  locked_packages=locked or None, channel_priority=rattler.ChannelPriority.Strict)
+                                  locked_packages=locked or None, channel_priority=rattler.ChannelPriority.Strict,
+                                  gateway=gateway)
     return {"lock": _lock_text(records, req["channels"], platform), "records": _records_json(records)}
 
 
@@ -78,9 +81,19 @@ async def _install(req: dict[str, Any]) -> dict[str, Any]:
     import rattler
 
     records = _records_of(req["lock"], req["platform"])
+    standin = req.get("standin")
+    if standin:  # Kiln's stand-in python lives in this machine's cache: the lock may name another one's path
+        records = [_moved(r, standin) if r.name.normalized == "python" and str(r.build) == "kiln_0" else r
+                   for r in records]
     await rattler.install(records, Path(req["prefix"]), cache_dir=Path(req["cache_dir"]), show_progress=False,
                           alternative_target_prefix=Path(req["final_prefix"]), execute_link_scripts=False)
     return {"installed": len(records)}
+
+
+def _moved(record: Any, url: str) -> Any:
+    import rattler
+
+    return rattler.RepoDataRecord(record, url.rsplit("/", 1)[-1], url, url.rsplit("/", 2)[0] + "/")
 
 
 async def _index(req: dict[str, Any]) -> dict[str, Any]:

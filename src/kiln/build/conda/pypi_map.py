@@ -8,6 +8,7 @@ inverted map in its cache: ``<cache>/conda-pypi-map-v1.json``.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -44,9 +45,19 @@ def load_map(cache_dir: Path) -> dict[str, str]:
     return mapping
 
 
+#: conda packages that are not Python projects: no PyPI name stands for them
+NOT_ON_PYPI = re.compile(r"^(lib.*|.*-(ng|devel|dev|cos\d+.*)|_.*|gcc.*|gxx.*|clang.*|openssl|zlib|xz|bzip2|"
+                         r"ncurses|readline|sqlite|tk|ca-certificates|cudatoolkit|cuda-.*|mkl.*|openblas|blas)$")
+
+
 def conda_to_pypi(name: str, mapping: dict[str, str]) -> str:
+    """The map's PyPI name; else the same name (as conda-pypi does: most projects share it), except for
+    conda packages that are not Python projects at all (libraries, compilers), which are an error."""
     pypi = mapping.get(name.lower())
-    if pypi is None:
-        raise NoPyPIEquivalent(f"conda package {name!r} has no PyPI equivalent in {CONDA_PYPI}'s map: build it from "
-                               "conda channels (not --conda-via=pypi), or list a pip requirement instead")
-    return pypi
+    if pypi is not None:
+        return pypi
+    if NOT_ON_PYPI.match(name.lower()):
+        raise NoPyPIEquivalent(f"conda package {name!r} has no PyPI equivalent (it is not a Python project): "
+                               "build it from conda channels (not --conda-via=pypi), or list a pip requirement "
+                               "instead")
+    return name

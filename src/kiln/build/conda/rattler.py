@@ -38,9 +38,10 @@ def solve(channels: list[str], specs: list[str], platforms: list[str], *, locked
 
 
 def install(lock: str, platform: str, prefix: Path, final_prefix: Path, cache_dir: Path,
-            what: str = "installing conda packages") -> dict[str, Any]:
+            what: str = "installing conda packages", standin: Path | None = None) -> dict[str, Any]:
     return _call("install", {"lock": lock, "platform": platform, "prefix": str(prefix),
-                             "final_prefix": str(final_prefix), "cache_dir": str(cache_dir)}, what)
+                             "final_prefix": str(final_prefix), "cache_dir": str(cache_dir),
+                             "standin": standin.as_uri() if standin is not None else None}, what)
 
 
 def index_channel(channel: Path) -> None:

@@ -24,21 +24,22 @@ __all__ = ["channel_url", "resolve_conda", "unreachable"]
 DEFAULT_CHANNEL = "conda-forge"
 
 
-def channel_url(channel: str, base: Path | None = None) -> str:
+def channel_url(channel: str) -> str:
     """A channel as rattler takes it: names stay names (conda-forge → conda.anaconda.org), URLs stay URLs,
-    folders become ``file://`` URLs."""
+    folders (relative to the current folder) become ``file://`` URLs."""
     if "://" in channel:
         return channel
     path = Path(channel).expanduser()
     if channel.startswith((".", "/", "~")) or path.is_dir():
-        return (base / path if base is not None and not path.is_absolute() else path).resolve().as_uri()
+        return path.resolve().as_uri()
     return channel
 
 
 def unreachable(error: CondaError) -> bool:
     """Did the solve fail because a channel could not be fetched (rather than for lack of a solution)?"""
-    return re.search(r"(?i)(error sending request|dns|connect|timed out|network|failed to fetch|unreachable)",
-                     str(error)) is not None
+    return re.search(r"(?i)(error sending request|dns error|failed to lookup address|connection refused|"
+                     r"failed to connect|could not connect|tcp connect error|operation timed out|"
+                     r"network is unreachable|no route to host)", str(error)) is not None
 
 
 def resolve_conda(env: Environment, interpreter: Interpreter, *, preferences: Lock | None, sink: LineSink | None,
@@ -46,17 +47,31 @@ def resolve_conda(env: Environment, interpreter: Interpreter, *, preferences: Lo
     say = sink or (lambda line: None)
     cd = env.python.conda_dependencies
     assert cd is not None
-    channels = [channel_url(c) for c in cd.conda_channels] or [DEFAULT_CHANNEL]
+    import os
+
+    from kiln.environment.secrets import expand_references
+
+    # ${VAR} references in channel URLs (credentials) are read now, and put back into the lock after the solve
+    secrets: dict[str, str] = {}
+    channels: list[str] = []
+    for name in cd.conda_channels or [DEFAULT_CHANNEL]:
+        expanded, back = expand_references(channel_url(name), os.environ, f"conda channel {name!r}")
+        channels.append(expanded)
+        secrets.update(back)
     subdir = conda_subdir(interpreter)
     standin = standin_channel(cache_dir, interpreter, index_channel)
     wanted = [s for s in cd.conda_packages if specs.conda_spec_name(s) != "pip"]
     if not any(specs.conda_spec_name(s) == "python" for s in wanted):
         wanted.append(f"python={interpreter.minor}")
     locked = preferences.conda_lock if preferences is not None and preferences.conda_lock else None
-    say(f"# solving {len(wanted)} conda specs with py-rattler on {', '.join(mask_url(c) for c in channels)} "
-        f"({subdir} + noarch)")
+    shown = ", ".join(mask_url(name) for name in cd.conda_channels or [DEFAULT_CHANNEL])
+    say(f"# solving {len(wanted)} conda specs with py-rattler on {shown} ({subdir} + noarch)")
     answer = solve([*channels, standin.as_uri()], wanted, [subdir, "noarch"], locked=locked,
                    what=f"solving the conda packages of {env.name}")
+    for value, reference in secrets.items():
+        answer["lock"] = answer["lock"].replace(value, reference)
+        for r in answer["records"]:
+            r["channel"], r["url"] = r["channel"].replace(value, reference), r["url"].replace(value, reference)
     records: list[dict[str, Any]] = answer["records"]
     conda = tuple(sorted((CondaPackage(name=r["name"], version=r["version"], build=r["build"],
                                        channel=mask_url(r["channel"]), subdir=r["subdir"], url=mask_url(r["url"]),

@@ -14,12 +14,11 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import time
 from pathlib import Path
 
 from kiln.build.interpreters import Interpreter
 
-__all__ = ["BUILD_STRING", "conda_subdir", "standin_channel"]
+__all__ = ["BUILD_STRING", "conda_subdir", "standin_channel", "standin_file"]
 
 BUILD_STRING = "kiln_0"
 _SUBDIRS = {("linux", "x86_64"): "linux-64", ("linux", "aarch64"): "linux-aarch64", ("linux", "ppc64le"):
@@ -32,9 +31,10 @@ def conda_subdir(interpreter: Interpreter) -> str:
 
 
 def _package(version: str, subdir: str) -> bytes:
+    # byte-for-byte the same on every machine (no timestamps): the same sha256 wherever it is written,
+    # so a lock holding it installs from any Kiln cache
     index = {"name": "python", "version": version, "build": BUILD_STRING, "build_number": 0, "depends": [],
-             "subdir": subdir, "arch": None, "platform": None, "license": "PSF-2.0",
-             "timestamp": int(time.time() * 1000)}
+             "subdir": subdir, "arch": None, "platform": None, "license": "PSF-2.0"}
     members = {"info/index.json": json.dumps(index, indent=1), "info/paths.json": json.dumps(
         {"paths": [], "paths_version": 1}), "info/files": "",
         "info/about.json": json.dumps({"summary": "Kiln's stand-in for an interpreter found on this machine"})}
@@ -45,8 +45,15 @@ def _package(version: str, subdir: str) -> bytes:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def standin_file(cache_dir: Path, interpreter: Interpreter) -> Path:
+    return (cache_dir / "channels" / "kiln-interpreters" / conda_subdir(interpreter)
+            / f"python-{interpreter.version}-{BUILD_STRING}.tar.bz2")
 
 
 def standin_channel(cache_dir: Path, interpreter: Interpreter, index: object) -> Path:
