@@ -22,6 +22,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
+#: Kiln's own error answers (404, 405, 400...), as Azure ML's server sends them
+_ERR = [*_JSON, (b"x-ms-run-function-failed", b"False")]
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 _HTML = [(b"content-type", b"text/html; charset=utf-8")]
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -76,6 +78,7 @@ NOT_FOUND = ("The requested URL was not found on the server. If you entered the 
              "spelling and try again.")
 NOT_ALLOWED = "The method is not allowed for the requested URL."
 RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for more info."
+INTERNAL_ERROR = "An unexpected internal error occurred. Check the logs for more info."
 SERVER_VERSION = b"kiln-scoring/1"
 
 
@@ -114,21 +117,31 @@ class ScoringApp:
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, path: str, method: str) -> int:
         if path == "/score":
-            if method == "POST":
-                return await self._score(scope, receive, send, await _body(receive, self.max_payload))
+            ids = _request_ids(scope)
+            if isinstance(ids, str):
+                return await _reply(send, 431, _error(ids), _ERR)
+            if method == "POST" or (method == "OPTIONS" and self.pool.rawhttp):
+                return await self._score(scope, receive, send, await _body(receive, self.max_payload), ids=ids)
             if method == "GET":  # as Azure ML's server: run() gets the query parameters as a JSON object
-                return await self._score(scope, receive, send, json.dumps(_query(scope)).encode(), get=True)
+                return await self._score(scope, receive, send, json.dumps(_query(scope)).encode(), get=True, ids=ids)
             if method == "OPTIONS":
-                return await _reply(send, 200, b"", _TEXT)
+                return await _reply(send, 200, b"", [*_HTML, (b"x-ms-run-function-failed", b"False"), *ids])
             message = "Method not allowed" if method == "HEAD" else NOT_ALLOWED
-            return await _reply(send, 405, _error(message), _JSON)
+            return await _reply(send, 405, _error(message), _ERR)
         if path == "/":
             if method in ("GET", "HEAD"):
-                return await _reply(send, 200, b"Healthy", _HTML)
-            return await _reply(send, 405, _error(NOT_ALLOWED), _JSON)
+                ids = _request_ids(scope)
+                return await _reply(send, 200, b"Healthy", [*_HTML, *([] if isinstance(ids, str) else ids)])
+            if method == "OPTIONS":
+                return await _reply(send, 200, b"", _HTML)
+            return await _reply(send, 405, _error(NOT_ALLOWED), _ERR)
         if path in ("/swagger.json", "/health/ready", "/metrics") and method != "GET":
-            return await _reply(send, 405, _error(NOT_ALLOWED), _JSON)
+            return await _reply(send, 405, _error(NOT_ALLOWED), _ERR)
         if path == "/swagger.json":
+            version = _query_strings(scope).get("version", "2")
+            if version not in ("2", "2.0", "3", "3.0", "3.1"):
+                return await _reply(send, 404, _error(f"Swagger version [{version}] is not valid. Supported versions: "
+                                                      "[2, 3, 3.1]."), _ERR)
             return await _reply(send, 200, json.dumps(self._swagger()).encode(), _JSON)
         if path == "/health/ready":
             ready = self.pool.ready
@@ -136,7 +149,7 @@ class ScoringApp:
         if path == "/metrics":
             return await _reply(send, 200, self.metrics.render(self.pool).encode(),
                                 [(b"content-type", b"text/plain; version=0.0.4")])
-        return await _reply(send, 404, _error(NOT_FOUND), _JSON)
+        return await _reply(send, 404, _error(NOT_FOUND), _ERR)
 
     def _authorized(self, scope: Scope) -> bool:
         if not self.keys:
@@ -147,12 +160,14 @@ class ScoringApp:
                 return any(hmac.compare_digest(token, key) for key in self.keys)
         return False
 
-    async def _score(self, scope: Scope, receive: Receive, send: Send, body: bytes | None, get: bool = False) -> int:
+    async def _score(self, scope: Scope, receive: Receive, send: Send, body: bytes | None, get: bool = False,
+                     ids: list[tuple[bytes, bytes]] | str | None = None) -> int:
+        ids = ids if isinstance(ids, list) else []
         if not self._authorized(scope):
             return await _reply(send, 401, _error("missing or wrong key: send Authorization: Bearer <key>"),
-                                [*_JSON, (b"www-authenticate", b"Bearer")])
+                                [*_ERR, (b"www-authenticate", b"Bearer"), *ids])
         if body is None:
-            return await _reply(send, 413, _error(f"the body is larger than {self.max_payload} bytes"), _JSON)
+            return await _reply(send, 413, _error(f"the body is larger than {self.max_payload} bytes"), [*_ERR, *ids])
         content_type = b""
         for name, value in scope["headers"]:
             if name == b"content-type":
@@ -161,40 +176,42 @@ class ScoringApp:
                                                            and content_type.endswith(b"+json"))
         pool = self.pool
         if pool.rawhttp:
-            body = json.dumps({"method": scope["method"], "path": scope["path"], "args": _query(scope),
-                               "headers": {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
-                               "body": body.decode("latin-1")}).encode()
+            body = json.dumps({"method": scope["method"], "path": scope["path"], "args": _query_strings(scope),
+                               "headers": _headers(scope), "body": body.decode("latin-1")}).encode()
         elif pool.params is not None and not get:  # inference-schema: a JSON object, one key per parameter
             if not is_json:
-                return await _reply(send, 415, _error("Expects Content-Type to be application/json"), _JSON)
+                return await _reply(send, 415, _error("Expects Content-Type to be application/json"), [*_ERR, *ids])
             if not body:
-                return await _reply(send, 400, _error("POST body is empty. Expecting a JSON dictionary."), _JSON)
+                return await _reply(send, 400, _error("POST body is empty. Expecting a JSON dictionary."),
+                                    [*_ERR, *ids])
             try:
                 parsed = json.loads(body)
             except ValueError as e:
-                return await _reply(send, 400, _error(f"POST body could not be decoded as JSON: {e}"), _JSON)
+                return await _reply(send, 400, _error(f"POST body could not be decoded as JSON: {e}"), [*_ERR, *ids])
             if not isinstance(parsed, dict):
-                return await _reply(send, 400, _error("POST body should be a JSON dictionary."), _JSON)
+                return await _reply(send, 400, _error("POST body should be a JSON dictionary."), [*_ERR, *ids])
         else:
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError as e:
-                return await _reply(send, 400, _error(f"Input cannot be decoded as UTF-8: {e}"), _JSON)
+                return await _reply(send, 400, _error(f"Input cannot be decoded as UTF-8: {e}"), [*_ERR, *ids])
             if is_json or not content_type:
                 # Kiln's own check (Azure ML's server hands malformed JSON to run(), which then fails with 500)
                 try:
                     json.loads(text)
                 except ValueError as e:
-                    return await _reply(send, 400, _error(f"the body is not valid JSON: {e}"), _JSON)
+                    return await _reply(send, 400, _error(f"the body is not valid JSON: {e}"), [*_ERR, *ids])
+            if pool.headers:  # run(raw_data, request_headers)
+                body = json.dumps({"body": text, "headers": _headers(scope)}).encode()
         started = time.perf_counter()
         result = await pool.submit(body)
         exec_ms = f"{(time.perf_counter() - started) * 1000:.3f}".encode()
-        return await self._result(send, result, exec_ms)
+        return await self._result(send, result, exec_ms, ids)
 
-    async def _result(self, send: Send, result: Result, exec_ms: bytes) -> int:
+    async def _result(self, send: Send, result: Result, exec_ms: bytes, ids: list[tuple[bytes, bytes]]) -> int:
         if result.kind == b"O":
             return await _reply(send, 200, result.data, [*_JSON, (b"x-ms-run-function-failed", b"False"),
-                                                         (b"x-ms-run-fn-exec-ms", exec_ms)])
+                                                         (b"x-ms-run-fn-exec-ms", exec_ms), *ids])
         if result.kind == b"H":
             raw = json.loads(result.data)
             status = int(raw.get("status", 200))
@@ -203,13 +220,16 @@ class ScoringApp:
             if not any(k == b"content-type" for k, _ in headers):
                 headers.append((b"content-type", b"text/html; charset=utf-8"))
             headers.append((b"x-ms-run-function-failed", b"True" if status >= 500 else b"False"))
-            return await _reply(send, status, str(raw.get("body", "")).encode(), headers)
-        if result.kind == b"E":
+            headers.append((b"x-ms-run-fn-exec-ms", exec_ms))
+            return await _reply(send, status, str(raw.get("body", "")).encode(), [*headers, *ids])
+        if result.kind in (b"E", b"X"):  # run() raised; or its answer isn't JSON (Azure ML's texts for each)
             info = json.loads(result.data)
             extra = {"traceback": info.get("traceback", "")} if self.debug else {}
-            return await _reply(send, 500, _error(RUN_FAILED, error=info.get("error", "run() failed"), **extra),
-                                [*_JSON, (b"x-ms-run-function-failed", b"True")])
-        return await _reply(send, result.status, _error(result.data.decode("utf-8", "replace")), _JSON)
+            message, failed = (RUN_FAILED, b"True") if result.kind == b"E" else (INTERNAL_ERROR, b"False")
+            return await _reply(send, 500, _error(message, error=info.get("error", "run() failed"), **extra),
+                                [*_JSON, (b"x-ms-run-function-failed", failed), *ids])
+        return await _reply(send, result.status, _error(result.data.decode("utf-8", "replace")),
+                            [*_JSON, (b"x-ms-run-function-failed", b"True"), *ids])
 
     def _swagger(self) -> dict[str, Any]:
         schema = self.pool.swagger or {}
@@ -271,4 +291,43 @@ def _query(scope: Scope) -> dict[str, Any]:
             out[key] = out[key] + [value] if isinstance(out[key], list) else [out[key], value]
         else:
             out[key] = value
+    return out
+
+
+def _query_strings(scope: Scope) -> dict[str, str]:
+    """Query parameters as Flask's ``request.args`` gives them to a ``@rawhttp`` run(): strings, first value."""
+    from urllib.parse import parse_qsl
+
+    out: dict[str, str] = {}
+    for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+        out.setdefault(key, value)
+    return out
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Request headers with their usual spelling (``Content-Type``), as Flask gives them."""
+    return {"-".join(p.capitalize() for p in k.decode("latin-1").split("-")): v.decode("latin-1")
+            for k, v in scope["headers"]}
+
+
+def _request_ids(scope: Scope) -> list[tuple[bytes, bytes]] | str:
+    """Azure ML's request ids: ``x-request-id`` echoed (or made), ``x-ms-request-id`` from the client's
+    ``x-ms-request-id``, ``x-ms-client-request-id`` or ``x-request-id``; the error text (431) when one is over
+    100 characters."""
+    import uuid
+
+    given = {k: v for k, v in scope["headers"] if k in (b"x-request-id", b"x-ms-request-id",
+                                                           b"x-ms-client-request-id", b"traceid")}
+    if len(given.get(b"x-request-id", b"")) > 100:
+        return "x-request-id must not exceed 100 characters"
+    if any(len(given.get(k, b"")) > 100 for k in (b"x-ms-request-id", b"x-ms-client-request-id")):
+        return "x-ms-request-id and x-ms-client-request-id must not exceed 100 characters"
+    request_id = given.get(b"x-request-id") or str(uuid.uuid4()).encode()
+    ms_id = given.get(b"x-ms-request-id") or given.get(b"x-ms-client-request-id") or request_id
+    out = [(b"x-request-id", request_id), (b"x-ms-request-id", ms_id)]
+    client = given.get(b"x-ms-client-request-id") or given.get(b"x-ms-request-id")
+    if client is not None:
+        out.append((b"x-ms-client-request-id", client))
+    if b"traceid" in given:
+        out.append((b"traceid", given[b"traceid"]))
     return out

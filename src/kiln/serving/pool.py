@@ -117,18 +117,48 @@ class _Worker:
                 await self.proc.stdin.drain()
                 payload = await asyncio.wait_for(self._read(), timeout=max(0.0, deadline - time.monotonic()))
             except asyncio.TimeoutError:
-                self._fail(batch, 504, b"the request took longer than the service's timeout")
+                await self._replace("timed out")
+                await self._one_by_one(batch, 504, b"the request took longer than the service's timeout")
+                continue
+            except (ConnectionError, BrokenPipeError):
+                payload = None
+            if payload is None:
+                await self._replace("died")
+                await self._one_by_one(batch, 503, b"the worker died while handling the request; it is being restarted")
+                continue
+            for pending, (kind, data) in zip(batch, unpack_results(payload), strict=True):
+                if not pending.future.done():
+                    pending.future.set_result(Result(500 if kind in (b"E", b"X") else 200, kind, data))
+
+    async def _one_by_one(self, batch: list[_Pending], status: int, message: bytes) -> None:
+        """After a message failed: the request alone in it failed; several are sent again one at a time, so that
+        only the one that kills or stalls the worker fails (with ``status``), not those queued with it."""
+        if len(batch) == 1:
+            self._fail(batch, status, message)
+            return
+        for pending in batch:
+            if pending.future.done():
+                continue
+            if time.monotonic() >= pending.deadline:
+                self._fail([pending], 504, b"the request took longer than the service's timeout")
+                continue
+            assert self.proc is not None and self.proc.stdin is not None
+            try:
+                self.proc.stdin.write(pack_requests([pending.body]))
+                await self.proc.stdin.drain()
+                payload = await asyncio.wait_for(self._read(), timeout=max(0.0, pending.deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                self._fail([pending], 504, b"the request took longer than the service's timeout")
                 await self._replace("timed out")
                 continue
             except (ConnectionError, BrokenPipeError):
                 payload = None
             if payload is None:
-                self._fail(batch, 503, b"the worker died while handling the request; it is being restarted")
+                self._fail([pending], 503, b"the worker died while handling the request; it is being restarted")
                 await self._replace("died")
                 continue
-            for pending, (kind, data) in zip(batch, unpack_results(payload), strict=True):
-                if not pending.future.done():
-                    pending.future.set_result(Result(200 if kind != b"E" else 500, kind, data))
+            kind, data = unpack_results(payload)[0]
+            pending.future.set_result(Result(500 if kind in (b"E", b"X") else 200, kind, data))
 
     def _fail(self, batch: list[_Pending], status: int, message: bytes) -> None:
         for pending in batch:
@@ -159,6 +189,7 @@ class Pool:
         self.swagger: dict[str, Any] | None = None
         self.batch = False
         self.rawhttp = False
+        self.headers = False
         self.params: list[str] | None = None
         self.ready = False
         self.inflight = 0
@@ -175,6 +206,7 @@ class Pool:
         self.swagger = infos[0].get("swagger")
         self.batch = bool(infos[0].get("batch"))
         self.rawhttp = bool(infos[0].get("rawhttp"))
+        self.headers = bool(infos[0].get("headers"))
         self.params = infos[0].get("params")
         for w in self.workers:
             w.task = asyncio.create_task(w.serve())

@@ -7,6 +7,7 @@ is gone), Failed (``init()`` failed, or the port was taken: see ``get_logs()``).
 from __future__ import annotations
 
 import builtins
+import http.client
 import json
 import time
 import urllib.error
@@ -182,6 +183,9 @@ class Webservice:
             raise KilnError(f"service {self.name!r} answered {e.code}: {e.read().decode('utf-8', 'replace')}") from None
         except urllib.error.URLError as e:
             raise KilnError(f"service {self.name!r} at {self.scoring_uri} can't be reached: {e.reason}") from None
+        except (OSError, http.client.HTTPException) as e:  # the connection dropped mid-answer
+            raise KilnError(f"service {self.name!r} at {self.scoring_uri} failed to answer: "
+                            f"{type(e).__name__}: {e}") from None
         try:
             return json.loads(payload)
         except ValueError:

@@ -14,6 +14,7 @@ Frames are a 4-byte big-endian length, then the payload. The first payload byte 
     worker -> server  b"M" + count + count x (kind byte + length + data)  one result per request
         kind b"O": the response body (JSON text of run()'s return value)
         kind b"E": JSON {"error": str, "traceback": str}                  run() raised
+        kind b"X": the same, when run()'s value could not be encoded as JSON
         kind b"H": JSON {"status": int, "headers": {...}, "body": str}    a raw HTTP response (AMLResponse)
 
 A worker handles one message at a time; a message may carry several requests (the server sends
@@ -108,6 +109,9 @@ def _load(entry_script):
 
 
 def _error(exc, debug):
+    # into the service log, as Azure ML's server does: the answer says "Check the logs"
+    sys.stderr.write("run() failed:\n" + traceback.format_exc())
+    sys.stderr.flush()
     return json.dumps({"error": "{}: {}".format(type(exc).__name__, exc) if str(exc) else type(exc).__name__,
                        "traceback": traceback.format_exc() if debug else ""}).encode("utf-8")
 
@@ -161,6 +165,16 @@ class _Request(object):
             if silent:
                 return None
             raise
+
+
+def _takes_headers(run):
+    """Does ``run`` take Azure ML's ``request_headers`` argument?"""
+    try:
+        import inspect
+
+        return "request_headers" in inspect.signature(run).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _missing(kwargs, params):
@@ -231,8 +245,9 @@ def main(argv=None):
     swagger = _swagger(module)
     params = swagger.pop("params") if swagger else None
     rawhttp = bool(getattr(run, "_kiln_rawhttp", False))
+    headers_param = _takes_headers(run)
     proto_out.write(frame(b"I" + json.dumps({"swagger": swagger, "batch": use_batch, "rawhttp": rawhttp,
-                                             "params": params}).encode("utf-8")))
+                                             "params": params, "headers": headers_param}).encode("utf-8")))
     while True:
         payload = read_frame(proto_in)
         if payload is None:
@@ -267,11 +282,18 @@ def main(argv=None):
                         value = run(**{k: v for k, v in kwargs.items() if k in params})
                     elif rawhttp:
                         value = run(_Request(json.loads(body)))
+                    elif headers_param:  # run(raw_data, request_headers): the server sent both
+                        envelope = json.loads(body)
+                        value = run(envelope["body"], request_headers=envelope["headers"])
                     else:
                         value = run(body)
-                    results.append(_encode(value))
                 except Exception as exc:  # the request fails, the worker lives on
                     results.append((b"E", _error(exc, debug)))
+                    continue
+                try:
+                    results.append(_encode(value))
+                except Exception as exc:  # run() worked; its answer can't be sent (not JSON)
+                    results.append((b"X", _error(exc, debug)))
         proto_out.write(pack_results(results))
 
 
