@@ -283,7 +283,7 @@ def test_a_failed_background_build(make_env: MakeEnv, workspace: Workspace, look
         handle.wait_for_completion()
     assert handle.status == "Failed"
     assert handle.result is None
-    assert "\n[failed] resolving bg-bad failed with exit code 1" in handle.get_log()
+    assert "\n[failed] resolving bg-bad: " in handle.get_log()
     assert look.published() == []
 
 
@@ -410,7 +410,7 @@ def test_a_bad_package_fails_the_build_and_leaves_nothing(requirement: str, mess
     env = make_env("bad", "six==1.16.0", requirement, options=(f"--find-links {dists}",))
     with pytest.raises(KilnError) as e:
         env.build_local(workspace)
-    assert str(e.value).startswith("resolving bad failed with exit code 1\n")
+    assert str(e.value).startswith("resolving bad: ")
     assert message in str(e.value)
     assert_left_nothing(workspace, look, "bad")
     assert workspace.get_environment("bad").version == "1"  # registered, as Azure ML does, but not built
@@ -424,7 +424,7 @@ def test_a_failure_while_installing_leaves_nothing(make_env: MakeEnv, workspace:
     env = make_env("late", "six==1.16.0", "kiln-test-no-wheel==1.0", options=(f"--find-links {dists}",))
     with pytest.raises(KilnError) as e:
         env.build_local(workspace)
-    assert str(e.value).startswith("installing late:1 failed with exit code 1\n")
+    assert str(e.value).startswith("installing late:1: ")
     assert "kiln-test-no-wheel" in str(e.value)
     assert_left_nothing(workspace, look, "late")
     assert (look.cache.root / "tmp").is_dir()  # a build was staged, then removed
