@@ -81,8 +81,14 @@ run "$kiln" service list
 step "14. Score two requests"
 run "$kiln" service call iris --data '{"data": [[5.1, 3.5, 1.4, 0.2]]}'
 uri=$("$kiln" -o json service show iris | python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["scoringUri"])')
-printf '$ curl -s -X POST %s -H "Content-Type: application/json" -d ...\n' "$uri"
-curl -s -X POST "$uri" -H "Content-Type: application/json" -d '{"data": [[6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]}'
+body='{"data": [[6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]}'
+if command -v curl >/dev/null; then
+  printf '$ curl -s -X POST %s -H "Content-Type: application/json" -d %s\n' "$uri" "'$body'"
+  curl -s -X POST "$uri" -H "Content-Type: application/json" -d "$body"
+else  # plain HTTP from Python when curl isn't installed
+  printf '$ POST %s  %s\n' "$uri" "$body"
+  python -c 'import sys, urllib.request as u; r = u.Request(sys.argv[1], data=sys.argv[2].encode(), headers={"Content-Type": "application/json"}); print(u.urlopen(r).read().decode(), end="")' "$uri" "$body"
+fi
 echo
 
 step "15. Delete the service"
