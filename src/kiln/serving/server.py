@@ -90,7 +90,7 @@ class Service:
                               debug=bool(self.config.get("debug")))
         config = uvicorn.Config(self.app, host=self.config.get("host", "127.0.0.1"), port=int(self.config["port"]),
                                 log_level="warning", access_log=False, lifespan="off", server_header=False,
-                                date_header=False, timeout_graceful_shutdown=30, backlog=2048)
+                                date_header=True, timeout_graceful_shutdown=30, backlog=2048)
         self.server = uvicorn.Server(config)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
