@@ -55,7 +55,7 @@ class Metrics:
         errors = sum(n for (route, status), n in self.requests.items() if route == "/score" and status >= 500)
         lines += ["# HELP kiln_score_errors_total Scoring requests that failed (5xx).",
                   "# TYPE kiln_score_errors_total counter", f"kiln_score_errors_total {errors}",
-                  "# HELP kiln_score_latency_seconds Time to answer POST /score.",
+                  "# HELP kiln_score_latency_seconds Time to answer requests to /score.",
                   "# TYPE kiln_score_latency_seconds histogram"]
         for bound, n in zip(_BUCKETS, self.buckets, strict=True):
             lines.append(f'kiln_score_latency_seconds_bucket{{le="{bound}"}} {n}')
