@@ -7,6 +7,7 @@ worker), then serves HTTP with uvicorn. Signals:
 - SIGHUP: read ``service.json`` and ``keys.json`` again; a new deployment generation starts a new
   pool, and only once its workers are ready does traffic switch to it; the old pool drains, then
   stops. No request is dropped. A failed rollout keeps the old pool serving.
+- SIGUSR1: read ``keys.json`` again (a regenerated key), without touching the workers.
 - SIGTERM/SIGINT: stop taking connections, finish the requests in flight, stop the workers.
 
 The service's state (Healthy, Failed, ...) is written to the workspace's store.
@@ -94,6 +95,7 @@ class Service:
         self.server = uvicorn.Server(config)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        loop.add_signal_handler(signal.SIGUSR1, self.reload_keys)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop)
         serving = asyncio.ensure_future(self.server.serve())
@@ -140,6 +142,12 @@ class Service:
             await old.drain()
             await old.stop()
             _log(f"generation {self.generation} serving")
+
+    def reload_keys(self) -> None:
+        """New keys (``regen_key``) take effect at once; the workers keep running."""
+        if self.app is not None:
+            self.app.keys = [k.encode() for k in self._keys()]
+            _log("keys reloaded")
 
     def _keys_of(self, config: dict[str, Any]) -> list[str]:
         self.config["auth_enabled"] = config.get("auth_enabled")

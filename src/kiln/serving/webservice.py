@@ -215,8 +215,8 @@ class Webservice:
         write_keys(service_dir(self.workspace, self.name), regenerate=which)
         record = self._record()
         if record.pid is not None:
-            os.kill(record.pid, signal.SIGHUP)
-            time.sleep(0.2)
+            os.kill(record.pid, signal.SIGUSR1)  # keys only: the workers go on
+            time.sleep(0.1)
 
     # ---- lifecycle --------------------------------------------------------------------------------------
 
