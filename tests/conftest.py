@@ -50,3 +50,17 @@ def run_kiln(kiln_home: Path):  # type: ignore[no-untyped-def]
         return proc.returncode, proc.stdout, proc.stderr
 
     return run
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One build cache for a whole test module (builds are slow; most tests can share them)."""
+    return tmp_path_factory.mktemp("kiln-cache")
+
+
+@pytest.fixture
+def module_build_cache(kiln_home: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Use in a module (``pytestmark = pytest.mark.usefixtures("module_build_cache")``): its tests build
+    into, and take builds from, the module's cache."""
+    monkeypatch.setenv("KILN_CACHE_DIR", str(shared_cache))
+    return shared_cache

@@ -26,7 +26,7 @@ from kiln.errors import DefinitionError, FormatError
 if TYPE_CHECKING:
     from kiln.environment.environment import Environment
 
-__all__ = ["environment_from_dict", "environment_to_dict"]
+__all__ = ["empty_environment", "environment_from_dict", "environment_to_dict"]
 
 _DATABRICKS_KEYS = ("mavenLibraries", "pypiLibraries", "rcranLibraries", "jarLibraries", "eggLibraries")
 
@@ -100,7 +100,6 @@ def environment_from_dict(data: Any, source: str, *, conda: CondaDependencies | 
     the SDK). Errors name ``source``, the field and the value. ``trusted`` skips re-validating
     package specs of data Kiln validated itself (the registry's records).
     """
-    from kiln.environment.environment import Environment
 
     r = _Reader(source)
     if not isinstance(data, Mapping):
@@ -111,10 +110,7 @@ def environment_from_dict(data: Any, source: str, *, conda: CondaDependencies | 
     if not isinstance(name, str):
         raise FormatError(source, f"expected a string, got {name!r}", "name")
     r.no_snake(data, "", ("environmentVariables", "inferencingStackVersion", "assetId"))
-    try:
-        env = Environment(name, _defaults=False)
-    except DefinitionError as e:
-        raise FormatError(source, str(e), "name") from None
+    env = empty_environment(name, source)
     version = data.get("version")
     if version is not None:
         if isinstance(version, bool) or not isinstance(version, (str, int)):
@@ -204,6 +200,16 @@ def environment_from_dict(data: Any, source: str, *, conda: CondaDependencies | 
         raise FormatError(source, f"expected an object or null, got {r_section!r}", "r")
     env.r = _copy(r_section)
     return env
+
+
+def empty_environment(name: str, source: str) -> Environment:
+    """An environment with no defaults, named by a file: a bad name is that file's ``name`` error."""
+    from kiln.environment.environment import Environment
+
+    try:
+        return Environment(name, _defaults=False)
+    except DefinitionError as e:
+        raise FormatError(source, str(e), "name") from None
 
 
 def _build_context(r: _Reader, value: Any) -> DockerBuildContext | None:

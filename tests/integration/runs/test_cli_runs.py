@@ -23,7 +23,7 @@ import pytest
 
 from conftest import kiln_cmd
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("module_build_cache")]
 
 RunKiln = Callable[..., tuple[int, str, str]]
 RUN_ID = re.compile(r"^[a-z0-9_.-]+_\d+_[0-9a-f]{8}$")
@@ -43,16 +43,6 @@ TRAIN = """\
     with open("outputs/model.txt", "w") as f:
         f.write("weights\\n")
 """
-
-
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("kiln-cache")
-
-
-@pytest.fixture(autouse=True)
-def _shared_cache(kiln_home: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KILN_CACHE_DIR", str(shared_cache))
 
 
 @pytest.fixture

@@ -29,10 +29,7 @@ from kiln.runs.layout import RunLayout
 from kiln.runs.run import Run, RunFailedError
 from kiln.settings import Settings
 
-pytestmark = [
-    pytest.mark.integration,
-    # submit() drops the supervisor's Popen while it runs: see test_submit_leaves_no_popen_to_warn_about
-]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("module_build_cache")]
 
 #: Kiln's default Python (what ``default-env`` uses)
 PY = "3.12"
@@ -43,15 +40,6 @@ FINAL = ("Completed", "Failed", "Canceled")
 # ---- fixtures -------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("kiln-cache")
-
-
-@pytest.fixture(autouse=True)
-def _shared_cache(kiln_home: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test of the module builds into (and takes builds from) the module's cache."""
-    monkeypatch.setenv("KILN_CACHE_DIR", str(shared_cache))
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from kiln.errors import DefinitionError, NotFoundError
 from kiln.runs.liveness import alive
 
 __all__ = ["ECHO", "JSON", "PY", "RUN_FAILED", "SLOW", "Deploy", "Reply", "_shared_cache", "alive_pid", "alive_pid_of",
-           "definition", "deploy", "env", "http", "metric", "post", "python_for", "refused", "shared_cache", "wait_for",
+           "definition", "deploy", "env", "http", "metric", "post", "python_for", "refused", "wait_for",
            "write_source", "ws"]
 
 #: Kiln's default Python
@@ -35,15 +35,9 @@ RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for
 JSON = {"Content-Type": "application/json"}
 
 
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("kiln-cache")
-
-
 @pytest.fixture(autouse=True)
-def _shared_cache(kiln_home: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test of a module builds into (and takes builds from) the module's cache."""
-    monkeypatch.setenv("KILN_CACHE_DIR", str(shared_cache))
+def _shared_cache(module_build_cache: Path) -> None:
+    """Every test of a module builds into (and takes builds from) the module's cache (see conftest)."""
 
 
 @pytest.fixture(scope="module")

@@ -40,8 +40,8 @@ def load_text(text: str, source: str, *, base_dir: Path | None = None) -> Enviro
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    from kiln.environment.environment import Environment
     from kiln.environment.sections import DockerBuildContext
+    from kiln.environment.serialize import empty_environment
 
     try:
         data = YAML(typ="safe").load(text)
@@ -62,10 +62,7 @@ def load_text(text: str, source: str, *, base_dir: Path | None = None) -> Enviro
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise FormatError(source, f"expected an environment name, got {name!r}", "name")
-    try:
-        env = Environment(name, _defaults=False)
-    except DefinitionError as e:
-        raise FormatError(source, str(e), "name") from None
+    env = empty_environment(name, source)
     version = data.get("version")
     if version is not None:
         if isinstance(version, bool) or not isinstance(version, (str, int, float)):
