@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from common import KILN, UV, kiln_env, timed
 
-from kiln.build.cache import disk_usage
-from kiln.build.interpreters import discover, select
+from kiln.builds.cache import disk_usage
+from kiln.builds.interpreters import discover, select
 
 
 def fresh_env(root: Path) -> dict[str, str]:

@@ -42,12 +42,12 @@ _LAZY = {
     "Environment": "kiln.environment.environment",
     "EnvironmentReference": "kiln.environment.environment",
     "KilnError": "kiln.errors",
-    "Workspace": "kiln.workspace.workspace",
+    "Workspace": "kiln.sdk.workspace",
     "Experiment": "kiln.runs.experiment",
     "Run": "kiln.runs.run",
     "RunConfiguration": "kiln.runs.config",
     "ScriptRunConfig": "kiln.runs.config",
-    "Model": "kiln.workspace.models",
+    "Model": "kiln.serving.model",
     "InferenceConfig": "kiln.serving.config",
     "LocalWebservice": "kiln.serving.webservice",
     "Webservice": "kiln.serving.webservice",
@@ -61,10 +61,10 @@ if TYPE_CHECKING:
     from kiln.runs.config import RunConfiguration, ScriptRunConfig
     from kiln.runs.experiment import Experiment
     from kiln.runs.run import Run
+    from kiln.sdk.workspace import Workspace
     from kiln.serving.config import InferenceConfig
+    from kiln.serving.model import Model
     from kiln.serving.webservice import LocalWebservice, Webservice
-    from kiln.workspace.models import Model
-    from kiln.workspace.workspace import Workspace
 
 
 __getattr__ = lazy_exports(__name__, _LAZY)

@@ -29,7 +29,7 @@ def _when(ts: float) -> str:
 @app.command("list")
 def list_(ctx: typer.Context) -> None:
     """The cached builds, most recently used first."""
-    from kiln.build.cache import BuildCache
+    from kiln.builds.cache import BuildCache
 
     st = state(ctx)
     entries = sorted(BuildCache(st.settings.cache_dir).entries(), key=lambda e: e.last_used, reverse=True)
@@ -44,7 +44,7 @@ def list_(ctx: typer.Context) -> None:
 @app.command()
 def du(ctx: typer.Context) -> None:
     """Bytes the cache really takes on disk (hardlinked files counted once)."""
-    from kiln.build.cache import BuildCache, disk_usage
+    from kiln.builds.cache import BuildCache, disk_usage
 
     st = state(ctx)
     cache = BuildCache(st.settings.cache_dir)
@@ -63,9 +63,9 @@ def prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")] = False,
 ) -> None:
     """Remove builds no environment version references, least recently used first."""
-    from kiln.build.cache import BuildCache
-    from kiln.build.gc import parse_size, referenced_lock_hashes
-    from kiln.build.gc import prune as run_prune
+    from kiln.builds.cache import BuildCache
+    from kiln.builds.gc import parse_size, referenced_lock_hashes
+    from kiln.builds.gc import prune as run_prune
 
     st = state(ctx)
     limit = parse_size(max_size) if max_size is not None else None

@@ -10,8 +10,8 @@ import typer
 from kiln.cli.output import Out
 
 if TYPE_CHECKING:
+    from kiln.sdk.workspace import Workspace
     from kiln.settings import Settings
-    from kiln.workspace.workspace import Workspace
 
 __all__ = ["CliState", "state"]
 
@@ -29,7 +29,7 @@ class CliState:
 
     def workspace(self) -> Workspace:
         if self._workspace is None:
-            from kiln.workspace.workspace import Workspace
+            from kiln.sdk.workspace import Workspace
 
             self._workspace = Workspace.from_config(settings=self.settings)
         return self._workspace

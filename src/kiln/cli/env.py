@@ -199,7 +199,7 @@ def _build(ctx: typer.Context, ref: str, *, upgrade: bool = False, locked: bool 
            conda_via: str | None = None) -> Any:
     from dataclasses import replace
 
-    from kiln.build import build
+    from kiln.builds import build
     from kiln.cli.progress import build_progress
     from kiln.settings import CONDA_VIA
 
@@ -256,8 +256,8 @@ def lock_cmd(
     history: Annotated[bool, typer.Option("--history", help="Every lock this version had, oldest first.")] = False,
 ) -> None:
     """Show the lock an environment builds from: exact versions, artifact hashes, indexes."""
-    from kiln.build.builder import lock_environment
-    from kiln.build.lock import Lock
+    from kiln.builds.builder import lock_environment
+    from kiln.builds.lock import Lock
 
     st = state(ctx)
     name, version = parse_ref(ref)

@@ -130,11 +130,11 @@ def try_fast(argv: Sequence[str]) -> int | None:
         return None
     opts, command, ref = parsed
     try:
-        from kiln.build.builder import cached_build
+        from kiln.builds.builder import cached_build
         from kiln.cli.output import Out
         from kiln.cli.render import build_text, parse_ref, python_output
+        from kiln.sdk.workspace import Workspace
         from kiln.settings import Settings
-        from kiln.workspace.workspace import Workspace
 
         settings = Settings.from_env(workspace=opts.get("workspace"))
         out = Out(json_mode=opts.get("output") == "json")
@@ -164,7 +164,7 @@ def _build_here(env: Any, ws: Any, settings: Any, out: Any, label: str) -> int:
     """A cache miss of ``kiln env build NAME``: the build itself, reported as the full command does."""
     import os
 
-    from kiln.build import build
+    from kiln.builds import build
     from kiln.cli.progress import build_progress
     from kiln.cli.render import build_text, error_text
     from kiln.errors import KilnError

@@ -25,7 +25,7 @@ def register(
                                                                 "(e.g. outputs/model.pkl).")] = None,
 ) -> None:
     """Register a file or folder as the next version of a model (a local path, or a run's file with --run)."""
-    from kiln.workspace.models import Model
+    from kiln.serving.model import Model
 
     st = state(ctx)
     tags = {}
@@ -49,7 +49,7 @@ def list_(
     name: Annotated[str | None, typer.Option("--name", "-n", help="Only this model's versions.")] = None,
 ) -> None:
     """Registered models and their versions."""
-    from kiln.workspace.models import Model
+    from kiln.serving.model import Model
 
     st = state(ctx)
     models = Model.list(st.workspace(), name=name)
@@ -67,7 +67,7 @@ def download(
 ) -> None:
     """Write a model's files into a folder."""
     from kiln.cli.render import parse_ref
-    from kiln.workspace.models import Model
+    from kiln.serving.model import Model
 
     st = state(ctx)
     name, version = parse_ref(ref)

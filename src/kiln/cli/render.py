@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kiln.build.builder import BuildResult
+    from kiln.builds.builder import BuildResult
 
 __all__ = ["build_text", "error_text", "parse_ref", "python_output"]
 

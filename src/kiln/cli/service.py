@@ -48,7 +48,7 @@ def deploy(
     """Deploy models with an entry script as a local web service (or update the service of that name)."""
     from kiln.cli.render import parse_ref
     from kiln.serving.config import DeploymentConfiguration, InferenceConfig
-    from kiln.workspace.models import Model
+    from kiln.serving.model import Model
 
     st = state(ctx)
     ws = st.workspace()

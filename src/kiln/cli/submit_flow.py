@@ -31,7 +31,7 @@ def run_submit(settings: Settings, *, json_mode: bool, script: str, args: list[s
     from kiln.cli.render import parse_ref
     from kiln.runs.config import HistoryConfiguration, RunConfiguration, ScriptRunConfig
     from kiln.runs.experiment import Experiment
-    from kiln.workspace.workspace import Workspace
+    from kiln.sdk.workspace import Workspace
 
     out = Out(json_mode=json_mode)
     ws = Workspace.from_config(settings=settings)

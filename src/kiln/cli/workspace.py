@@ -25,7 +25,7 @@ def create(
     = True,
 ) -> None:
     """Create a workspace (SQLite registry in its folder)."""
-    from kiln.workspace.workspace import Workspace
+    from kiln.sdk.workspace import Workspace
 
     st = state(ctx)
     ws = Workspace.create(name, path=directory, exist_ok=True)

@@ -17,7 +17,7 @@ from kiln.environment.conda import CondaDependencies
 from kiln.environment.identity import identity_hash
 from kiln.environment.names import check_name
 from kiln.environment.sections import DockerSection, PythonSection, SparkSection
-from kiln.errors import DefinitionError
+from kiln.errors import DefinitionError, KilnError
 
 __all__ = ["Environment", "EnvironmentReference"]
 
@@ -30,6 +30,22 @@ class _Registry(Protocol):
     def get_environment(self, name: str, version: str | None = None) -> Environment: ...
 
     def list_environments(self) -> dict[str, Environment]: ...
+
+
+class _Builder(Protocol):
+    """What ``build``, ``build_local`` and ``get_image_details`` need of a workspace (``kiln.Workspace``)."""
+
+    def build_environment(self, environment: Environment, *, upgrade: bool = False) -> Any: ...
+
+    def build_environment_in_background(self, environment: Environment, *, upgrade: bool = False) -> Any: ...
+
+    def environment_image_details(self, environment: Environment) -> Any: ...
+
+
+def _builder(workspace: Any) -> _Builder:
+    if not hasattr(workspace, "build_environment"):
+        raise KilnError(f"{workspace!r} can't build environments: pass a kiln.Workspace (from kiln import Workspace)")
+    return workspace
 
 
 class Environment:
@@ -143,14 +159,12 @@ class Environment:
         """Name → latest version, curated environments included."""
         return workspace.list_environments()
 
-    # ---- builds (kiln.build; imported here, on use, so that definitions stay free of build code) ----
+    # ---- builds: actions of the workspace given (``kiln.Workspace``), so definitions hold no build code ----
 
     def build(self, workspace: Any, *, upgrade: bool = False) -> Any:
         """Build in the background (registering first, as Azure ML does); returns a handle with
         ``status``, ``get_log()`` and ``wait_for_completion(show_output=False)``."""
-        from kiln.build import build_in_background
-
-        return build_in_background(self, workspace, upgrade=upgrade)
+        return _builder(workspace).build_environment_in_background(self, upgrade=upgrade)
 
     def build_local(self, workspace: Any, platform: str | None = None, *, useDocker: bool = False,
                     pushImageToWorkspaceAcr: bool = False, upgrade: bool = False, **kwargs: Any) -> Any:
@@ -159,15 +173,11 @@ class Environment:
         if useDocker or pushImageToWorkspaceAcr:
             raise DefinitionError("build_local(useDocker=True): container image builds are not available yet in "
                                   "this Kiln; build without Docker (useDocker=False)")
-        from kiln.build import build
-
-        return build(self, workspace, upgrade=upgrade)
+        return _builder(workspace).build_environment(self, upgrade=upgrade)
 
     def get_image_details(self, workspace: Any) -> Any:
         """The image Kiln would build: its Dockerfile (two steps), name ``kiln/kiln_<hash>`` and interpreter path."""
-        from kiln.build import get_image_details
-
-        return get_image_details(self, workspace)
+        return _builder(workspace).environment_image_details(self)
 
     # ---- files --------------------------------------------------------------------------------
 

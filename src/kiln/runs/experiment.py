@@ -26,9 +26,8 @@ class Experiment:
         """Start ``config`` as a new run and return it at once (``run.wait_for_completion()`` to wait)."""
         from kiln.runs.run import Run
         from kiln.runs.submit import submit_run
-        from kiln.settings import Settings
 
-        run_id = submit_run(self.workspace, self.name, config, settings=settings or Settings.from_env(), tags=tags)
+        run_id = submit_run(self.workspace, self.name, config, settings=settings or self.workspace.settings, tags=tags)
         return Run(self, run_id)
 
     def get_runs(self) -> Iterator[Run]:

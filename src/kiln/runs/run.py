@@ -17,15 +17,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kiln._process import alive
 from kiln.errors import KilnError, NotFoundError
 from kiln.runs.layout import RunLayout
-from kiln.runs.liveness import alive
 from kiln.workspace.store.interface import FINAL_STATUSES
 
 if TYPE_CHECKING:
     from kiln.environment.environment import Environment
     from kiln.runs.experiment import Experiment
-    from kiln.workspace.models import Model
     from kiln.workspace.store import RunRecord
     from kiln.workspace.workspace import Workspace
 
@@ -268,12 +267,14 @@ class Run:
         return self.workspace.get_environment(str(record.environment), str(record.environment_version))
 
     def register_model(self, model_name: str, model_path: str, tags: dict[str, str] | None = None,
-                       description: str | None = None, **kwargs: Any) -> Model:
+                       description: str | None = None, **kwargs: Any) -> Any:
         """Register a file or folder of this run (``outputs/model.pkl``) as a model version."""
-        from kiln.workspace.models import Model
-
-        return Model.register(self.workspace, self._path_of(model_path), model_name, tags=tags,
-                              description=description, run_id=self.id, **kwargs)
+        register = getattr(self.workspace, "register_model_file", None)
+        if register is None:
+            raise KilnError(f"{self.workspace!r} can't register models: open it as a kiln.Workspace "
+                            "(from kiln import Workspace)")
+        return register(self._path_of(model_path), model_name, tags=tags, description=description,
+                        run_id=self.id, **kwargs)
 
     def _path_of(self, name: str) -> Path:
         rel = Path(name)

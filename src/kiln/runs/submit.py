@@ -13,34 +13,15 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from kiln._process import spawn_detached
+from kiln._process import spawn_detached, start_time
 from kiln.runs.layout import RunLayout
-from kiln.runs.liveness import start_time
 
 if TYPE_CHECKING:
-    from kiln.environment.environment import Environment
     from kiln.runs.config import ScriptRunConfig
     from kiln.settings import Settings
     from kiln.workspace.workspace import Workspace
 
-__all__ = ["DEFAULT_ENVIRONMENT", "default_environment", "submit_run"]
-
-#: the environment runs use when none is given: Kiln's defaults (Python 3.12, no packages)
-DEFAULT_ENVIRONMENT = "default-env"
-
-
-def default_environment(workspace: Workspace) -> Environment:
-    """Kiln's default environment, registered in ``workspace`` on first use."""
-    from kiln.environment.environment import Environment
-    from kiln.errors import NotFoundError
-
-    try:
-        return workspace.get_environment(DEFAULT_ENVIRONMENT)
-    except NotFoundError:
-        env = Environment(DEFAULT_ENVIRONMENT)
-        env.description = "Kiln's default environment for runs: Kiln's default Python, no packages."
-        return workspace.register_environment(env)
-
+__all__ = ["submit_run"]
 
 def new_run_id(experiment: str) -> str:
     return f"{experiment}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
@@ -49,9 +30,10 @@ def new_run_id(experiment: str) -> str:
 def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *, settings: Settings,
                tags: dict[str, str] | None = None) -> str:
     """Start a run of ``config`` in ``experiment``; return its id."""
-    from kiln.build import registered
-    from kiln.build.builder import cached_build
-    from kiln.runs.snapshot import take_snapshot
+    from kiln.builds import registered
+    from kiln.builds.builder import cached_build
+    from kiln.environment.curated import default_environment
+    from kiln.workspace.snapshot import take_snapshot
     from kiln.workspace.store import RunRecord
 
     source = config.validate()

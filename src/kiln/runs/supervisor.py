@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from kiln._process import start_time
 from kiln.runs.layout import RunLayout
-from kiln.runs.liveness import start_time
 from kiln.workspace.store.interface import FINAL_STATUSES
 
 __all__ = ["main"]
@@ -94,7 +94,7 @@ class _Supervisor:
             env = self.ws.get_environment(str(self.record.environment), str(self.record.environment_version))
             store.update_run(self.run_id, status="Preparing", only_if_status=ACTIVE)
             self.say(out, f"preparing environment {env.name}:{env.version}")
-            from kiln.build.builder import build_environment
+            from kiln.builds.builder import build_environment
             from kiln.settings import Settings
 
             self.building = True

@@ -27,8 +27,8 @@ from kiln.errors import DefinitionError
 
 if TYPE_CHECKING:
     from kiln.serving.config import DeploymentConfiguration, InferenceConfig
+    from kiln.serving.model import Model
     from kiln.settings import Settings
-    from kiln.workspace.models import Model
     from kiln.workspace.workspace import Workspace
 
 __all__ = ["deploy", "free_port", "service_dir", "start_server", "write_keys"]
@@ -75,12 +75,12 @@ def deploy(workspace: Workspace, name: str, models: Sequence[Model], inference_c
            overwrite: bool = True, progress: Any = None) -> int:
     """Deploy (or update) the service ``name``; return its generation. The service process starts (or
     rolls out the new generation) in the background: ``wait_for_deployment`` waits for it."""
-    from kiln.build import registered
-    from kiln.build.builder import build_environment
+    from kiln.builds import registered
+    from kiln.builds.builder import build_environment
+    from kiln.environment.curated import default_environment
     from kiln.environment.names import check_name
-    from kiln.runs.snapshot import take_snapshot
-    from kiln.runs.submit import default_environment
     from kiln.serving.config import DeploymentConfiguration
+    from kiln.workspace.snapshot import take_snapshot
     from kiln.workspace.store import ServiceRecord
 
     check_name(name, "service name")
@@ -142,13 +142,13 @@ def deploy(workspace: Workspace, name: str, models: Sequence[Model], inference_c
 
 
 def _server_alive(record: Any) -> bool:
-    from kiln.runs.liveness import alive
+    from kiln._process import alive
 
     return record.pid is not None and alive(record.pid, record.pid_start)
 
 
 def start_server(workspace: Workspace, name: str, *, settings: Settings) -> int:
-    from kiln.runs.liveness import start_time
+    from kiln._process import start_time
 
     folder = service_dir(workspace, name)
     env = {**os.environ, "KILN_HOME": str(settings.home), "KILN_CACHE_DIR": str(settings.cache_dir),

@@ -19,7 +19,7 @@ from kiln.errors import KilnError, NotFoundError
 
 if TYPE_CHECKING:
     from kiln.serving.config import DeploymentConfiguration, InferenceConfig
-    from kiln.workspace.models import Model
+    from kiln.serving.model import Model
     from kiln.workspace.store import ServiceRecord
     from kiln.workspace.workspace import Workspace
 
@@ -71,7 +71,7 @@ class Webservice:
 
     @property
     def state(self) -> str:
-        from kiln.runs.liveness import alive
+        from kiln._process import alive
 
         record = self._record()
         if record.state in ("Healthy", "Transitioning") and not alive(record.pid, record.pid_start):
@@ -226,8 +226,7 @@ class Webservice:
         from kiln.environment.environment import Environment
         from kiln.serving.config import InferenceConfig
         from kiln.serving.deploy import deploy
-        from kiln.settings import Settings
-        from kiln.workspace.models import Model
+        from kiln.serving.model import Model
 
         del kwargs
         d = self._config()["deployment"]
@@ -238,7 +237,7 @@ class Webservice:
                                                environment=Environment.get(self.workspace, name, version))
         if models is None:
             models = [Model(self.workspace, id=m) for m in d["models"]]
-        deploy(self.workspace, self.name, models, inference_config, deployment_config, settings=Settings.from_env())
+        deploy(self.workspace, self.name, models, inference_config, deployment_config, settings=self.workspace.settings)
 
     def reload(self) -> None:
         """Restart the workers (``init()`` runs again), without dropping requests."""

@@ -21,6 +21,8 @@ from kiln._files import write_text_atomic
 from kiln.errors import DefinitionError, NotFoundError, WorkspaceError
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from kiln.environment.environment import Environment
     from kiln.settings import Settings
     from kiln.workspace.blobs import BlobStore
@@ -40,7 +42,7 @@ DEFAULT_STORE = "registry.sqlite"
 class Workspace:
     """An existing workspace folder. Create one with ``Workspace.create``; find one with ``from_config``."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, settings: Settings | None = None) -> None:
         folder = Path(path).expanduser().resolve()
         meta_path = folder / WORKSPACE_FILE
         try:
@@ -59,12 +61,23 @@ class Workspace:
         self.name: str = meta["name"]
         self._store_url = str(meta.get("store") or DEFAULT_STORE)
         self._store: Store | None = None
+        self._settings = settings
+
+    @property
+    def settings(self) -> Settings:
+        """The ``Settings`` this workspace was opened with (built from the environment on first use when
+        the caller gave none: for the Python API, opening a workspace is the entry point)."""
+        if self._settings is None:
+            from kiln.settings import Settings
+
+            self._settings = Settings.from_env()
+        return self._settings
 
     # ---- finding and making workspaces ---------------------------------------------------------
 
     @classmethod
     def create(cls, name: str, path: str | os.PathLike[str] | None = None, exist_ok: bool = True, *,
-               store: str | None = None) -> Workspace:
+               store: str | None = None, settings: Settings | None = None) -> Self:
         """Create the workspace ``name`` in the folder ``path`` (default: ``./<name>``).
 
         With ``exist_ok`` an existing workspace of that name is opened instead; ``store`` is a
@@ -78,20 +91,20 @@ class Workspace:
         if meta_path.exists():
             if not exist_ok:
                 raise WorkspaceError(f"{folder}: a workspace exists already (exist_ok=False)")
-            ws = cls(folder)
+            ws = cls(folder, settings=settings)
             if ws.name != name:
                 raise WorkspaceError(f"{folder}: holds the workspace {ws.name!r}, not {name!r}")
             return ws
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"format": WORKSPACE_FORMAT, "name": name, "store": store or DEFAULT_STORE}
         write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
-        ws = cls(folder)
+        ws = cls(folder, settings=settings)
         ws.store.schema_version  # create the database and its schema now, so that a failure shows here  # noqa: B018
         return ws
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, *, settings: Settings | None = None
-                    ) -> Workspace:
+                    ) -> Self:
         """Find the workspace of the current project.
 
         ``path`` may be a config file, a folder holding ``.kiln/config.json`` or a workspace folder.
@@ -100,36 +113,36 @@ class Workspace:
         under ``KILN_HOME`` (created on first use).
         """
         if path is not None:
-            return cls._from_path(Path(path).expanduser())
+            return cls._from_path(Path(path).expanduser(), settings)
         if settings is None:
             from kiln.settings import Settings
 
             settings = Settings.from_env()
         if settings.workspace is not None:
-            return cls._from_path(settings.workspace)
+            return cls._from_path(settings.workspace, settings)
         here = Path.cwd()
         for folder in (here, *here.parents):
             config = folder / CONFIG_DIR / CONFIG_FILE
             if config.is_file():
-                return cls._from_config_file(config)
-        return cls.create("default", settings.default_workspace)
+                return cls._from_config_file(config, settings)
+        return cls.create("default", settings.default_workspace, settings=settings)
 
     @classmethod
-    def _from_path(cls, path: Path) -> Workspace:
+    def _from_path(cls, path: Path, settings: Settings | None) -> Self:
         if path.is_file() and path.name == WORKSPACE_FILE:
-            return cls(path.parent)
+            return cls(path.parent, settings=settings)
         if path.is_file():
-            return cls._from_config_file(path)
+            return cls._from_config_file(path, settings)
         if (path / WORKSPACE_FILE).is_file():
-            return cls(path)
+            return cls(path, settings=settings)
         if (path / CONFIG_DIR / CONFIG_FILE).is_file():
-            return cls._from_config_file(path / CONFIG_DIR / CONFIG_FILE)
+            return cls._from_config_file(path / CONFIG_DIR / CONFIG_FILE, settings)
         if (path / CONFIG_FILE).is_file():
-            return cls._from_config_file(path / CONFIG_FILE)
+            return cls._from_config_file(path / CONFIG_FILE, settings)
         raise WorkspaceError(f"{path}: no Kiln workspace here (no {WORKSPACE_FILE} or {CONFIG_DIR}/{CONFIG_FILE})")
 
     @classmethod
-    def _from_config_file(cls, config: Path) -> Workspace:
+    def _from_config_file(cls, config: Path, settings: Settings | None) -> Self:
         try:
             data = json.loads(config.read_text(encoding="utf-8"))
             target = data["workspace"]
@@ -138,7 +151,7 @@ class Workspace:
         folder = Path(target)
         if not folder.is_absolute():
             folder = config.parent.parent / folder if config.parent.name == CONFIG_DIR else config.parent / folder
-        return cls(folder)
+        return cls(folder, settings=settings)
 
     def write_config(self, path: str | os.PathLike[str] | None = None, file_name: str | None = None) -> Path:
         """Write ``<path>/.kiln/config.json`` (default: the current folder) pointing at this workspace."""

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from kiln.build.interpreters import Interpreter, discover, select
+from kiln.builds.interpreters import Interpreter, discover, select
 from kiln.errors import DefinitionError
 
 #: what ``from conda_support import *`` gives a test module: the fixtures

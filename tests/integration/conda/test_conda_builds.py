@@ -31,7 +31,7 @@ from conda_support import (
     sha256,
 )
 
-from kiln.build.interpreters import Interpreter
+from kiln.builds.interpreters import Interpreter
 
 pytestmark = pytest.mark.integration
 

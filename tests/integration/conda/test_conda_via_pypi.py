@@ -11,7 +11,7 @@ import pytest
 from conda_support import *  # noqa: F403 - the fixtures (see conda_support)
 from conda_support import build, cache_root, closed_port, envelope, fails, installed, published, register
 
-from kiln.build.interpreters import Interpreter
+from kiln.builds.interpreters import Interpreter
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ import pytest
 
 from conftest import kiln_cmd
 from kiln import CondaDependencies, Environment, Experiment, Model, ScriptRunConfig, Workspace
-from kiln.build import build
-from kiln.build.interpreters import find_interpreter
+from kiln.builds import build
+from kiln.builds.interpreters import find_interpreter
 from kiln.errors import DefinitionError, KilnError, NotFoundError
 from kiln.runs.config import HistoryConfiguration, RunConfiguration
 from kiln.runs.layout import RunLayout
@@ -659,7 +659,7 @@ def test_a_queued_run_whose_supervisor_never_started_fails_after_a_grace_period(
 
 
 def test_a_run_is_live_while_its_recorded_process_is_the_same_one(ws: Workspace) -> None:
-    from kiln.runs.liveness import start_time
+    from kiln._process import start_time
 
     stand_in = subprocess.Popen(["sleep", "300"])  # plays the supervisor
     try:

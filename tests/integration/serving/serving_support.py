@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from kiln import CondaDependencies, Environment, InferenceConfig, LocalWebservice, Model, Workspace
+from kiln._process import alive
 from kiln.errors import DefinitionError, NotFoundError
-from kiln.runs.liveness import alive
 
 __all__ = ["ECHO", "JSON", "PY", "RUN_FAILED", "SLOW", "Deploy", "Reply", "_shared_cache", "alive_pid", "alive_pid_of",
            "definition", "deploy", "env", "http", "metric", "post", "python_for", "refused", "wait_for",
@@ -62,7 +62,7 @@ def env(ws: Workspace) -> Environment:
 
 
 def python_for(version: str) -> None:
-    from kiln.build.interpreters import find_interpreter
+    from kiln.builds.interpreters import find_interpreter
 
     try:
         find_interpreter(version, default=version)

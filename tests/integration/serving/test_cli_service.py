@@ -16,7 +16,7 @@ import pytest
 from serving_support import *  # noqa: F403 - the shared fixtures and helpers (see serving_support)
 from serving_support import http
 
-from kiln.runs.liveness import alive
+from kiln._process import alive
 from kiln.serving.deploy import free_port
 
 pytestmark = pytest.mark.integration

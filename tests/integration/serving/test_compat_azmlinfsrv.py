@@ -115,8 +115,8 @@ STARTUP_GAPS = {
 @pytest.fixture(scope="session")
 def azinf_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv with azmlinfsrv (uv, from the package index); the test is skipped if the index is unreachable."""
-    from kiln.build.interpreters import find_interpreter
-    from kiln.build.uv import uv_binary
+    from kiln.builds.interpreters import find_interpreter
+    from kiln.builds.uv import uv_binary
 
     python_for(PYTHON)
     venv = tmp_path_factory.mktemp("azinf") / "venv"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import kiln.run as inscript
-from kiln.build.interpreters import find_interpreter
+from kiln.builds.interpreters import find_interpreter
 from kiln.errors import DefinitionError
 
 

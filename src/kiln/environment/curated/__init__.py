@@ -10,13 +10,24 @@ from __future__ import annotations
 import json
 from functools import cache, lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from kiln.environment.conda import CondaDependencies
 from kiln.environment.environment import Environment
 from kiln.environment.names import is_curated_name
+from kiln.errors import NotFoundError
 
-__all__ = ["curated_names", "get_curated", "is_curated_name", "list_curated"]
+__all__ = ["DEFAULT_ENVIRONMENT", "curated_names", "default_environment", "get_curated", "is_curated_name",
+           "list_curated"]
+
+#: the environment runs and services use when none is given: Kiln's defaults (Kiln's default Python, no packages)
+DEFAULT_ENVIRONMENT = "default-env"
+
+
+class _Registry(Protocol):
+    def get_environment(self, name: str, version: str | None = None) -> Environment: ...
+
+    def register_environment(self, environment: Environment) -> Environment: ...
 
 
 @lru_cache(maxsize=1)
@@ -70,3 +81,13 @@ def get_curated(name: str, version: str | None = None) -> Environment | None:
 
 def list_curated() -> dict[str, Environment]:
     return {name: _build(item) for name, item in sorted(_data().items())}
+
+
+def default_environment(registry: _Registry) -> Environment:
+    """Kiln's default environment, registered in the workspace ``registry`` on first use."""
+    try:
+        return registry.get_environment(DEFAULT_ENVIRONMENT)
+    except NotFoundError:
+        env = Environment(DEFAULT_ENVIRONMENT)
+        env.description = "Kiln's default environment for runs: Kiln's default Python, no packages."
+        return registry.register_environment(env)

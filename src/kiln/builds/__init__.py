@@ -1,0 +1,58 @@
+"""Building environments: interpreters, locks, backends and the build cache.
+
+The entry points here take an ``Environment``, register it when needed (curated ones excepted),
+and hand it to the builder with the user's ``Settings``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kiln.builds.builder import BuildResult, Progress
+    from kiln.builds.handle import BuildHandle
+    from kiln.builds.image import ImageDetails
+    from kiln.environment.environment import Environment
+    from kiln.settings import Settings
+    from kiln.workspace.workspace import Workspace
+
+__all__ = ["build", "build_in_background", "get_image_details", "registered"]
+
+
+def registered(env: Environment, workspace: Workspace) -> Environment:
+    """``env`` as a registered version (registering it if it isn't; curated ones are already)."""
+    from kiln.environment.names import is_curated_name
+
+    if is_curated_name(env.name):
+        return workspace.get_environment(env.name, env.version)
+    if env.version is not None and workspace.is_registered_as(env, env.version):
+        return env  # an older version stays that version: building it must not register it again
+    return workspace.register_environment(env)
+
+
+def build(env: Environment, workspace: Workspace, *, settings: Settings | None = None, upgrade: bool = False,
+          locked: bool = False, progress: Progress | None = None) -> BuildResult:
+    from kiln.builds.builder import build_environment
+
+    return build_environment(registered(env, workspace), workspace, settings=settings or workspace.settings,
+                             upgrade=upgrade, locked=locked, progress=progress)
+
+
+def build_in_background(env: Environment, workspace: Workspace, *, settings: Settings | None = None,
+                        upgrade: bool = False) -> BuildHandle:
+    from kiln.builds.handle import BuildHandle
+
+    return BuildHandle(registered(env, workspace), workspace, settings=settings or workspace.settings,
+                       upgrade=upgrade)
+
+
+def get_image_details(env: Environment, workspace: Workspace, *, settings: Settings | None = None) -> ImageDetails:
+    from kiln.builds.builder import lock_environment
+    from kiln.builds.image import image_details
+    from kiln.builds.uv import uv_version
+
+    target = registered(env, workspace)
+    if target.python.user_managed_dependencies:
+        return image_details(target, None, None, uv_version())
+    interpreter, lock, _, _ = lock_environment(target, workspace, settings=settings or workspace.settings)
+    return image_details(target, lock, interpreter, uv_version())

@@ -1,0 +1,68 @@
+"""The ``venv`` backend: a relocatable virtual environment made by uv, packages hardlinked from uv's cache."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from kiln.builds.backends.interface import Backend, BuildOutcome, BuildPlan
+from kiln.builds.uv import run_uv
+
+__all__ = ["VenvBackend", "link_mode_of"]
+
+
+class VenvBackend(Backend):
+    name = "venv"
+
+    def cannot_build(self, plan: BuildPlan) -> str | None:
+        if plan.interpreter.implementation != "cpython":
+            return f"uv venvs need CPython, not {plan.interpreter.implementation}"
+        if plan.lock.conda:
+            return "the lock has conda packages"
+        return None
+
+    def _venv(self, plan: BuildPlan, env: Path, log: Callable[[str], None]) -> None:
+        if (env / "pyvenv.cfg").exists():
+            return
+        # --relocatable: the staged folder is renamed into the cache, so scripts must not name its path
+        run_uv(["venv", "--no-config", "--relocatable", "--quiet", "--python", plan.interpreter.path, str(env)],
+               what=f"creating the environment of {plan.label}", sink=log)
+
+    def prepare(self, plan: BuildPlan, *, requirements: list[str], options: list[str], stage: Path,
+                log: Callable[[str], None]) -> None:
+        env = stage / "env"
+        self._venv(plan, env, log)
+        if not requirements:
+            return
+        (stage / "requirements.in").write_text("\n".join([*options, *requirements]) + "\n", encoding="utf-8")
+        run_uv(["pip", "install", "--no-config", "--python", str(env / "bin" / "python"), "--link-mode",
+                "hardlink", "-r", str(stage / "requirements.in")], what=f"installing {plan.label}", cwd=stage,
+               sink=log)
+
+    def build(self, plan: BuildPlan, *, stage: Path, log: Callable[[str], None]) -> BuildOutcome:
+        env = stage / "env"
+        self._venv(plan, env, log)
+        (stage / "lock.txt").write_text(plan.lock.text, encoding="utf-8")
+        python = env / "bin" / "python"
+        if plan.lock.packages:
+            hashed = ["--require-hashes"] if all(p.hashes for p in plan.lock.packages) else []
+            run_uv(["pip", "sync", "--no-config", *hashed, "--python", str(python), "--link-mode", "hardlink",
+                    str(stage / "lock.txt")], what=f"installing {plan.label}", cwd=stage, sink=log)
+        return BuildOutcome(python=python.relative_to(stage), link_mode=link_mode_of(env),
+                            packages=len(plan.lock.packages))
+
+
+def link_mode_of(env: Path) -> str:
+    """``hardlink`` when installed files share inodes with uv's cache, else ``copy`` (or ``none``)."""
+    site = next(env.glob("lib/python*/site-packages"), None)
+    if site is None:
+        return "none"
+    for folder, _, files in os.walk(site):
+        for name in files:
+            if name.endswith(".py") and not name.startswith("_virtualenv"):
+                try:
+                    return "hardlink" if os.stat(os.path.join(folder, name)).st_nlink > 1 else "copy"
+                except OSError:
+                    continue
+    return "none"

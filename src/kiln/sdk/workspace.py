@@ -1,0 +1,55 @@
+"""``kiln.Workspace``: a workspace that can also build environments and register the models of runs.
+
+The registry itself (``kiln.workspace.Workspace``) knows environments, runs, models and services as
+records; the actions that need the builds or serving packages live here, one level up, so that
+``Environment.build(ws)`` and ``Run.register_model(...)`` reach them through the workspace they
+were given, never through an upward import.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from kiln.workspace import workspace as _registry
+
+if TYPE_CHECKING:
+    from kiln.builds.builder import BuildResult, Progress
+    from kiln.builds.handle import BuildHandle
+    from kiln.builds.image import ImageDetails
+    from kiln.environment.environment import Environment
+    from kiln.serving.model import Model
+
+__all__ = ["Workspace"]
+
+
+class Workspace(_registry.Workspace):
+    """A workspace folder (see ``kiln.workspace.workspace.Workspace``), with builds and model registration."""
+
+    def build_environment(self, environment: Environment, *, upgrade: bool = False, locked: bool = False,
+                          progress: Progress | None = None) -> BuildResult:
+        """See ``Environment.build_local``: register ``environment`` if needed, build it, wait."""
+        from kiln.builds import build
+
+        return build(environment, self, settings=self.settings, upgrade=upgrade, locked=locked, progress=progress)
+
+    def build_environment_in_background(self, environment: Environment, *, upgrade: bool = False) -> BuildHandle:
+        """See ``Environment.build``: a handle on a build running in the background."""
+        from kiln.builds import build_in_background
+
+        return build_in_background(environment, self, settings=self.settings, upgrade=upgrade)
+
+    def environment_image_details(self, environment: Environment) -> ImageDetails:
+        """See ``Environment.get_image_details``."""
+        from kiln.builds import get_image_details
+
+        return get_image_details(environment, self, settings=self.settings)
+
+    def register_model_file(self, model_path: str | os.PathLike[str], model_name: str, *,
+                            tags: dict[str, str] | None = None, description: str | None = None,
+                            run_id: str | None = None, **kwargs: Any) -> Model:
+        """See ``Run.register_model``: register a file or folder (of a run) as a model version."""
+        from kiln.serving.model import Model
+
+        return Model.register(self, model_path, model_name, tags=tags, description=description, run_id=run_id,
+                              **kwargs)
