@@ -25,6 +25,7 @@ demo: bytecode
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: lint bytecode
 	$(BIN)/pytest
