@@ -38,6 +38,8 @@ class Manifest:
     digest: str
     entries: tuple[ManifestEntry, ...]
     new_bytes: int = 0  # bytes this store call actually wrote (0 when everything was there already)
+    #: symbolic links kept inside the folder: (path, relative target); see ``kiln._tree``
+    links: tuple[tuple[str, str], ...] = ()
 
     @property
     def size(self) -> int:
@@ -89,8 +91,9 @@ class BlobStore:
             raise
         return digest, size, True
 
-    def put_tree(self, root: Path, files: Iterable[Path]) -> Manifest:
-        """Store ``files`` (paths under ``root``) and their manifest; return it."""
+    def put_tree(self, root: Path, files: Iterable[Path], links: Iterable[tuple[str, str]] = ()) -> Manifest:
+        """Store ``files`` (paths under ``root``), the ``links`` kept inside it (path, relative target) and
+        their manifest; return it."""
         entries = []
         written = 0
         for path in sorted(files):
@@ -99,10 +102,13 @@ class BlobStore:
             mode = path.stat().st_mode
             entries.append(ManifestEntry(path.relative_to(root).as_posix(), digest, size,
                                          bool(mode & stat.S_IXUSR)))
-        doc = json.dumps({"format": 1, "files": [[e.path, e.digest, e.size, e.executable] for e in entries]},
-                         separators=(",", ":")).encode()
+        kept = tuple(sorted((str(path), str(target)) for path, target in links))
+        data: dict[str, object] = {"format": 1, "files": [[e.path, e.digest, e.size, e.executable] for e in entries]}
+        if kept:  # only then: a folder without links keeps the digest it always had
+            data["links"] = [list(link) for link in kept]
+        doc = json.dumps(data, separators=(",", ":")).encode()
         digest, new = self.put_bytes(doc)
-        return Manifest(digest, tuple(entries), written + (len(doc) if new else 0))
+        return Manifest(digest, tuple(entries), written + (len(doc) if new else 0), kept)
 
     def manifest(self, digest: str) -> Manifest:
         path = self.path_of(digest)
@@ -110,18 +116,35 @@ class BlobStore:
             data = json.loads(path.read_bytes())
         except FileNotFoundError:
             raise NotFoundError(f"no stored folder {digest[:12]} in this workspace") from None
-        return Manifest(digest, tuple(ManifestEntry(p, d, s, bool(x)) for p, d, s, x in data["files"]))
+        return Manifest(digest, tuple(ManifestEntry(p, d, s, bool(x)) for p, d, s, x in data["files"]),
+                        links=tuple((str(p), str(t)) for p, t in data.get("links", ())))
 
     def materialize(self, digest: str, target: Path, *, select: Callable[[str], bool] | None = None) -> list[Path]:
-        """Write the folder ``digest`` into ``target`` (copies: whatever runs there may change its files)."""
+        """Write the folder ``digest`` into ``target`` (copies: whatever runs there may change its files; a
+        link already at a destination is replaced, never written through)."""
         out = []
-        for entry in self.manifest(digest).entries:
+        manifest = self.manifest(digest)
+        for entry in manifest.entries:
             if select is not None and not select(entry.path):
                 continue
             dest = target / entry.path
             dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.is_symlink():
+                dest.unlink()
             shutil.copyfile(self.path_of(entry.digest), dest)
             if entry.executable:
                 dest.chmod(dest.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+            out.append(dest)
+        for path, link in manifest.links:
+            if select is not None and not select(path):
+                continue
+            # a stored link stays inside the folder it was stored with, whoever wrote the manifest
+            if os.path.isabs(link) or os.path.normpath(os.path.join(os.path.dirname(path), link)).startswith(".."):
+                continue
+            dest = target / path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.is_symlink() or dest.is_file():
+                dest.unlink()
+            os.symlink(link, dest)
             out.append(dest)
         return out

@@ -2,18 +2,18 @@
 
 The first of ``.kilnignore``, ``.amlignore``, ``.gitignore`` found at the top of the folder decides
 what is left out (gitignore syntax, read by ``pathspec``); ``.git``, ``__pycache__``, ``outputs``
-and virtual environments (any folder with a ``pyvenv.cfg``) are always left out. Submitting an
-unchanged folder again stores nothing new.
+and ``.kiln`` are always left out, and so are Kiln workspaces, caches and environments wherever they
+sit, and links that point outside the folder (the rule of ``kiln._tree``, said in the log). Submitting
+an unchanged folder again stores nothing new.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from kiln._tree import Tree, scan_tree
 from kiln.workspace.blobs import BlobStore, Manifest
 
 __all__ = ["IGNORE_FILES", "SIZE_WARNING", "Snapshot", "snapshot_files", "take_snapshot"]
@@ -33,6 +33,8 @@ class Snapshot:
     size: int
     new_bytes: int
     ignore_file: str | None
+    #: what was left out by Kiln's rule (not by the ignore file), with the reason
+    skipped: tuple[tuple[str, str], ...] = ()
 
 
 def _spec(source: Path) -> tuple[object, str | None]:
@@ -49,30 +51,26 @@ def _spec(source: Path) -> tuple[object, str | None]:
     return pathspec.GitIgnoreSpec.from_lines(lines), used
 
 
-def snapshot_files(source: Path) -> tuple[list[Path], str | None]:
-    """The files a snapshot of ``source`` holds, and the ignore file used."""
+def snapshot_tree(source: Path) -> tuple[Tree, str | None]:
+    """What a snapshot of ``source`` holds (files, links kept, what was skipped), and the ignore file used."""
     spec, used = _spec(source)
     match = spec.match_file  # type: ignore[attr-defined]
+    return scan_tree(source, ignore=lambda rel, is_dir: bool(match(rel))), used
 
-    def walk(folder: Path) -> Iterator[Path]:
-        with os.scandir(folder) as it:
-            for entry in sorted(it, key=lambda e: e.name):
-                path = Path(entry.path)
-                rel = path.relative_to(source).as_posix()
-                if entry.is_dir(follow_symlinks=False):
-                    # a virtual environment, whatever its folder's name (venv/, env/, .venv/...)
-                    if not match(rel + "/") and not (path / "pyvenv.cfg").is_file():
-                        yield from walk(path)
-                elif entry.is_file(follow_symlinks=True) and not match(rel):
-                    yield path
 
-    return list(walk(source)), used
+def snapshot_files(source: Path) -> tuple[list[Path], str | None]:
+    """The files a snapshot of ``source`` holds, and the ignore file used."""
+    tree, used = snapshot_tree(source)
+    return [source / rel for rel in tree.files], used
 
 
 def take_snapshot(source: Path, blobs: BlobStore) -> Snapshot:
-    files, used = snapshot_files(source)
-    manifest: Manifest = blobs.put_tree(source, files)
+    tree, used = snapshot_tree(source)
+    manifest: Manifest = blobs.put_tree(source, [source / rel for rel in tree.files], tree.links)
+    if tree.skipped:
+        log.warning("the snapshot of %s leaves out %s", source, tree.describe_skipped())
     if manifest.size > SIZE_WARNING:
         log.warning("the snapshot of %s is %.0f MB: put large data outside the source folder or list it in %s",
                     source, manifest.size / 1e6, used or ".kilnignore")
-    return Snapshot(manifest.digest, len(manifest.entries), manifest.size, manifest.new_bytes, used)
+    return Snapshot(manifest.digest, len(manifest.entries), manifest.size, manifest.new_bytes, used,
+                    tuple(tree.skipped))

@@ -118,19 +118,62 @@ def test_compiled_python_and_nested_caches_are_always_left_out(src: Path) -> Non
     assert not any(n.endswith(".pyc") or "__pycache__" in n for n in files)
 
 
-def test_a_symlink_to_a_file_is_stored_as_its_content_and_a_linked_folder_is_not_followed(
-        src: Path, store: BlobStore, tmp_path: Path) -> None:
-    outside = make_tree(tmp_path / "outside", ("a.txt",))
-    (src / "linked.txt").symlink_to(outside / "a.txt")
-    (src / "linked_dir").symlink_to(outside, target_is_directory=True)
+def test_links_outside_the_folder_are_never_read_and_links_inside_are_kept_as_links(
+        src: Path, store: BlobStore, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    outside = make_tree(tmp_path / "outside", ("secret.txt",))
+    (src / "to_outside.txt").symlink_to(outside / "secret.txt")
+    (src / "to_outside_dir").symlink_to(outside, target_is_directory=True)
     (src / "dangling").symlink_to(tmp_path / "nowhere")
+    (src / "abs_inside.py").symlink_to(src / "train.py")  # absolute, but inside: kept, made relative
+    (src / "pkg" / "alias").symlink_to("../docs", target_is_directory=True)
     files, _ = names(src)
-    assert "linked.txt" in files
-    assert not any(n.startswith("linked_dir") for n in files) and "dangling" not in files
-    snap = take_snapshot(src, store)
+    assert not any(n.startswith(("to_outside", "dangling", "abs_inside", "pkg/alias")) for n in files)
+    with caplog.at_level(logging.WARNING, logger="kiln.workspace.snapshot"):
+        snap = take_snapshot(src, store)
+    assert dict(snap.skipped) == {"dangling": "a link to nothing", "to_outside.txt": "a link to outside the folder",
+                                  "to_outside_dir": "a link to outside the folder"}
+    assert "to_outside.txt (a link to outside the folder)" in caplog.text
+    stored = b"".join(store.path_of(e.digest).read_bytes() for e in store.manifest(snap.id).entries)
+    assert b"content of secret.txt" not in stored
     work = tmp_path / "work"
     store.materialize(snap.id, work)
-    assert (work / "linked.txt").read_text() == "content of a.txt\n" and not (work / "linked.txt").is_symlink()
+    assert os.readlink(work / "abs_inside.py") == "train.py"
+    assert os.readlink(work / "pkg" / "alias") == "../docs"
+    assert (work / "pkg" / "alias" / "readme.txt").read_text() == "content of docs/readme.txt\n"
+    assert not (work / "to_outside.txt").exists() and not (work / "dangling").is_symlink()
+
+
+def test_workspaces_caches_and_environments_are_never_snapshotted_wherever_they_sit(
+        src: Path, store: BlobStore) -> None:
+    (src / "mywork").mkdir()
+    (src / "mywork" / "workspace.json").write_text('{"format": 1, "name": "mywork", "store": "registry.sqlite"}')
+    (src / "mywork" / "registry.sqlite").write_bytes(b"SQLite format 3\0")
+    (src / "deep" / "home" / "cache").mkdir(parents=True)
+    (src / "deep" / "home" / "cache" / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n")
+    (src / "deep" / "home" / "cache" / "big.whl").write_bytes(b"x" * 100)
+    (src / "myenv" / "conda-meta").mkdir(parents=True)
+    (src / "myenv" / "lib.so").write_bytes(b"elf")
+    (src / "notaworkspace").mkdir()
+    (src / "notaworkspace" / "workspace.json").write_text('{"some": "user data"}')
+    snap = take_snapshot(src, store)
+    files, _ = names(src)
+    assert "notaworkspace/workspace.json" in files
+    assert not any(n.startswith(("mywork", "deep", "myenv")) for n in files)
+    assert dict(snap.skipped) == {"mywork/": "a Kiln workspace", "deep/home/cache/": "a cache folder",
+                                  "myenv/": "a conda environment"}
+
+
+def test_materializing_never_writes_through_a_link_at_the_destination(
+        src: Path, store: BlobStore, tmp_path: Path) -> None:
+    snap = take_snapshot(src, store)
+    work = tmp_path / "dest"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    work.mkdir()
+    (work / "train.py").symlink_to(victim)
+    store.materialize(snap.id, work)
+    assert victim.read_text() == "keep me"
+    assert not (work / "train.py").is_symlink() and (work / "train.py").read_text() == "content of train.py\n"
 
 
 def test_a_snapshot_counts_files_and_bytes_and_names_its_ignore_file(src: Path, store: BlobStore) -> None:
