@@ -301,7 +301,7 @@ def test_sqlite_does_not_migrate_a_current_store_again(tmp_path: Path, monkeypat
     def fail(*args: object, **kwargs: object) -> int:
         raise AssertionError("migrate called on a current store")
 
-    monkeypatch.setattr("kiln.workspace.store.sqlite.migrate", fail)
+    monkeypatch.setattr("kiln.workspace.store.sql.migrate", fail)
     second = SqliteStore(path)
     try:
         assert second.get_environment(name="train") is not None
@@ -319,14 +319,14 @@ def test_sqlite_applies_only_pending_migrations(tmp_path: Path, monkeypatch: pyt
         version=nxt, description="test", statements=("CREATE TABLE extra (id INTEGER NOT NULL PRIMARY KEY)",)
     )
     # earlier migrations must not run again: their CREATE TABLE would fail on the existing tables
-    monkeypatch.setattr("kiln.workspace.store.sqlite.LATEST_VERSION", nxt)
+    monkeypatch.setattr("kiln.workspace.store.sql.LATEST_VERSION", nxt)
     monkeypatch.setattr(
-        "kiln.workspace.store.sqlite.migrate",
+        "kiln.workspace.store.sql.migrate",
         lambda conn, dialect, *, where: migrations.migrate(
             conn, dialect, where=where, migrations=[*migrations.MIGRATIONS, step]
         ),
     )
-    monkeypatch.setattr("kiln.workspace.store.sqlite.check_version", lambda found, *, where: None)
+    monkeypatch.setattr("kiln.workspace.store.sql.check_version", lambda found, *, where: None)
 
     second = SqliteStore(path)
     try:

@@ -4,12 +4,20 @@ Implementations: ``SqliteStore`` (the default, a file in the workspace folder) a
 PostgreSQL store for teams. Every implementation passes the shared contract tests in
 ``tests/unit/workspace/test_store_contract.py``. Concurrency is the database's job: two processes
 registering at once get distinct, consecutive versions and neither is lost.
+
+Writing a store for another SQL database: subclass ``kiln.workspace.store.sql.SqlStore``, which
+holds every query; the new module only connects, runs transactions and maps driver errors (see
+``SqlStore``). Then add the class to ``STORES`` in ``kiln.workspace.store`` (``open_store`` picks
+it by URL scheme) and its harness to the contract tests. Its schema is the shared
+``kiln.workspace.store.migrations``. A store's module is imported on every CLI command: import the
+database driver inside the methods that need it, never at module level.
 """
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import ClassVar
 
 __all__ = ["EnvironmentRecord", "LockRecord", "ModelRecord", "RunRecord", "ServiceRecord", "Store"]
 
@@ -112,10 +120,33 @@ SERVICE_FIELDS = tuple(ServiceRecord.__dataclass_fields__)
 
 
 class Store(abc.ABC):
-    """A workspace's records. Methods are keyword-only and raise ``WorkspaceError`` on failure."""
+    """A workspace's records. Methods are keyword-only and raise ``WorkspaceError`` on failure.
+
+    A store object is shared by the threads of a process and must be safe to call from any of
+    them; a process forked after using it must still be able to use it (with connections of its
+    own, never its parent's). The constructor connects to nothing: the first call does.
+    """
 
     #: a short name for messages ("sqlite", "postgresql")
     name: str = ""
+    #: the URL schemes this store opens (``open_store`` chooses the store by them)
+    schemes: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    @abc.abstractmethod
+    def cannot_open(cls, url: str) -> str | None:
+        """None when this store can open ``url`` (one of its ``schemes``); otherwise the reason,
+        shown to the user after the URL: a malformed URL, a folder that is missing or not writable,
+        a driver that is not installed ("pip install kiln[postgres]").
+
+        A cheap probe: it looks at the URL, the file system and installed modules, and never
+        connects (a database that is down is reported by the first call instead).
+        """
+
+    @classmethod
+    @abc.abstractmethod
+    def from_url(cls, url: str) -> Store:
+        """The store at ``url``, which ``cannot_open`` accepted. Connects to nothing yet."""
 
     @abc.abstractmethod
     def register_environment(self, *, name: str, definition: str, hash: str) -> tuple[EnvironmentRecord, bool]:
