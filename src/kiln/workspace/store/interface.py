@@ -163,7 +163,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_environments(self) -> list[EnvironmentRecord]:
-        """The latest version of every name, sorted by name."""
+        """The latest version of every name, sorted by name.
+
+        Names sort by code point (``"Mid"`` before ``"alpha"``), whatever the database's collation:
+        every list of this interface sorts text that way.
+        """
 
     @abc.abstractmethod
     def list_environment_versions(self, *, name: str) -> list[EnvironmentRecord]:
@@ -203,19 +207,26 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def create_run(self, record: RunRecord) -> None:
-        """Insert a new run (its id is new)."""
+        """Insert a new run (its id is new); every field is stored and read back unchanged."""
 
     @abc.abstractmethod
     def update_run(self, run_id: str, *, only_if_status: frozenset[str] | None = None, **fields: object) -> bool:
         """Set ``fields`` of a run; with ``only_if_status``, only while its status is one of those
-        (compare-and-set, so that a final status is never overwritten). Returns whether it changed."""
+        (compare-and-set, so that a final status is never overwritten). Returns whether it changed.
+
+        The test and the write are atomic: of concurrent guarded updates (threads, processes) that
+        each move the run out of ``only_if_status``, exactly one returns True. An empty
+        ``only_if_status`` changes nothing. Field names that are not ``RunRecord``'s, or no field at
+        all, raise ``ValueError`` (a programming error, not a ``WorkspaceError``).
+        """
 
     @abc.abstractmethod
-    def get_run(self, run_id: str) -> RunRecord | None: ...
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run ``run_id``, or None."""
 
     @abc.abstractmethod
     def list_runs(self, *, experiment: str | None = None) -> list[RunRecord]:
-        """Runs, newest first."""
+        """Runs (of ``experiment``), newest first: by ``created_at``, then by id, both descending."""
 
     @abc.abstractmethod
     def referenced_build_keys(self) -> set[str]:
@@ -226,11 +237,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def register_model(self, *, name: str, manifest: str, path: str, run_id: str | None, tags: str,
                        description: str | None) -> tuple[ModelRecord, bool]:
-        """The next version of ``name`` for these files; the latest version when its files, tags and
-        description are the same (``(latest, False)``)."""
+        """The next version of ``name`` for these files, as ``(record, True)``; the latest version when
+        its files (``manifest`` and ``path``), tags and description are the same (``(latest, False)``,
+        nothing written). Atomic as ``register_environment``: concurrent registrations get distinct,
+        consecutive versions."""
 
     @abc.abstractmethod
-    def get_model(self, *, name: str, version: int | None = None) -> ModelRecord | None: ...
+    def get_model(self, *, name: str, version: int | None = None) -> ModelRecord | None:
+        """The given version of ``name`` (the latest when ``version`` is None), or None."""
 
     @abc.abstractmethod
     def list_models(self, *, name: str | None = None) -> list[ModelRecord]:
@@ -240,26 +254,34 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def put_service(self, record: ServiceRecord) -> None:
-        """Insert or replace the service ``record.name``."""
+        """Insert or replace the service ``record.name``; a replaced service keeps its ``created_at``."""
 
     @abc.abstractmethod
     def update_service(self, name: str, **fields: object) -> bool:
-        """Set ``fields`` of a service; False when there is no such service."""
+        """Set ``fields`` of a service, and its ``updated_at`` to now; False when there is no such service.
+        Unknown field names raise ``ValueError``."""
 
     @abc.abstractmethod
-    def get_service(self, name: str) -> ServiceRecord | None: ...
+    def get_service(self, name: str) -> ServiceRecord | None:
+        """The service ``name``, or None."""
 
     @abc.abstractmethod
-    def list_services(self) -> list[ServiceRecord]: ...
+    def list_services(self) -> list[ServiceRecord]:
+        """Every service, sorted by name."""
 
     @abc.abstractmethod
-    def delete_service(self, name: str) -> bool: ...
+    def delete_service(self, name: str) -> bool:
+        """Remove the service ``name``; False when there was none."""
 
     @property
     @abc.abstractmethod
     def schema_version(self) -> int:
-        """The schema migration the store is at."""
+        """The schema migration the store is at (connecting, and migrating, first if need be).
+
+        A store migrates an older database to ``migrations.LATEST_VERSION`` on its first use, once
+        even when several processes open it at once, and refuses (``WorkspaceError`` naming the
+        database) a database whose schema is newer than this Kiln or that is not Kiln's."""
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Release connections. The store is unusable afterwards."""
+        """Release connections. The store is unusable afterwards: calls raise ``WorkspaceError``."""

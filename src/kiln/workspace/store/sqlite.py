@@ -1,5 +1,8 @@
 """``SqliteStore``: the default store, one SQLite file in the workspace folder.
 
+The queries are ``SqlStore``'s (``sql.py``), shared with every SQL store; this module only connects,
+runs transactions and names SQLite's errors.
+
 Built on the stdlib ``sqlite3`` module rather than SQLAlchemy: importing SQLAlchemy costs about
 0.2 s, and the CLI opens the store on every command and must answer a cache hit in under 0.3 s.
 
@@ -92,7 +95,7 @@ class SqliteStore(SqlStore):
     def where(self) -> str:
         return str(self._path)
 
-    # -- opening by URL ----------------------------------------------------------------------------
+    # -- opening by URL: sqlite:///relative.db, sqlite:////absolute.db, or a plain path --------------------
 
     @classmethod
     def cannot_open(cls, url: str) -> str | None:
