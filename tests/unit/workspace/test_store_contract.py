@@ -1,21 +1,34 @@
-"""The contract every ``Store`` implementation passes.
+"""The contract every ``Store`` implementation passes: environments, locks, runs (with the
+compare-and-set of ``update_run``), models, services, and schema migrations.
 
-Each implementation is one ``Harness`` (how to open a store, and how to tamper with its database
-behind its back); adding PostgreSQL is one more entry in ``HARNESSES``.
+Each implementation is one ``Harness`` (how to open a store, and how to reach its database behind
+its back); adding PostgreSQL is one more entry in ``HARNESSES``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kiln.errors import WorkspaceError
-from kiln.workspace.store import EnvironmentRecord, SqliteStore, Store, migrations, open_store
+from kiln.workspace.store import (
+    EnvironmentRecord,
+    ModelRecord,
+    RunRecord,
+    ServiceRecord,
+    SqliteStore,
+    Store,
+    migrations,
+)
+from kiln.workspace.store.interface import FINAL_STATUSES
 
 
 @dataclass
@@ -23,34 +36,79 @@ class Harness:
     """One store implementation, with a database of its own for each test."""
 
     open: Callable[[], Store]
-    #: overwrite the schema version recorded in the database
-    set_schema_version: Callable[[int], None]
+    dialect: migrations.Dialect
+    #: a DB-API connection to the test's database, in autocommit mode
+    connect: Callable[[], contextlib.AbstractContextManager[Any]]
     #: make the database unreadable; None when that makes no sense for the implementation
     corrupt: Callable[[], None] | None
+    #: what the error about a corrupt database says
+    corrupt_message: str
     #: the text an error about this database names
     where: str
+
+    def execute(self, sql: str, params: tuple[object, ...] = ()) -> None:
+        """Run ``sql`` (``?`` placeholders) on the database, behind the store's back."""
+        with self.connect() as conn:
+            conn.execute(sql.replace("?", self.dialect.param), params)
+
+    def migrate_to(self, version: int) -> None:
+        """Bring a new database to schema ``version``, as an older Kiln left it."""
+        with self.connect() as conn:
+            migrations.migrate(conn, self.dialect, where=self.where, migrations=migrations.MIGRATIONS[:version])
 
 
 def _sqlite_harness(tmp_path: Path) -> Harness:
     path = tmp_path / "workspace" / "kiln.db"
     path.parent.mkdir()
 
-    def set_schema_version(version: int) -> None:
-        with sqlite3.connect(path) as conn:
-            conn.execute("UPDATE kiln_schema SET version = ? WHERE id = 1", (version,))
-        conn.close()
+    @contextlib.contextmanager
+    def connect() -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            yield conn
+        finally:
+            conn.close()
 
     def corrupt() -> None:
         for suffix in ("-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         path.write_bytes(b"this is not a database, it is a text file\n" * 200)
 
-    return Harness(
-        open=lambda: SqliteStore(path), set_schema_version=set_schema_version, corrupt=corrupt, where=str(path)
-    )
+    return Harness(open=lambda: SqliteStore(path), dialect=migrations.SQLITE, connect=connect, corrupt=corrupt,
+                   corrupt_message="not an SQLite database", where=str(path))
 
 
-HARNESSES: dict[str, Callable[[Path], Harness]] = {"sqlite": _sqlite_harness}
+class _PyformatConnection:
+    """A sqlite3 connection that takes psycopg's ``%s`` placeholders (and refuses ``?``)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:
+        assert "?" not in sql, f"a placeholder that is not the dialect's: {sql}"
+        return self._conn.execute(sql.replace("%s", "?"), parameters)
+
+
+class _PyformatStore(SqliteStore):
+    """SQLite spoken in the ``%s`` style: every statement must go through the dialect's placeholder,
+    as a psycopg (PostgreSQL) store needs."""
+
+    dialect = dataclasses.replace(migrations.SQLITE, param="%s",
+                                  table_exists=migrations.SQLITE.table_exists.replace("?", "%s"))
+
+    def _run(self, operation: Callable[[Any], Any]) -> Any:
+        return super()._run(lambda conn: operation(_PyformatConnection(conn)))
+
+    def _check_schema(self, conn: Any) -> None:
+        super()._check_schema(_PyformatConnection(conn))
+
+
+def _pyformat_harness(tmp_path: Path) -> Harness:
+    sqlite = _sqlite_harness(tmp_path)
+    return dataclasses.replace(sqlite, open=lambda: _PyformatStore(sqlite.where))
+
+
+HARNESSES: dict[str, Callable[[Path], Harness]] = {"sqlite": _sqlite_harness, "sqlite-pyformat": _pyformat_harness}
 
 
 @pytest.fixture(params=sorted(HARNESSES))
@@ -240,7 +298,7 @@ def test_a_newer_schema_is_refused(harness: Harness) -> None:
     opened = harness.open()
     assert opened.schema_version == migrations.LATEST_VERSION
     opened.close()
-    harness.set_schema_version(7)
+    harness.execute("UPDATE kiln_schema SET version = ? WHERE id = 1", (7,))
 
     reopened = harness.open()
     try:
@@ -266,180 +324,14 @@ def test_a_corrupt_database_is_reported_with_its_path(harness: Harness) -> None:
 
     reopened = harness.open()
     try:
-        with pytest.raises(WorkspaceError, match="not an SQLite database") as info:
+        with pytest.raises(WorkspaceError, match=harness.corrupt_message) as info:
             reopened.list_environments()
     finally:
         reopened.close()
     assert harness.where in str(info.value)
 
 
-# -- SQLite specifics -------------------------------------------------------------------------------
-
-
-def test_sqlite_uses_wal_and_records_the_schema_version(tmp_path: Path) -> None:
-    path = tmp_path / "kiln.db"
-    store = SqliteStore(path)
-    _register(store, "train", "A")
-    store.close()
-
-    conn = sqlite3.connect(path)
-    try:
-        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT id, version FROM kiln_schema").fetchall() == [(1, migrations.LATEST_VERSION)]
-        indexes = {row[1] for row in conn.execute("PRAGMA index_list(environments)")}
-    finally:
-        conn.close()
-    assert "environments_hash" in indexes
-
-
-def test_sqlite_does_not_migrate_a_current_store_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "kiln.db"
-    first = SqliteStore(path)
-    _register(first, "train", "A")
-    first.close()
-
-    def fail(*args: object, **kwargs: object) -> int:
-        raise AssertionError("migrate called on a current store")
-
-    monkeypatch.setattr("kiln.workspace.store.sqlite.migrate", fail)
-    second = SqliteStore(path)
-    try:
-        assert second.get_environment(name="train") is not None
-    finally:
-        second.close()
-
-
-def test_sqlite_applies_only_pending_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "kiln.db"
-    first = SqliteStore(path)
-    _register(first, "train", "A")
-    first.close()
-    nxt = migrations.LATEST_VERSION + 1
-    step = migrations.Migration(
-        version=nxt, description="test", statements=("CREATE TABLE extra (id INTEGER NOT NULL PRIMARY KEY)",)
-    )
-    # earlier migrations must not run again: their CREATE TABLE would fail on the existing tables
-    monkeypatch.setattr("kiln.workspace.store.sqlite.LATEST_VERSION", nxt)
-    monkeypatch.setattr(
-        "kiln.workspace.store.sqlite.migrate",
-        lambda conn, dialect, *, where: migrations.migrate(
-            conn, dialect, where=where, migrations=[*migrations.MIGRATIONS, step]
-        ),
-    )
-    monkeypatch.setattr("kiln.workspace.store.sqlite.check_version", lambda found, *, where: None)
-
-    second = SqliteStore(path)
-    try:
-        assert second.schema_version == nxt
-        assert second.get_environment(name="train") is not None
-    finally:
-        second.close()
-    conn = sqlite3.connect(path)
-    try:
-        assert conn.execute("SELECT version FROM kiln_schema").fetchone() == (nxt,)
-        assert conn.execute("SELECT count(*) FROM extra").fetchone() == (0,)
-    finally:
-        conn.close()
-
-
-def test_a_failed_migration_leaves_the_database_untouched(tmp_path: Path) -> None:
-    path = tmp_path / "kiln.db"
-    broken = [
-        *migrations.MIGRATIONS,
-        migrations.Migration(version=migrations.LATEST_VERSION + 1, description="broken",
-                             statements=("CREATE TABLE nonsense (",)),
-    ]
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        with pytest.raises(sqlite3.OperationalError):
-            migrations.migrate(conn, migrations.SQLITE, where=str(path), migrations=broken)
-        assert migrations.read_version(conn, migrations.SQLITE) == 0
-        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
-    finally:
-        conn.close()
-
-
-def test_sqlite_refuses_a_foreign_database(tmp_path: Path) -> None:
-    path = tmp_path / "other.db"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE users (id INTEGER)")
-    conn.commit()
-    conn.close()
-
-    store = SqliteStore(path)
-    try:
-        with pytest.raises(WorkspaceError, match="not a Kiln workspace store") as info:
-            store.list_environments()
-    finally:
-        store.close()
-    assert str(path) in str(info.value)
-
-
-def test_sqlite_reports_a_missing_folder(tmp_path: Path) -> None:
-    path = tmp_path / "missing" / "kiln.db"
-    store = SqliteStore(path)
-    try:
-        with pytest.raises(WorkspaceError, match="can't open the database") as info:
-            store.list_environments()
-    finally:
-        store.close()
-    assert str(path) in str(info.value)
-
-
-# -- open_store -------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("form", ["path", "str", "url"])
-def test_open_store_sqlite(tmp_path: Path, form: str) -> None:
-    path = tmp_path / "kiln.db"
-    forms: dict[str, str | Path] = {"path": path, "str": str(path), "url": f"sqlite:///{path}"}
-    target = forms[form]
-
-    store = open_store(target)
-    try:
-        assert isinstance(store, SqliteStore)
-        assert store.path == path
-        _register(store, "train", "A")
-    finally:
-        store.close()
-    assert path.is_file()
-
-
-def test_open_store_relative_sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    store = open_store("sqlite:///data.db")
-    assert isinstance(store, SqliteStore)
-    assert store.path == Path("data.db")
-    store.close()
-
-
-@pytest.mark.parametrize("url", ["postgresql://kiln@localhost/kiln", "postgres://localhost/kiln"])
-def test_open_store_postgresql_is_not_available_yet(url: str) -> None:
-    with pytest.raises(WorkspaceError, match="PostgreSQL stores are not available yet"):
-        open_store(url)
-
-
-@pytest.mark.parametrize("url", ["mysql://localhost/kiln", "sqlite://", "sqlite:///"])
-def test_open_store_rejects_other_urls(url: str) -> None:
-    with pytest.raises(WorkspaceError, match=r"mysql|sqlite:///<path"):
-        open_store(url)
-
-
-def test_a_version_1_workspace_is_upgraded_in_place(tmp_path: Path) -> None:
-    path = tmp_path / "kiln.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        migrations.migrate(conn, migrations.SQLITE, where=str(path), migrations=migrations.MIGRATIONS[:1])
-        conn.execute("INSERT INTO environments VALUES ('old', 1, 'h', '{}', 0)")
-    finally:
-        conn.close()
-    store = SqliteStore(path)
-    try:
-        assert store.schema_version == migrations.LATEST_VERSION
-        assert store.get_environment(name="old") is not None
-        assert store.referenced_lock_hashes() == set()
-    finally:
-        store.close()
+# -- locks ---------------------------------------------------------------------------------------------
 
 
 def test_locks_attach_to_versions_and_keep_history(store: Store) -> None:
@@ -463,3 +355,256 @@ def test_locks_attach_to_versions_and_keep_history(store: Store) -> None:
     latest = store.latest_lock_of(name="train", python="3.11", platform="linux-x86_64")
     assert latest is not None and latest.lock_hash == "L2"
     assert store.referenced_lock_hashes() == {"L1", "L2"}
+
+
+# -- runs ----------------------------------------------------------------------------------------------
+
+_ACTIVE = frozenset({"Queued", "Preparing", "Running"})
+
+
+def _run(run_id: str, *, experiment: str = "exp", created_at: float = 1000.0, **fields: Any) -> RunRecord:
+    return RunRecord(id=run_id, experiment=experiment, status=fields.pop("status", "Queued"), created_at=created_at,
+                     definition='{"script": "train.py"}', **fields)
+
+
+def test_a_run_round_trips_with_every_field(store: Store) -> None:
+    full = _run("r-full", status="Running", tags='{"k": "ü"}', started_at=1001.5, environment="train",
+                environment_version=2, lock_hash="L1", build_key="b-1", pid=4242, pid_start="17 s", exit_code=None,
+                error=None)
+    bare = _run("r-bare")
+    store.create_run(full)
+    store.create_run(bare)
+
+    assert store.get_run("r-full") == full
+    assert store.get_run("r-bare") == bare
+    assert store.get_run("nope") is None
+
+
+def test_runs_are_listed_newest_first_and_by_experiment(store: Store) -> None:
+    assert store.list_runs() == []
+    store.create_run(_run("a", experiment="one", created_at=1.0))
+    store.create_run(_run("c", experiment="two", created_at=3.0))
+    store.create_run(_run("b", experiment="one", created_at=2.0))
+    store.create_run(_run("b2", experiment="one", created_at=2.0))  # same time: the greater id first
+
+    assert [r.id for r in store.list_runs()] == ["c", "b2", "b", "a"]
+    assert [r.id for r in store.list_runs(experiment="one")] == ["b2", "b", "a"]
+    assert store.list_runs(experiment="none") == []
+
+
+def test_update_run_sets_fields(store: Store) -> None:
+    store.create_run(_run("r1"))
+
+    assert store.update_run("r1", status="Running", pid=7, pid_start="x", started_at=5.0) is True
+    record = store.get_run("r1")
+    assert record is not None
+    assert (record.status, record.pid, record.pid_start, record.started_at) == ("Running", 7, "x", 5.0)
+    assert store.update_run("missing", status="Running") is False
+    with pytest.raises(ValueError, match="unknown run fields"):
+        store.update_run("r1", colour="blue")
+    with pytest.raises(ValueError):
+        store.update_run("r1")
+
+
+def test_update_run_only_if_status(store: Store) -> None:
+    store.create_run(_run("r1", status="Running"))
+
+    assert store.update_run("r1", status="Completed", exit_code=0, only_if_status=_ACTIVE) is True
+    # a final status is never overwritten by a guarded update
+    assert store.update_run("r1", status="Failed", error="late", only_if_status=_ACTIVE) is False
+    assert store.update_run("r1", tags='{"a": 1}', only_if_status=frozenset()) is False
+    record = store.get_run("r1")
+    assert record is not None
+    assert (record.status, record.exit_code, record.error, record.tags) == ("Completed", 0, None, "{}")
+    # an unguarded update still applies
+    assert store.update_run("r1", tags='{"a": 1}') is True
+    assert store.get_run("r1") == RunRecord(**{**record.__dict__, "tags": '{"a": 1}'})
+
+
+def _race_to_finish(stores: list[Store], run_id: str, writers: int) -> dict[int, bool]:
+    """``writers`` threads, released at once, each trying to give the run a final status of its own."""
+    barrier = threading.Barrier(writers)
+    won: dict[int, bool] = {}
+    errors: list[BaseException] = []
+
+    def finish(n: int) -> None:
+        try:
+            barrier.wait()
+            won[n] = stores[n % len(stores)].update_run(run_id, status=sorted(FINAL_STATUSES)[n % 3],
+                                                        error=f"writer {n}", only_if_status=_ACTIVE)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=finish, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    return won
+
+
+def test_concurrent_guarded_updates_one_wins(harness: Harness) -> None:
+    # eight writers on four store objects (each with connections of its own, as separate processes have)
+    stores = [harness.open() for _ in range(4)]
+    try:
+        for round_ in range(5):
+            run_id = f"r{round_}"
+            stores[0].create_run(_run(run_id, status="Running"))
+
+            won = _race_to_finish(stores, run_id, writers=8)
+
+            winners = [n for n, ok in won.items() if ok]
+            assert len(won) == 8 and len(winners) == 1
+            record = stores[1].get_run(run_id)
+            assert record is not None
+            assert (record.status, record.error) == (sorted(FINAL_STATUSES)[winners[0] % 3], f"writer {winners[0]}")
+    finally:
+        for opened in stores:
+            opened.close()
+
+
+def test_referenced_build_keys(store: Store) -> None:
+    store.create_run(_run("a", build_key="k1"))
+    store.create_run(_run("b", build_key="k1"))
+    store.create_run(_run("c", build_key="k2"))
+    store.create_run(_run("d"))
+
+    assert store.referenced_build_keys() == {"k1", "k2"}
+
+
+# -- models --------------------------------------------------------------------------------------------
+
+
+def _model(store: Store, name: str, manifest: str = "m1", *, tags: str = "{}", description: str | None = None,
+           run_id: str | None = None) -> tuple[ModelRecord, bool]:
+    return store.register_model(name=name, manifest=manifest, path="model.pkl", run_id=run_id, tags=tags,
+                                description=description)
+
+
+def test_models_get_versions_and_identical_files_write_nothing(store: Store) -> None:
+    first, created = _model(store, "clf", run_id="r1", description="first")
+    assert (first.name, first.version, first.manifest, first.path, first.run_id, created) == (
+        "clf", 1, "m1", "model.pkl", "r1", True)
+    assert first.created_at > 0
+    assert _model(store, "clf", run_id="r2", description="first") == (first, False)
+    second, created = _model(store, "clf", "m2", description="first")
+    assert (second.version, created) == (2, True)
+    third, created = _model(store, "clf", "m2", tags='{"stage": "prod"}', description="first")
+    assert (third.version, created) == (3, True)
+    fourth, _ = _model(store, "clf", "m2", tags='{"stage": "prod"}', description=None)
+    assert fourth.version == 4
+
+    assert store.get_model(name="clf") == fourth
+    assert store.get_model(name="clf", version=1) == first
+    assert store.get_model(name="clf", version=9) is None
+    assert store.get_model(name="other") is None
+
+
+def test_models_are_listed_by_name_then_version(store: Store) -> None:
+    assert store.list_models() == []
+    _model(store, "zeta")
+    _model(store, "alpha")
+    _model(store, "zeta", "m2")
+    _model(store, "Mid")
+
+    assert [(r.name, r.version) for r in store.list_models()] == [("Mid", 1), ("alpha", 1), ("zeta", 1), ("zeta", 2)]
+    assert [(r.name, r.version) for r in store.list_models(name="zeta")] == [("zeta", 1), ("zeta", 2)]
+    assert store.list_models(name="none") == []
+
+
+def test_threads_registering_models_get_consecutive_versions(store: Store) -> None:
+    versions: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def work(n: int) -> None:
+        barrier.wait()
+        versions.extend(_model(store, "clf", f"m{n}-{i}")[0].version for i in range(5))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(versions) == list(range(1, 21))
+
+
+# -- services ------------------------------------------------------------------------------------------
+
+
+def _service(name: str, **fields: Any) -> ServiceRecord:
+    values: dict[str, Any] = {"state": "Transitioning", "port": 8001, "generation": 1, "config": '{"models": []}',
+                              "pid": None, "pid_start": None, "error": None, "created_at": 100.0,
+                              "updated_at": 100.0}
+    return ServiceRecord(name=name, **{**values, **fields})
+
+
+def test_services_put_get_list_delete(store: Store) -> None:
+    assert store.list_services() == []
+    store.put_service(_service("zeta"))
+    store.put_service(_service("alpha", port=8002))
+    store.put_service(_service("Mid", port=8003))
+
+    assert store.get_service("alpha") == _service("alpha", port=8002)
+    assert store.get_service("nope") is None
+    assert [s.name for s in store.list_services()] == ["Mid", "alpha", "zeta"]
+    assert store.delete_service("alpha") is True
+    assert store.delete_service("alpha") is False
+    assert [s.name for s in store.list_services()] == ["Mid", "zeta"]
+
+
+def test_putting_a_service_again_replaces_it_but_keeps_its_creation_time(store: Store) -> None:
+    store.put_service(_service("svc"))
+    store.put_service(_service("svc", state="Healthy", generation=2, pid=99, config='{"models": ["m:1"]}',
+                               created_at=500.0, updated_at=500.0))
+
+    assert store.get_service("svc") == _service("svc", state="Healthy", generation=2, pid=99,
+                                                config='{"models": ["m:1"]}', created_at=100.0, updated_at=500.0)
+    assert len(store.list_services()) == 1
+
+
+def test_update_service_sets_fields_and_the_update_time(store: Store) -> None:
+    store.put_service(_service("svc"))
+
+    assert store.update_service("svc", state="Unhealthy", error="crashed", pid=None) is True
+    record = store.get_service("svc")
+    assert record is not None
+    assert (record.state, record.error, record.created_at) == ("Unhealthy", "crashed", 100.0)
+    assert record.updated_at > 100.0
+    assert store.update_service("nope", state="Healthy") is False
+    with pytest.raises(ValueError, match="unknown service fields"):
+        store.update_service("svc", colour="blue")
+
+
+# -- migrations from older schemas ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", range(1, migrations.LATEST_VERSION))
+def test_a_database_at_an_older_schema_is_migrated_and_keeps_its_records(harness: Harness, version: int) -> None:
+    harness.migrate_to(version)
+    harness.execute("INSERT INTO environments (name, version, hash, definition, created_at) VALUES (?, ?, ?, ?, ?)",
+                    ("old", 1, "h", "{}", 1.0))
+    if 2 <= version < 4:
+        # before schema 4 a lock's document lived in ``locks``, shared by lock hash
+        harness.execute("INSERT INTO locks (lock_hash, content, created_at) VALUES (?, ?, ?)", ("L0", "doc", 1.0))
+        harness.execute("INSERT INTO environment_locks (name, version, seq, identity, python, platform, lock_hash,"
+                        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", ("old", 1, 1, "id", "3.11", "linux", "L0", 1.0))
+
+    opened = harness.open()
+    try:
+        assert opened.schema_version == migrations.LATEST_VERSION
+        old = opened.get_environment(name="old")
+        assert old is not None and old.definition == "{}"
+        lock = opened.get_environment_lock(name="old", version=1, python="3.11", platform="linux")
+        if 2 <= version < 4:
+            assert lock is not None and lock.content == "doc"
+        else:
+            assert lock is None
+        # every table of the latest schema is there
+        opened.create_run(_run("r1"))
+        assert _model(opened, "clf")[0].version == 1
+        opened.put_service(_service("svc"))
+        assert (opened.get_run("r1"), opened.get_service("svc")) == (_run("r1"), _service("svc"))
+    finally:
+        opened.close()

@@ -16,6 +16,7 @@ from kiln.workspace.store.interface import (
 from kiln.workspace.store.sqlite import SqliteStore
 
 __all__ = [
+    "STORES",
     "EnvironmentRecord",
     "LockRecord",
     "ModelRecord",
@@ -24,28 +25,54 @@ __all__ = [
     "SqliteStore",
     "Store",
     "open_store",
+    "shown",
+    "store_for",
 ]
 
-_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+#: every store implementation, by the URL schemes it opens; a plain path is a SQLite file
+STORES: tuple[type[Store], ...] = (SqliteStore,)
+
+# stores of a later Kiln, by their schemes: named so that the user learns it is coming, not a typo
+_PLANNED: dict[str, tuple[str, ...]] = {"PostgreSQL": ("postgresql", "postgres", "postgresql+psycopg")}
+
+
+def shown(url: str) -> str:
+    """``url`` as messages show it: without a password (``scheme://user:***@host/...``)."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if not sep or not at or ":" not in user:
+        return url
+    return f"{scheme}://{user.partition(':')[0]}:***@{host}{slash}{path}"
+
+
+def store_for(url: str) -> type[Store]:
+    """The store class that opens ``url`` (a URL, or a plain path for SQLite), whether or not it can."""
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        return SqliteStore
+    for cls in STORES:
+        if scheme in cls.schemes:
+            return cls
+    for label, schemes in _PLANNED.items():
+        if scheme in schemes:
+            raise WorkspaceError(
+                f"{label} stores are not available yet: use a SQLite store (a file path or sqlite:///path)"
+            )
+    known = [f"{cls.schemes[0]}://" for cls in STORES] + [f"{schemes[0]}://" for schemes in _PLANNED.values()]
+    raise WorkspaceError(f"{shown(url)}: unknown store URL scheme {scheme!r} (expected {' or '.join(known)})")
 
 
 def open_store(url_or_path: str | Path) -> Store:
     """The store at ``url_or_path``: a file path or ``sqlite:///path`` (SQLite), or a PostgreSQL URL.
 
     As in SQLAlchemy's URLs, ``sqlite:///data/kiln.db`` is relative and ``sqlite:////abs/kiln.db``
-    absolute. Nothing is opened until the store is first used.
+    absolute. The store's ``cannot_open`` probe is asked first, and its reason is the error; nothing
+    is opened until the store is first used.
     """
-    if isinstance(url_or_path, Path):
-        return SqliteStore(url_or_path)
-    scheme, sep, rest = url_or_path.partition("://")
-    if not sep:
-        return SqliteStore(Path(url_or_path))
-    if scheme == "sqlite":
-        if not rest.startswith("/") or rest == "/":
-            raise WorkspaceError(f"{url_or_path}: a SQLite store URL is sqlite:///<path to the database file>")
-        return SqliteStore(Path(rest[1:]))
-    if scheme in _POSTGRES_SCHEMES:
-        raise WorkspaceError(
-            "PostgreSQL stores are not available yet: use a SQLite store (a file path or sqlite:///path)"
-        )
-    raise WorkspaceError(f"{url_or_path}: unknown store URL scheme {scheme!r} (expected sqlite:// or postgresql://)")
+    url = str(url_or_path)
+    cls = store_for(url)
+    reason = cls.cannot_open(url)
+    if reason is not None:
+        raise WorkspaceError(f"{shown(url)}: {reason}")
+    return cls.from_url(url)

@@ -4,12 +4,20 @@ Implementations: ``SqliteStore`` (the default, a file in the workspace folder) a
 PostgreSQL store for teams. Every implementation passes the shared contract tests in
 ``tests/unit/workspace/test_store_contract.py``. Concurrency is the database's job: two processes
 registering at once get distinct, consecutive versions and neither is lost.
+
+Writing a store for another SQL database: subclass ``kiln.workspace.store.sql.SqlStore``, which
+holds every query; the new module only connects, runs transactions and maps driver errors (see
+``SqlStore``). Then add the class to ``STORES`` in ``kiln.workspace.store`` (``open_store`` picks
+it by URL scheme) and its harness to the contract tests. Its schema is the shared
+``kiln.workspace.store.migrations``. A store's module is imported on every CLI command: import the
+database driver inside the methods that need it, never at module level.
 """
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import ClassVar
 
 __all__ = ["EnvironmentRecord", "LockRecord", "ModelRecord", "RunRecord", "ServiceRecord", "Store"]
 
@@ -112,10 +120,33 @@ SERVICE_FIELDS = tuple(ServiceRecord.__dataclass_fields__)
 
 
 class Store(abc.ABC):
-    """A workspace's records. Methods are keyword-only and raise ``WorkspaceError`` on failure."""
+    """A workspace's records. Methods are keyword-only and raise ``WorkspaceError`` on failure.
+
+    A store object is shared by the threads of a process and must be safe to call from any of
+    them; a process forked after using it must still be able to use it (with connections of its
+    own, never its parent's). The constructor connects to nothing: the first call does.
+    """
 
     #: a short name for messages ("sqlite", "postgresql")
     name: str = ""
+    #: the URL schemes this store opens (``open_store`` chooses the store by them)
+    schemes: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    @abc.abstractmethod
+    def cannot_open(cls, url: str) -> str | None:
+        """None when this store can open ``url`` (one of its ``schemes``); otherwise the reason,
+        shown to the user after the URL: a malformed URL, a folder that is missing or not writable,
+        a driver that is not installed ("pip install kiln[postgres]").
+
+        A cheap probe: it looks at the URL, the file system and installed modules, and never
+        connects (a database that is down is reported by the first call instead).
+        """
+
+    @classmethod
+    @abc.abstractmethod
+    def from_url(cls, url: str) -> Store:
+        """The store at ``url``, which ``cannot_open`` accepted. Connects to nothing yet."""
 
     @abc.abstractmethod
     def register_environment(self, *, name: str, definition: str, hash: str) -> tuple[EnvironmentRecord, bool]:
@@ -132,7 +163,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_environments(self) -> list[EnvironmentRecord]:
-        """The latest version of every name, sorted by name."""
+        """The latest version of every name, sorted by name.
+
+        Names sort by code point (``"Mid"`` before ``"alpha"``), whatever the database's collation:
+        every list of this interface sorts text that way.
+        """
 
     @abc.abstractmethod
     def list_environment_versions(self, *, name: str) -> list[EnvironmentRecord]:
@@ -172,19 +207,26 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def create_run(self, record: RunRecord) -> None:
-        """Insert a new run (its id is new)."""
+        """Insert a new run (its id is new); every field is stored and read back unchanged."""
 
     @abc.abstractmethod
     def update_run(self, run_id: str, *, only_if_status: frozenset[str] | None = None, **fields: object) -> bool:
         """Set ``fields`` of a run; with ``only_if_status``, only while its status is one of those
-        (compare-and-set, so that a final status is never overwritten). Returns whether it changed."""
+        (compare-and-set, so that a final status is never overwritten). Returns whether it changed.
+
+        The test and the write are atomic: of concurrent guarded updates (threads, processes) that
+        each move the run out of ``only_if_status``, exactly one returns True. An empty
+        ``only_if_status`` changes nothing. Field names that are not ``RunRecord``'s, or no field at
+        all, raise ``ValueError`` (a programming error, not a ``WorkspaceError``).
+        """
 
     @abc.abstractmethod
-    def get_run(self, run_id: str) -> RunRecord | None: ...
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run ``run_id``, or None."""
 
     @abc.abstractmethod
     def list_runs(self, *, experiment: str | None = None) -> list[RunRecord]:
-        """Runs, newest first."""
+        """Runs (of ``experiment``), newest first: by ``created_at``, then by id, both descending."""
 
     @abc.abstractmethod
     def referenced_build_keys(self) -> set[str]:
@@ -195,11 +237,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def register_model(self, *, name: str, manifest: str, path: str, run_id: str | None, tags: str,
                        description: str | None) -> tuple[ModelRecord, bool]:
-        """The next version of ``name`` for these files; the latest version when its files, tags and
-        description are the same (``(latest, False)``)."""
+        """The next version of ``name`` for these files, as ``(record, True)``; the latest version when
+        its files (``manifest`` and ``path``), tags and description are the same (``(latest, False)``,
+        nothing written). Atomic as ``register_environment``: concurrent registrations get distinct,
+        consecutive versions."""
 
     @abc.abstractmethod
-    def get_model(self, *, name: str, version: int | None = None) -> ModelRecord | None: ...
+    def get_model(self, *, name: str, version: int | None = None) -> ModelRecord | None:
+        """The given version of ``name`` (the latest when ``version`` is None), or None."""
 
     @abc.abstractmethod
     def list_models(self, *, name: str | None = None) -> list[ModelRecord]:
@@ -209,26 +254,34 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def put_service(self, record: ServiceRecord) -> None:
-        """Insert or replace the service ``record.name``."""
+        """Insert or replace the service ``record.name``; a replaced service keeps its ``created_at``."""
 
     @abc.abstractmethod
     def update_service(self, name: str, **fields: object) -> bool:
-        """Set ``fields`` of a service; False when there is no such service."""
+        """Set ``fields`` of a service, and its ``updated_at`` to now; False when there is no such service.
+        Unknown field names raise ``ValueError``."""
 
     @abc.abstractmethod
-    def get_service(self, name: str) -> ServiceRecord | None: ...
+    def get_service(self, name: str) -> ServiceRecord | None:
+        """The service ``name``, or None."""
 
     @abc.abstractmethod
-    def list_services(self) -> list[ServiceRecord]: ...
+    def list_services(self) -> list[ServiceRecord]:
+        """Every service, sorted by name."""
 
     @abc.abstractmethod
-    def delete_service(self, name: str) -> bool: ...
+    def delete_service(self, name: str) -> bool:
+        """Remove the service ``name``; False when there was none."""
 
     @property
     @abc.abstractmethod
     def schema_version(self) -> int:
-        """The schema migration the store is at."""
+        """The schema migration the store is at (connecting, and migrating, first if need be).
+
+        A store migrates an older database to ``migrations.LATEST_VERSION`` on its first use, once
+        even when several processes open it at once, and refuses (``WorkspaceError`` naming the
+        database) a database whose schema is newer than this Kiln or that is not Kiln's."""
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Release connections. The store is unusable afterwards."""
+        """Release connections. The store is unusable afterwards: calls raise ``WorkspaceError``."""
