@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.errors import DefinitionError
+from kiln.runs.targets.registry import DEFAULT_TARGET, target_name
 
 if TYPE_CHECKING:
     from kiln.environment.environment import Environment
 
 __all__ = ["HistoryConfiguration", "RunConfiguration", "ScriptRunConfig"]
-
-TARGETS = ("local",)
-
 
 @dataclass
 class HistoryConfiguration:
@@ -38,7 +36,7 @@ class HistoryConfiguration:
 @dataclass
 class RunConfiguration:
     environment: Environment | None = None
-    target: str = "local"
+    target: str = DEFAULT_TARGET
     history: HistoryConfiguration = field(default_factory=HistoryConfiguration)
     max_run_duration_seconds: float | None = None
     environment_variables: dict[str, str] = field(default_factory=dict)
@@ -84,10 +82,7 @@ class ScriptRunConfig:
 
     def validate(self) -> Path:
         """Check the config; return the absolute source folder."""
-        target = self.run_config.target
-        target_name = getattr(target, "name", target)
-        if target_name not in TARGETS:
-            raise DefinitionError(f"compute_target {target_name!r}: Kiln runs on {', '.join(TARGETS)} for now")
+        target_name(self.run_config.target)
         source = Path(self.source_directory).expanduser().resolve()
         if not source.is_dir():
             raise DefinitionError(f"source_directory {self.source_directory!r} is not a folder")

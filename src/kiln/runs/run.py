@@ -1,4 +1,6 @@
-"""``Run``: a submitted run, watched from any process (Azure ML SDK v1's names).
+"""``Run``: a submitted run, watched from any process, and ``Experiment``, a named group of runs in a
+workspace (Azure ML SDK v1's names). They live together because each makes the other (``Run.get`` gives
+a run its experiment; ``Experiment.submit`` gives runs): apart, their modules would import each other.
 
 Everything is read from the workspace (the run record and the run's folder), so a run started in
 one shell is watched from another. Reading the status of an unfinished run also checks that its
@@ -14,21 +16,24 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln._process import alive
+from kiln.environment.names import check_name
 from kiln.errors import KilnError, NotFoundError
 from kiln.runs.layout import RunLayout
 from kiln.workspace.store.interface import FINAL_STATUSES
 
 if TYPE_CHECKING:
     from kiln.environment.environment import Environment
-    from kiln.runs.experiment import Experiment
+    from kiln.runs.config import ScriptRunConfig
+    from kiln.settings import Settings
     from kiln.workspace.store import RunRecord
     from kiln.workspace.workspace import Workspace
 
-__all__ = ["Run", "RunFailedError"]
+__all__ = ["Experiment", "Run", "RunFailedError"]
 
 ACTIVE = frozenset({"Queued", "Preparing", "Running"})
 #: a Queued run whose supervisor never recorded itself after this long is taken as dead
@@ -45,6 +50,32 @@ class RunFailedError(KilnError):
         super().__init__(f"run {run.id} {details['status'].lower()}: {error.get('message', 'no details')}")
 
 
+class Experiment:
+    def __init__(self, workspace: Workspace, name: str) -> None:
+        self.workspace = workspace
+        self.name = check_name(name, "experiment name")
+
+    def submit(self, config: ScriptRunConfig, tags: dict[str, str] | None = None, *,
+               settings: Settings | None = None) -> Run:
+        """Start ``config`` as a new run and return it at once (``run.wait_for_completion()`` to wait)."""
+        from kiln.runs.submit import submit_run
+
+        run_id = submit_run(self.workspace, self.name, config, settings=settings or self.workspace.settings, tags=tags)
+        return Run(self, run_id)
+
+    def get_runs(self) -> Iterator[Run]:
+        """The experiment's runs, newest first."""
+        yield from Run.list(self)
+
+    @staticmethod
+    def list(workspace: Workspace) -> builtins.list[Experiment]:
+        names = sorted({r.experiment for r in workspace.store.list_runs()})
+        return [Experiment(workspace, n) for n in names]
+
+    def __repr__(self) -> str:
+        return f"Experiment(name={self.name!r}, workspace={self.workspace.name!r})"
+
+
 class Run:
     """A run of an experiment. Get one from ``Experiment.submit``, ``Run.get(ws, id)`` or ``Run.list``."""
 
@@ -57,8 +88,6 @@ class Run:
 
     @staticmethod
     def get(workspace: Workspace, run_id: str) -> Run:
-        from kiln.runs.experiment import Experiment
-
         record = workspace.store.get_run(run_id)
         if record is None:
             raise NotFoundError(f"no run {run_id!r} in workspace {workspace.name!r}")
@@ -97,23 +126,20 @@ class Run:
                        "restarted")
             if self.workspace.store.update_run(self.id, status="Failed", ended_at=time.time(), error=message,
                                                only_if_status=ACTIVE):
-                self._stop_orphan()
+                self._stop_orphan(record)
             record = self._record()
             assert record is not None
         return record
 
-    def _stop_orphan(self) -> None:
-        """The script of a run whose supervisor died may still run: end its process group."""
-        import signal
+    def _stop_orphan(self, record: RunRecord) -> None:
+        """The script of a run whose supervisor died may still run: its target ends it."""
+        from kiln.runs.targets.registry import DEFAULT_TARGET, get_target
 
         try:
-            pid_text, _, started = self._layout.script_pid.read_text().strip().partition(" ")
-            pid = int(pid_text)
-        except (OSError, ValueError):
-            return
-        if alive(pid, started or None):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+            target = get_target(json.loads(record.definition).get("target", DEFAULT_TARGET))
+        except (KilnError, ValueError, AttributeError):
+            return  # a record Kiln can't read started nothing it could stop
+        target.stop_orphan(state=self._layout.script_pid)
 
     @staticmethod
     def _alive(record: RunRecord) -> bool:

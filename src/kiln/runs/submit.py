@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from kiln._process import spawn_detached, start_time
 from kiln.runs.layout import RunLayout
+from kiln.runs.targets.registry import target_name
+from kiln.settings import ENV_CACHE_DIR, ENV_CONDA_VIA, ENV_DEBUG, ENV_HOME
 
 if TYPE_CHECKING:
     from kiln.runs.config import ScriptRunConfig
@@ -37,6 +39,7 @@ def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *
     from kiln.workspace.store import RunRecord
 
     source = config.validate()
+    target = target_name(config.run_config.target)
     env = registered(config.environment, workspace) if config.environment is not None \
         else default_environment(workspace)
     history = config.run_config.history
@@ -55,7 +58,7 @@ def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *
         "snapshot": None if snapshot is None else snapshot.id,
         "snapshot_files": None if snapshot is None else snapshot.files,
         "snapshot_bytes": None if snapshot is None else snapshot.size,
-        "output_collection": history.output_collection, "target": "local",
+        "output_collection": history.output_collection, "target": target,
         "max_run_duration_seconds": config.run_config.max_run_duration_seconds,
         "environment_variables": dict(config.run_config.environment_variables), "python": python,
         # what the supervisor needs of the environment when its build is ready: it then loads nothing else
@@ -69,7 +72,9 @@ def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *
         id=run_id, experiment=experiment, status="Queued", created_at=time.time(),
         definition=json.dumps(definition), tags=json.dumps(dict(tags or {}), sort_keys=True),
         environment=env.name, environment_version=int(env.version), lock_hash=lock_hash, build_key=build_key))
-    child_env = {**os.environ, "KILN_HOME": str(settings.home), "KILN_CACHE_DIR": str(settings.cache_dir)}
+    # the supervisor builds its Settings from these: the caller's, whatever the variables said
+    child_env = {**os.environ, ENV_HOME: str(settings.home), ENV_CACHE_DIR: str(settings.cache_dir),
+                 ENV_CONDA_VIA: settings.conda_via, ENV_DEBUG: "1" if settings.debug else "0"}
     pid = spawn_detached([sys.executable, "-m", "kiln.runs.supervisor", str(workspace.path), run_id], env=child_env,
                          log=layout.supervisor_log)
     workspace.store.update_run(run_id, pid=pid, pid_start=start_time(pid), only_if_status=frozenset({"Queued"}))

@@ -1,33 +1,36 @@
 """The process that carries one run: ``python -m kiln.runs.supervisor WORKSPACE RUN_ID``.
 
 Started detached by ``submit`` (its own session), so the run outlives the process that submitted
-it. It builds the environment if needed (Preparing), lays out the working copy, starts the script
-with the environment's interpreter (Running), watches for cancel and timeout, collects ``outputs/``
-and writes the final status with a compare-and-set, so a status, once final, never changes.
-Everything the script prints goes to ``files/logs/output.log``, read live by ``kiln run logs -f``.
+it. It builds the environment if needed (Preparing), lays out the working copy, has the run's compute
+target (``kiln.runs.targets``) start the script with the environment's interpreter (Running), watches
+for cancel and timeout, and writes the final status with a compare-and-set, so a status, once final,
+never changes. Everything the script prints goes to ``files/logs/output.log``, read live by
+``kiln run logs -f``. Kiln's settings are read once, in ``main``, from the variables ``submit`` set.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from kiln._process import start_time
+from kiln.errors import KilnError
+from kiln.run import ENV_EXPERIMENT, ENV_RUN_DIR, ENV_RUN_ID
 from kiln.runs.layout import RunLayout
+from kiln.runs.targets.interface import RunHandle, RunPlan
+from kiln.runs.targets.registry import DEFAULT_TARGET, get_target
+from kiln.settings import Settings
 from kiln.workspace.store.interface import FINAL_STATUSES
 
 __all__ = ["main"]
 
 ACTIVE = frozenset({"Queued", "Preparing", "Running"})
-GRACE_SECONDS = 5.0
 TAIL_LINES = 20
 
 
@@ -36,10 +39,11 @@ class _Canceled(Exception):
 
 
 class _Supervisor:
-    def __init__(self, workspace_path: str, run_id: str) -> None:
+    def __init__(self, workspace_path: str, run_id: str, *, settings: Settings) -> None:
         from kiln.workspace.workspace import Workspace
 
-        self.ws = Workspace(workspace_path)
+        self.settings = settings
+        self.ws = Workspace(workspace_path, settings=settings)
         self.run_id = run_id
         record = self.ws.store.get_run(run_id)
         if record is None:
@@ -49,7 +53,6 @@ class _Supervisor:
         self.layout = RunLayout(self.ws.path, run_id)
         self.cancel_requested = False
         self.building = False
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def say(self, out: BinaryIO, message: str) -> None:
         out.write(f"[kiln] {message}\n".encode())
@@ -73,8 +76,6 @@ class _Supervisor:
                 self._final("Canceled", error="canceled while preparing")
                 return 1
             except Exception as e:
-                from kiln.errors import KilnError
-
                 message = str(e) if isinstance(e, KilnError) else f"{type(e).__name__}: {e}"
                 self.say(out, f"failed: {message}")
                 self._final("Failed", error=message)
@@ -86,6 +87,7 @@ class _Supervisor:
         if self.layout.cancel_marker.exists():
             raise _Canceled()
         python = d.get("python")
+        lock_hash = self.record.lock_hash
         environ: dict[str, str]
         if python and Path(python).exists():
             environ = _environ(Path(python), d.get("environment_definition_variables") or {},
@@ -95,36 +97,28 @@ class _Supervisor:
             store.update_run(self.run_id, status="Preparing", only_if_status=ACTIVE)
             self.say(out, f"preparing environment {env.name}:{env.version}")
             from kiln.builds.builder import build_environment
-            from kiln.settings import Settings
 
             self.building = True
             if self.cancel_requested or self.layout.cancel_marker.exists():
                 raise _Canceled()
-            result = build_environment(env, self.ws, settings=Settings.from_env(),
+            result = build_environment(env, self.ws, settings=self.settings,
                                        progress=lambda phase, message: self.say(out, message))
             self.building = False
             python = str(result.python)
             environ = result.environ()
+            lock_hash = result.lock_hash
             store.update_run(self.run_id, lock_hash=result.lock_hash, build_key=result.key)
         if self.cancel_requested or self.layout.cancel_marker.exists():
             raise _Canceled()
-        work = self._workdir()
-        environ.update(d.get("environment_variables") or {})
-        environ.update({
-            "KILN_RUN_ID": self.run_id, "KILN_RUN_DIR": str(self.layout.root),
-            "KILN_EXPERIMENT": self.record.experiment, "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": os.pathsep.join(p for p in (str(self._shim()), environ.get("PYTHONPATH", "")) if p),
-        })
-        cmd = [python, d["script"], *d.get("arguments", [])]
-        self.say(out, f"running {' '.join(cmd[1:])} with {python}")
-        self.proc = subprocess.Popen(cmd, cwd=work, env=environ, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        # who to stop if this process dies: Run marks the run Failed and ends the script's process group
-        self.layout.script_pid.write_text(f"{self.proc.pid} {start_time(self.proc.pid) or ''}\n")
+        target = get_target(d.get("target", DEFAULT_TARGET))
+        plan = self._plan(python, environ, lock_hash=lock_hash)
+        problem = target.cannot_run(plan)
+        if problem is not None:
+            raise KilnError(f"compute target {target.name!r}: {problem}")
+        self.say(out, f"running {' '.join([plan.script, *plan.arguments])} with {python}")
+        handle = target.start(plan=plan)
         store.update_run(self.run_id, status="Running", started_at=time.time(), only_if_status=ACTIVE)
-        code, reason = self._wait(d.get("max_run_duration_seconds"))
-        if d.get("output_collection", True):
-            self._collect(work)
+        code, reason = self._wait(handle, d.get("max_run_duration_seconds"))
         if self.cancel_requested:
             self._final("Canceled", exit_code=code, error="canceled")
             return 1
@@ -138,31 +132,39 @@ class _Supervisor:
         self._final("Completed", exit_code=0)
         return 0
 
-    def _wait(self, limit: float | None) -> tuple[int, str | None]:
-        assert self.proc is not None
+    def _plan(self, python: str, environ: dict[str, str], *, lock_hash: str | None) -> RunPlan:
+        """The run as its target gets it: ``environ`` (the built environment's, for this machine) with the
+        run's own variables over it."""
+        d = self.definition
+        work = self._workdir()
+        shim = self._shim()
+        variables: dict[str, str] = {**(d.get("environment_definition_variables") or {}),
+                                     **(d.get("environment_variables") or {})}
+        environ.update(d.get("environment_variables") or {})
+        ours = {ENV_RUN_ID: self.run_id, ENV_RUN_DIR: str(self.layout.root), ENV_EXPERIMENT: self.record.experiment,
+                "PYTHONUNBUFFERED": "1"}
+        environ.update(ours, PYTHONPATH=_path_with(shim, environ.get("PYTHONPATH", "")))
+        variables.update(ours, PYTHONPATH=_path_with(shim, variables.get("PYTHONPATH", "")))
+        return RunPlan(
+            run_id=self.run_id, script=d["script"], arguments=tuple(d.get("arguments", [])), workdir=work,
+            python=python, lock_hash=lock_hash, environ=environ, variables=variables, kiln_path=shim,
+            run_dir=self.layout.root, log=self.layout.output_log,
+            outputs=self.layout.outputs if d.get("output_collection", True) else None,
+            state=self.layout.script_pid, max_run_duration_seconds=d.get("max_run_duration_seconds"))
+
+    def _wait(self, handle: RunHandle, limit: float | None) -> tuple[int, str | None]:
+        """The script's exit code (once its outputs are collected), and why Kiln stopped it, if it did."""
         deadline = None if not limit else time.monotonic() + float(limit)
         while True:
-            try:
-                return self.proc.wait(timeout=0.1), None
-            except subprocess.TimeoutExpired:
-                pass
+            code = handle.wait(timeout=0.1)
+            if code is not None:
+                return code, None
             if self.cancel_requested or self.layout.cancel_marker.exists():
                 self.cancel_requested = True
-                return self._stop(), None
+                return _stopped(handle), None
             if deadline is not None and time.monotonic() > deadline:
-                return self._stop(), f"the script ran longer than max_run_duration_seconds ({limit} s) and was stopped"
-
-    def _stop(self) -> int:
-        """SIGTERM to the script's whole process group, then SIGKILL after a grace period."""
-        assert self.proc is not None
-        for sig, wait in ((signal.SIGTERM, GRACE_SECONDS), (signal.SIGKILL, 30.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
-            try:
-                return self.proc.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
-        return self.proc.wait()
+                return _stopped(handle), (f"the script ran longer than max_run_duration_seconds ({limit} s) and was "
+                                          "stopped")
 
     def _workdir(self) -> Path:
         snapshot = self.definition.get("snapshot")
@@ -187,11 +189,6 @@ class _Supervisor:
             "__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n")
         return folder.parent
 
-    def _collect(self, work: Path) -> None:
-        outputs = work / "outputs"
-        if outputs.is_dir():
-            shutil.copytree(outputs, self.layout.outputs, dirs_exist_ok=True, symlinks=False)
-
     def _tail(self) -> str:
         try:
             lines = self.layout.output_log.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -204,6 +201,17 @@ class _Supervisor:
         assert status in FINAL_STATUSES
         self.ws.store.update_run(self.run_id, status=status, ended_at=time.time(), exit_code=exit_code, error=error,
                                  only_if_status=ACTIVE)
+
+
+def _stopped(handle: RunHandle) -> int:
+    handle.cancel()
+    code = handle.wait()
+    assert code is not None  # a canceled script has ended
+    return code
+
+
+def _path_with(folder: Path, path: str) -> str:
+    return os.pathsep.join(p for p in (str(folder), path) if p)
 
 
 def _environ(python: Path, variables: dict[str, str], *, user_managed: bool) -> dict[str, str]:
@@ -221,7 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2:
         sys.stderr.write("usage: python -m kiln.runs.supervisor WORKSPACE RUN_ID\n")
         return 2
-    return _Supervisor(args[0], args[1]).run()
+    try:
+        settings = Settings.from_env()  # the variables submit set: the submitter's settings
+    except KilnError as e:
+        sys.stderr.write(f"kiln.runs.supervisor: {e}\n")
+        return 2
+    return _Supervisor(args[0], args[1], settings=settings).run()
 
 
 if __name__ == "__main__":
