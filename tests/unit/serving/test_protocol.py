@@ -99,12 +99,14 @@ def test_the_kinds_are_distinct_single_bytes() -> None:
 
 
 def test_the_worker_environment_names_are_kilns_settings() -> None:
-    """The worker can't import kiln.settings: the protocol spells the same names."""
+    """The worker can't import kiln.settings: the protocol (and the shim) spell the same names."""
     from kiln import settings
+    from kiln.serving.shim import kiln_model_path
 
     assert protocol.ENV_DEBUG == settings.ENV_DEBUG
     assert protocol.ENV_BATCHING == settings.ENV_BATCHING
     assert protocol.ENV_WORKER_SHIM == settings.ENV_WORKER_SHIM
+    assert kiln_model_path.ENV_MODEL_DIR == settings.ENV_MODEL_DIR
 
 
 @pytest.mark.parametrize("bodies", [
