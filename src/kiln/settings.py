@@ -27,6 +27,11 @@ ENV_WORKSPACE = "KILN_WORKSPACE"
 ENV_DEBUG = "KILN_DEBUG"
 ENV_CONDA_VIA = "KILN_CONDA_VIA"
 CONDA_VIA = ("auto", "conda", "pypi")
+# serving: what a service's processes tell each other (the worker spells them too: kiln.serving.protocol)
+ENV_MODEL_DIR = "KILN_MODEL_DIR"  # set for entry scripts: the folder holding the deployed model(s)
+ENV_WORKER_SHIM = "KILN_WORKER_SHIM"  # the azureml.* stand-ins, last on a scoring worker's path
+ENV_BATCHING = "KILN_BATCHING"  # a scoring worker may call run_batch()
+__all__ += ["ENV_BATCHING", "ENV_MODEL_DIR", "ENV_WORKER_SHIM"]  # (kept apart from the list above: merges)
 
 
 @dataclass(frozen=True)

@@ -13,73 +13,29 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from kiln.serving import azure_texts as texts
+from kiln.serving.metrics import Metrics
 from kiln.serving.pool import Pool, Result
+from kiln.serving.protocol import ERROR, OK, RAW_HTTP, UNENCODABLE
 
-__all__ = ["Metrics", "ScoringApp"]
+__all__ = ["SERVER_VERSION", "ScoringApp"]
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
+_NOT_FAILED = (texts.RUN_FAILED_HEADER, b"False")
 #: Kiln's own error answers (404, 405, 400...), as Azure ML's server sends them
-_ERR = [*_JSON, (b"x-ms-run-function-failed", b"False")]
+_ERR = [*_JSON, _NOT_FAILED]
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 _HTML = [(b"content-type", b"text/html; charset=utf-8")]
-_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-class Metrics:
-    """Counters and a latency histogram, written as Prometheus text."""
-
-    def __init__(self) -> None:
-        self.requests: dict[tuple[str, int], int] = {}
-        self.buckets = [0] * len(_BUCKETS)
-        self.count = 0
-        self.total = 0.0
-
-    def observe(self, route: str, status: int, seconds: float) -> None:
-        key = (route, status)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        if route == "/score":
-            self.count += 1
-            self.total += seconds
-            for i, bound in enumerate(_BUCKETS):
-                if seconds <= bound:
-                    self.buckets[i] += 1
-
-    def render(self, pool: Pool) -> str:
-        lines = ["# HELP kiln_requests_total HTTP requests by route and status.", "# TYPE kiln_requests_total counter"]
-        for (route, status), n in sorted(self.requests.items()):
-            lines.append(f'kiln_requests_total{{route="{route}",status="{status}"}} {n}')
-        errors = sum(n for (route, status), n in self.requests.items() if route == "/score" and status >= 500)
-        lines += ["# HELP kiln_score_errors_total Scoring requests that failed (5xx).",
-                  "# TYPE kiln_score_errors_total counter", f"kiln_score_errors_total {errors}",
-                  "# HELP kiln_score_latency_seconds Time to answer requests to /score.",
-                  "# TYPE kiln_score_latency_seconds histogram"]
-        for bound, n in zip(_BUCKETS, self.buckets, strict=True):
-            lines.append(f'kiln_score_latency_seconds_bucket{{le="{bound}"}} {n}')
-        lines += [f'kiln_score_latency_seconds_bucket{{le="+Inf"}} {self.count}',
-                  f"kiln_score_latency_seconds_sum {self.total:.6f}", f"kiln_score_latency_seconds_count {self.count}",
-                  "# HELP kiln_worker_restarts_total Workers replaced after dying or timing out.",
-                  "# TYPE kiln_worker_restarts_total counter", f"kiln_worker_restarts_total {pool.restarts}",
-                  "# HELP kiln_workers Workers running.", "# TYPE kiln_workers gauge", f"kiln_workers {len(pool.pids)}",
-                  "# HELP kiln_inflight_requests Scoring requests queued or running.",
-                  "# TYPE kiln_inflight_requests gauge", f"kiln_inflight_requests {pool.inflight}"]
-        return "\n".join(lines) + "\n"
+SERVER_VERSION = b"kiln-scoring/1"
+_ROUTES = frozenset(("/", "/score", "/swagger.json", "/health/ready", "/metrics"))
 
 
 def _error(message: str, **extra: Any) -> bytes:
     return json.dumps({"message": message, **extra}).encode()
-
-
-# Azure ML's server's own texts, so that clients and tests written against it see the same answers
-NOT_FOUND = ("The requested URL was not found on the server. If you entered the URL manually please check your "
-             "spelling and try again.")
-NOT_ALLOWED = "The method is not allowed for the requested URL."
-RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for more info."
-INTERNAL_ERROR = "An unexpected internal error occurred. Check the logs for more info."
-SERVER_VERSION = b"kiln-scoring/1"
 
 
 class ScoringApp:
@@ -103,8 +59,7 @@ class ScoringApp:
         path = scope["path"]
         method = scope["method"]
         status = await self._route(scope, receive, send, path, method)
-        self.metrics.observe(path if path in ("/", "/score", "/swagger.json", "/health/ready", "/metrics")
-                             else "other", status, time.perf_counter() - started)
+        self.metrics.observe(path if path in _ROUTES else "other", status, time.perf_counter() - started)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -125,23 +80,22 @@ class ScoringApp:
             if method == "GET":  # as Azure ML's server: run() gets the query parameters as a JSON object
                 return await self._score(scope, receive, send, json.dumps(_query(scope)).encode(), get=True, ids=ids)
             if method == "OPTIONS":
-                return await _reply(send, 200, b"", [*_HTML, (b"x-ms-run-function-failed", b"False"), *ids])
-            message = "Method not allowed" if method == "HEAD" else NOT_ALLOWED
+                return await _reply(send, 200, b"", [*_HTML, _NOT_FAILED, *ids])
+            message = texts.HEAD_NOT_ALLOWED if method == "HEAD" else texts.NOT_ALLOWED
             return await _reply(send, 405, _error(message), _ERR)
         if path == "/":
             if method in ("GET", "HEAD"):
                 ids = _request_ids(scope)
-                return await _reply(send, 200, b"Healthy", [*_HTML, *([] if isinstance(ids, str) else ids)])
+                return await _reply(send, 200, texts.HEALTHY, [*_HTML, *([] if isinstance(ids, str) else ids)])
             if method == "OPTIONS":
                 return await _reply(send, 200, b"", _HTML)
-            return await _reply(send, 405, _error(NOT_ALLOWED), _ERR)
+            return await _reply(send, 405, _error(texts.NOT_ALLOWED), _ERR)
         if path in ("/swagger.json", "/health/ready", "/metrics") and method != "GET":
-            return await _reply(send, 405, _error(NOT_ALLOWED), _ERR)
+            return await _reply(send, 405, _error(texts.NOT_ALLOWED), _ERR)
         if path == "/swagger.json":
             version = _query_strings(scope).get("version", "2")
-            if version not in ("2", "2.0", "3", "3.0", "3.1"):
-                return await _reply(send, 404, _error(f"Swagger version [{version}] is not valid. Supported versions: "
-                                                      "[2, 3, 3.1]."), _ERR)
+            if version not in texts.SWAGGER_VERSIONS:
+                return await _reply(send, 404, _error(texts.SWAGGER_VERSION.format(version=version)), _ERR)
             return await _reply(send, 200, json.dumps(self._swagger()).encode(), _JSON)
         if path == "/health/ready":
             ready = self.pool.ready
@@ -149,7 +103,7 @@ class ScoringApp:
         if path == "/metrics":
             return await _reply(send, 200, self.metrics.render(self.pool).encode(),
                                 [(b"content-type", b"text/plain; version=0.0.4")])
-        return await _reply(send, 404, _error(NOT_FOUND), _ERR)
+        return await _reply(send, 404, _error(texts.NOT_FOUND), _ERR)
 
     def _authorized(self, scope: Scope) -> bool:
         if not self.keys:
@@ -180,21 +134,20 @@ class ScoringApp:
                                "headers": _headers(scope), "body": body.decode("latin-1")}).encode()
         elif pool.params is not None and not get:  # inference-schema: a JSON object, one key per parameter
             if not is_json:
-                return await _reply(send, 415, _error("Expects Content-Type to be application/json"), [*_ERR, *ids])
+                return await _reply(send, 415, _error(texts.NEEDS_JSON), [*_ERR, *ids])
             if not body:
-                return await _reply(send, 400, _error("POST body is empty. Expecting a JSON dictionary."),
-                                    [*_ERR, *ids])
+                return await _reply(send, 400, _error(texts.BODY_EMPTY), [*_ERR, *ids])
             try:
                 parsed = json.loads(body)
             except ValueError as e:
-                return await _reply(send, 400, _error(f"POST body could not be decoded as JSON: {e}"), [*_ERR, *ids])
+                return await _reply(send, 400, _error(texts.BODY_NOT_JSON.format(error=e)), [*_ERR, *ids])
             if not isinstance(parsed, dict):
-                return await _reply(send, 400, _error("POST body should be a JSON dictionary."), [*_ERR, *ids])
+                return await _reply(send, 400, _error(texts.BODY_NOT_DICT), [*_ERR, *ids])
         else:
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError as e:
-                return await _reply(send, 400, _error(f"Input cannot be decoded as UTF-8: {e}"), [*_ERR, *ids])
+                return await _reply(send, 400, _error(texts.BODY_NOT_UTF8.format(error=e)), [*_ERR, *ids])
             if is_json or not content_type:
                 # Kiln's own check (Azure ML's server hands malformed JSON to run(), which then fails with 500)
                 try:
@@ -209,27 +162,26 @@ class ScoringApp:
         return await self._result(send, result, exec_ms, ids)
 
     async def _result(self, send: Send, result: Result, exec_ms: bytes, ids: list[tuple[bytes, bytes]]) -> int:
-        if result.kind == b"O":
-            return await _reply(send, 200, result.data, [*_JSON, (b"x-ms-run-function-failed", b"False"),
-                                                         (b"x-ms-run-fn-exec-ms", exec_ms), *ids])
-        if result.kind == b"H":
+        if result.kind == OK:
+            return await _reply(send, 200, result.data, [*_JSON, _NOT_FAILED, (b"x-ms-run-fn-exec-ms", exec_ms), *ids])
+        if result.kind == RAW_HTTP:
             raw = json.loads(result.data)
             status = int(raw.get("status", 200))
             headers = [(k.lower().encode(), str(v).encode()) for k, v in raw.get("headers", {}).items()
                        if k.lower() not in ("content-length", "transfer-encoding", "connection")]
             if not any(k == b"content-type" for k, _ in headers):
                 headers.append((b"content-type", b"text/html; charset=utf-8"))
-            headers.append((b"x-ms-run-function-failed", b"True" if status >= 500 else b"False"))
+            headers.append((texts.RUN_FAILED_HEADER, b"True" if status >= 500 else b"False"))
             headers.append((b"x-ms-run-fn-exec-ms", exec_ms))
             return await _reply(send, status, str(raw.get("body", "")).encode(), [*headers, *ids])
-        if result.kind in (b"E", b"X"):  # run() raised; or its answer isn't JSON (Azure ML's texts for each)
+        if result.kind in (ERROR, UNENCODABLE):  # run() raised; or its answer isn't JSON (Azure ML's texts for each)
             info = json.loads(result.data)
             extra = {"traceback": info.get("traceback", "")} if self.debug else {}
-            message, failed = (RUN_FAILED, b"True") if result.kind == b"E" else (INTERNAL_ERROR, b"False")
+            message, failed = (texts.RUN_FAILED, b"True") if result.kind == ERROR else (texts.INTERNAL_ERROR, b"False")
             return await _reply(send, 500, _error(message, error=info.get("error", "run() failed"), **extra),
-                                [*_JSON, (b"x-ms-run-function-failed", failed), *ids])
+                                [*_JSON, (texts.RUN_FAILED_HEADER, failed), *ids])
         return await _reply(send, result.status, _error(result.data.decode("utf-8", "replace")),
-                            [*_JSON, (b"x-ms-run-function-failed", b"True"), *ids])
+                            [*_JSON, (texts.RUN_FAILED_HEADER, b"True"), *ids])
 
     def _swagger(self) -> dict[str, Any]:
         schema = self.pool.swagger or {}
@@ -319,9 +271,9 @@ def _request_ids(scope: Scope) -> list[tuple[bytes, bytes]] | str:
     given = {k: v for k, v in scope["headers"] if k in (b"x-request-id", b"x-ms-request-id",
                                                            b"x-ms-client-request-id", b"traceid")}
     if len(given.get(b"x-request-id", b"")) > 100:
-        return "x-request-id must not exceed 100 characters"
+        return texts.REQUEST_ID_TOO_LONG
     if any(len(given.get(k, b"")) > 100 for k in (b"x-ms-request-id", b"x-ms-client-request-id")):
-        return "x-ms-request-id and x-ms-client-request-id must not exceed 100 characters"
+        return texts.CLIENT_REQUEST_ID_TOO_LONG
     request_id = given.get(b"x-request-id") or str(uuid.uuid4()).encode()
     ms_id = given.get(b"x-ms-request-id") or given.get(b"x-ms-client-request-id") or request_id
     out = [(b"x-request-id", request_id), (b"x-ms-request-id", ms_id)]

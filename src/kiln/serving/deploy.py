@@ -18,20 +18,78 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kiln._files import write_text_atomic
 from kiln._process import spawn_detached
-from kiln.errors import DefinitionError
+from kiln.errors import DefinitionError, NotFoundError
+from kiln.settings import ENV_CACHE_DIR, ENV_HOME, ENV_WORKER_SHIM
 
 if TYPE_CHECKING:
     from kiln.serving.config import DeploymentConfiguration, InferenceConfig
-    from kiln.serving.model import Model
     from kiln.settings import Settings
+    from kiln.workspace.store import ModelRecord
     from kiln.workspace.workspace import Workspace
 
-__all__ = ["deploy", "free_port", "service_dir", "start_server", "write_keys"]
+__all__ = ["DeployableModel", "deploy", "free_port", "service_dir", "start_server", "write_keys"]
+
+
+class DeployableModel(Protocol):
+    """What a deployment needs of a model. ``kiln.serving.model.Model`` is one; this module does not import it
+    (``Model.deploy`` imports this module: no loops)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def id(self) -> str: ...
+
+    def download(self, target_dir: str | os.PathLike[str] = ".", exist_ok: bool = False) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Deployed:
+    """A model version the service runs now, by its record: an update that keeps the models (``models=None``)."""
+
+    workspace: Workspace
+    record: ModelRecord
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def version(self) -> int:
+        return self.record.version
+
+    @property
+    def id(self) -> str:
+        return f"{self.record.name}:{self.record.version}"
+
+    def download(self, target_dir: str | os.PathLike[str] = ".", exist_ok: bool = False) -> str:
+        del exist_ok  # a generation's folder is new: nothing to replace
+        target = Path(target_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        self.workspace.blobs.materialize(self.record.manifest, target)
+        return str(target / self.record.path)
+
+
+def _deployed_models(workspace: Workspace, ids: Sequence[str]) -> list[DeployableModel]:
+    out: list[DeployableModel] = []
+    for model_id in ids:
+        name, _, version = model_id.rpartition(":")
+        record = workspace.store.get_model(name=name, version=int(version))
+        if record is None:
+            known = sorted({r.name for r in workspace.store.list_models()})
+            raise NotFoundError(f"no model {name!r} version {version} in workspace {workspace.name!r} "
+                                f"(models: {', '.join(known) or 'none'})")
+        out.append(_Deployed(workspace, record))
+    return out
 
 
 def service_dir(workspace: Workspace, name: str) -> Path:
@@ -58,7 +116,7 @@ def write_keys(folder: Path, *, regenerate: str | None = None) -> dict[str, str]
     return keys
 
 
-def _layout_models(models: Sequence[Model], target: Path) -> Path:
+def _layout_models(models: Sequence[DeployableModel], target: Path) -> Path:
     """Models go to ``models/<name>/<version>/``; the model folder is that folder for one model (as in
     Azure ML, where the script joins ``AZUREML_MODEL_DIR`` and its file name), the root for several."""
     root = target / "models"
@@ -70,11 +128,12 @@ def _layout_models(models: Sequence[Model], target: Path) -> Path:
     return root
 
 
-def deploy(workspace: Workspace, name: str, models: Sequence[Model], inference_config: InferenceConfig,
-           deployment_config: DeploymentConfiguration | None = None, *, settings: Settings,
-           overwrite: bool = True, progress: Any = None) -> int:
+def deploy(workspace: Workspace, name: str, models: Sequence[DeployableModel] | None,
+           inference_config: InferenceConfig, deployment_config: DeploymentConfiguration | None = None, *,
+           settings: Settings, overwrite: bool = True, progress: Any = None) -> int:
     """Deploy (or update) the service ``name``; return its generation. The service process starts (or
-    rolls out the new generation) in the background: ``wait_for_deployment`` waits for it."""
+    rolls out the new generation) in the background: ``wait_for_deployment`` waits for it. ``models=None``
+    keeps the models the service runs now."""
     from kiln.builds import registered
     from kiln.builds.builder import build_environment
     from kiln.environment.curated import default_environment
@@ -89,6 +148,8 @@ def deploy(workspace: Workspace, name: str, models: Sequence[Model], inference_c
     if existing is not None and not overwrite:
         raise DefinitionError(f"service {name!r} exists already (update it, or deploy with overwrite=True)")
     previous = json.loads(existing.config) if existing is not None else {}
+    if models is None:
+        models = _deployed_models(workspace, previous.get("deployment", {}).get("models", []))
     if deployment_config is None:
         deployment_config = DeploymentConfiguration(**previous.get("deployment_config", {}))
     deployment_config.validate()
@@ -151,8 +212,8 @@ def start_server(workspace: Workspace, name: str, *, settings: Settings) -> int:
     from kiln._process import start_time
 
     folder = service_dir(workspace, name)
-    env = {**os.environ, "KILN_HOME": str(settings.home), "KILN_CACHE_DIR": str(settings.cache_dir),
-           "KILN_WORKER_SHIM": str(Path(__file__).with_name("shim"))}
+    env = {**os.environ, ENV_HOME: str(settings.home), ENV_CACHE_DIR: str(settings.cache_dir),
+           ENV_WORKER_SHIM: str(Path(__file__).with_name("shim"))}
     pid = spawn_detached([sys.executable, "-m", "kiln.serving.server", str(folder)], env=env,
                          log=folder / "server.log")
     workspace.store.update_service(name, pid=pid, pid_start=start_time(pid))

@@ -17,9 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kiln.serving.worker import HEADER, pack_requests, unpack_results
+from kiln.serving.protocol import ERROR, HEADER, INIT_FAILED, UNENCODABLE, pack_requests, unpack_results
 
-__all__ = ["InitFailed", "Pool", "PoolSettings", "Result"]
+__all__ = ["FAILED", "InitFailed", "Pool", "PoolSettings", "Result"]
+
+
+#: a Result's kind when the worker gave no result (it died, or timed out): ``data`` is the message
+FAILED = b""
 
 
 class InitFailed(Exception):
@@ -29,7 +33,7 @@ class InitFailed(Exception):
 @dataclass(frozen=True)
 class Result:
     status: int  # 200, or the HTTP status of a failure (500 run() raised, 503 worker died, 504 timeout)
-    kind: bytes  # b"O" body, b"E" error JSON, b"H" raw response JSON, b"" failure of Kiln's own
+    kind: bytes  # a result kind of the protocol (OK, ERROR...), or FAILED: a failure of Kiln's own
     data: bytes
 
 
@@ -73,7 +77,7 @@ class _Worker:
             code = await self.proc.wait()
             raise InitFailed(f"worker {self.index} exited with code {code} before init() finished")
         info: dict[str, Any] = json.loads(payload[1:] or b"{}")
-        if payload[:1] == b"F":
+        if payload[:1] == INIT_FAILED:
             await self.proc.wait()
             raise InitFailed(str(info.get("error")) + ("\n" + info["traceback"] if info.get("traceback") else ""))
         return info
@@ -128,7 +132,7 @@ class _Worker:
                 continue
             for pending, (kind, data) in zip(batch, unpack_results(payload), strict=True):
                 if not pending.future.done():
-                    pending.future.set_result(Result(500 if kind in (b"E", b"X") else 200, kind, data))
+                    pending.future.set_result(_result(kind, data))
 
     async def _one_by_one(self, batch: list[_Pending], status: int, message: bytes) -> None:
         """After a message failed: the request alone in it failed; several are sent again one at a time, so that
@@ -158,12 +162,12 @@ class _Worker:
                 await self._replace("died")
                 continue
             kind, data = unpack_results(payload)[0]
-            pending.future.set_result(Result(500 if kind in (b"E", b"X") else 200, kind, data))
+            pending.future.set_result(_result(kind, data))
 
     def _fail(self, batch: list[_Pending], status: int, message: bytes) -> None:
         for pending in batch:
             if not pending.future.done():
-                pending.future.set_result(Result(status, b"", message))
+                pending.future.set_result(Result(status, FAILED, message))
 
     async def _replace(self, why: str) -> None:
         self.kill()
@@ -178,6 +182,10 @@ class _Worker:
             except InitFailed as e:
                 self.pool.settings.log(f"worker {self.index} could not restart: {e}")
                 await asyncio.sleep(1.0)
+
+
+def _result(kind: bytes, data: bytes) -> Result:
+    return Result(500 if kind in (ERROR, UNENCODABLE) else 200, kind, data)
 
 
 class Pool:
@@ -220,7 +228,7 @@ class Pool:
         try:
             return await asyncio.wait_for(asyncio.shield(pending.future), timeout=self.settings.timeout + 1.0)
         except asyncio.TimeoutError:
-            return Result(504, b"", b"the request took longer than the service's timeout")
+            return Result(504, FAILED, b"the request took longer than the service's timeout")
         finally:
             self.inflight -= 1
 

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from kiln.serving.app import ScoringApp
+from kiln.serving.config import DEFAULT_MAX_PAYLOAD
 from kiln.serving.pool import InitFailed, Pool, PoolSettings
+from kiln.settings import ENV_BATCHING, ENV_DEBUG, ENV_MODEL_DIR, Settings
 
 __all__ = ["main"]
 
@@ -36,8 +38,11 @@ def _log(message: str) -> None:
 
 
 class Service:
-    def __init__(self, folder: Path) -> None:
+    """The service in ``folder``; ``settings`` (Kiln's paths, for its workspace) are the process's, built once."""
+
+    def __init__(self, folder: Path, *, settings: Settings) -> None:
         self.folder = folder
+        self.settings = settings
         self.config: dict[str, Any] = json.loads((folder / "service.json").read_text())
         self.generation = int(self.config["generation"])
         self.app: ScoringApp | None = None
@@ -49,7 +54,7 @@ class Service:
     def _store_update(self, **fields: Any) -> None:
         from kiln.workspace.workspace import Workspace
 
-        with Workspace(self.config["workspace"]) as ws:
+        with Workspace(self.config["workspace"], settings=self.settings) as ws:
             ws.store.update_service(self.config["name"], **fields)
 
     def _keys(self) -> list[str]:
@@ -61,10 +66,9 @@ class Service:
     def _pool(self, config: dict[str, Any]) -> Pool:
         d = config["deployment"]
         env = {**os.environ, **d["environment_variables"]}
-        env.update({"AZUREML_MODEL_DIR": d["model_dir"], "KILN_MODEL_DIR": d["model_dir"],
+        env.update({"AZUREML_MODEL_DIR": d["model_dir"], ENV_MODEL_DIR: d["model_dir"],
                     "AZUREML_ENTRY_SCRIPT": d["entry_script"], "PYTHONUNBUFFERED": "1",
-                    "KILN_DEBUG": "1" if config.get("debug") else "", "KILN_BATCHING": "1" if config.get("batching")
-                    else ""})
+                    ENV_DEBUG: "1" if config.get("debug") else "", ENV_BATCHING: "1" if config.get("batching") else ""})
         if d.get("virtual_env"):
             env["VIRTUAL_ENV"] = d["virtual_env"]
             env["PATH"] = f"{Path(d['python']).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -87,7 +91,7 @@ class Service:
             self._store_update(state="Failed", error=f"init() failed: {str(e).splitlines()[0]}", pid=None)
             return 3
         self.app = ScoringApp(pool, name=self.config["name"], keys=self._keys(),
-                              max_payload=int(self.config.get("max_payload_bytes", 100 * 1024 * 1024)),
+                              max_payload=int(self.config.get("max_payload_bytes", DEFAULT_MAX_PAYLOAD)),
                               debug=bool(self.config.get("debug")))
         config = uvicorn.Config(self.app, host=self.config.get("host", "127.0.0.1"), port=int(self.config["port"]),
                                 log_level="warning", access_log=False, lifespan="off", server_header=False,
@@ -159,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         sys.stderr.write("usage: python -m kiln.serving.server SERVICE_DIR\n")
         return 2
-    service = Service(Path(args[0]))
+    service = Service(Path(args[0]), settings=Settings.from_env())
     try:
         import uvloop
     except ImportError:

@@ -19,7 +19,7 @@ from kiln.errors import KilnError, NotFoundError
 
 if TYPE_CHECKING:
     from kiln.serving.config import DeploymentConfiguration, InferenceConfig
-    from kiln.serving.model import Model
+    from kiln.serving.deploy import DeployableModel
     from kiln.workspace.store import ServiceRecord
     from kiln.workspace.workspace import Workspace
 
@@ -220,13 +220,14 @@ class Webservice:
 
     # ---- lifecycle --------------------------------------------------------------------------------------
 
-    def update(self, inference_config: InferenceConfig | None = None, models: Sequence[Model] | None = None,
+    def update(self, inference_config: InferenceConfig | None = None,
+               models: Sequence[DeployableModel] | None = None,
                deployment_config: DeploymentConfiguration | None = None, **kwargs: Any) -> None:
-        """Roll out a new deployment (entry script, environment, models): requests keep being answered."""
+        """Roll out a new deployment (entry script, environment, models): requests keep being answered.
+        What is not given stays as deployed now."""
         from kiln.environment.environment import Environment
         from kiln.serving.config import InferenceConfig
         from kiln.serving.deploy import deploy
-        from kiln.serving.model import Model
 
         del kwargs
         d = self._config()["deployment"]
@@ -235,8 +236,6 @@ class Webservice:
             inference_config = InferenceConfig(entry_script=d["entry_script_name"],
                                                source_directory=d["source_directory"],
                                                environment=Environment.get(self.workspace, name, version))
-        if models is None:
-            models = [Model(self.workspace, id=m) for m in d["models"]]
         deploy(self.workspace, self.name, models, inference_config, deployment_config, settings=self.workspace.settings)
 
     def reload(self) -> None:

@@ -5,17 +5,7 @@ Python from 3.6 on (no annotations, no dataclasses). The server starts it as
 ``python worker.py ENTRY_SCRIPT`` and speaks a small framed protocol over its stdin/stdout; the
 user's own prints go to stderr (the service log), never into the protocol.
 
-Frames are a 4-byte big-endian length, then the payload. The first payload byte says what it is:
-
-    worker -> server  b"I" + JSON {"swagger": {...}|null, "batch": bool, "rawhttp": bool, "params": [...]|null}
-                                                                          init() succeeded
-                      b"F" + JSON {"error": str, "traceback": str}        init() failed (then exit)
-    server -> worker  b"M" + count + count x (length + request body)      requests to run, in order
-    worker -> server  b"M" + count + count x (kind byte + length + data)  one result per request
-        kind b"O": the response body (JSON text of run()'s return value)
-        kind b"E": JSON {"error": str, "traceback": str}                  run() raised
-        kind b"X": the same, when run()'s value could not be encoded as JSON
-        kind b"H": JSON {"status": int, "headers": {...}, "body": str}    a raw HTTP response (AMLResponse)
+The protocol (frames, message kinds) is ``protocol.py``, beside this file.
 
 A worker handles one message at a time; a message may carry several requests (the server sends
 what queued up while the worker was busy): ``run()`` is still called once per request, unless the
@@ -25,74 +15,29 @@ script defines ``run_batch(list_of_raw_data)`` and the service enables batching.
 import importlib.util
 import json
 import os
-import struct
 import sys
 import traceback
 
-__all__ = ["HEADER", "pack_requests", "pack_results", "read_frame", "unpack_requests", "unpack_results"]
 
-HEADER = struct.Struct(">I")
-COUNT = struct.Struct(">I")
-
-
-# ---- framing (the server imports these too) --------------------------------------------------------
-
-def read_frame(stream):
-    head = stream.read(HEADER.size)
-    if len(head) < HEADER.size:
-        return None
-    (length,) = HEADER.unpack(head)
-    data = stream.read(length)
-    if len(data) < length:
-        return None
-    return data
+def _protocol_beside():
+    """Run as a script in the user's environment, where Kiln is not installed: the protocol is the file beside
+    this one, loaded under a name of its own. Python put this folder first on sys.path: it comes off, so that
+    Kiln's modules (config.py, model.py, protocol.py...) can't shadow what the user's script imports."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and sys.path[0] and os.path.abspath(sys.path[0]) == here:
+        del sys.path[0]
+    spec = importlib.util.spec_from_file_location("kiln_worker_protocol", os.path.join(here, "protocol.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def frame(payload):
-    return HEADER.pack(len(payload)) + payload
+if __package__:  # imported as kiln.serving.worker (Kiln's tests)
+    from kiln.serving import protocol
+else:
+    protocol = _protocol_beside()
 
-
-def pack_requests(bodies):
-    parts = [b"M", COUNT.pack(len(bodies))]
-    for body in bodies:
-        parts.append(HEADER.pack(len(body)))
-        parts.append(body)
-    return frame(b"".join(parts))
-
-
-def unpack_requests(payload):
-    (count,) = COUNT.unpack_from(payload, 1)
-    pos = 1 + COUNT.size
-    out = []
-    for _ in range(count):
-        (length,) = HEADER.unpack_from(payload, pos)
-        pos += HEADER.size
-        out.append(payload[pos:pos + length])
-        pos += length
-    return out
-
-
-def pack_results(results):
-    parts = [b"M", COUNT.pack(len(results))]
-    for kind, data in results:
-        parts.append(kind)
-        parts.append(HEADER.pack(len(data)))
-        parts.append(data)
-    return frame(b"".join(parts))
-
-
-def unpack_results(payload):
-    (count,) = COUNT.unpack_from(payload, 1)
-    pos = 1 + COUNT.size
-    out = []
-    for _ in range(count):
-        kind = payload[pos:pos + 1]
-        (length,) = HEADER.unpack_from(payload, pos + 1)
-        pos += 1 + HEADER.size
-        out.append((kind, payload[pos:pos + length]))
-        pos += length
-    return out
-
+__all__ = ["Settings", "main"]
 
 # ---- the worker ------------------------------------------------------------------------------------
 
@@ -134,10 +79,10 @@ def _raw_response(value):
 def _encode(value):
     raw = _raw_response(value)
     if raw is not None:
-        return b"H", raw
+        return protocol.RAW_HTTP, raw
     if value is None:  # as Azure ML's server: None is answered {}
-        return b"O", b"{}"
-    return b"O", json.dumps(value, default=_default).encode("utf-8")
+        return protocol.OK, b"{}"
+    return protocol.OK, json.dumps(value, default=_default).encode("utf-8")
 
 
 class _Request(object):
@@ -211,14 +156,32 @@ def _swagger(module):
         return None
 
 
+class Settings(object):
+    """What the server tells the worker (its command line and environment), read once, in ``main``."""
+
+    def __init__(self, entry_script, shim=None, debug=False, batching=False):
+        self.entry_script = entry_script
+        self.shim = shim
+        self.debug = debug
+        self.batching = batching
+
+    @classmethod
+    def from_env(cls, args, environ):
+        return cls(args[0], shim=environ.get(protocol.ENV_WORKER_SHIM) or None,
+                   debug=environ.get(protocol.ENV_DEBUG, "") not in ("", "0"),
+                   batching=environ.get(protocol.ENV_BATCHING, "") not in ("", "0"))
+
+
+def _send(stream, kind, info):
+    protocol.write_all(stream, protocol.frame(kind + json.dumps(info).encode("utf-8")))
+
+
 def main(argv=None):
-    args = sys.argv[1:] if argv is None else argv
-    entry_script = args[0]
-    shim = os.environ.get("KILN_WORKER_SHIM")
-    if shim:  # last on the path: azureml.* stand-ins for scripts written for Azure ML (installed packages win)
-        sys.path.append(shim)
-    debug = os.environ.get("KILN_DEBUG", "") not in ("", "0")
-    batching = os.environ.get("KILN_BATCHING", "") not in ("", "0")
+    settings = Settings.from_env(sys.argv[1:] if argv is None else argv, os.environ)
+    entry_script = settings.entry_script
+    debug = settings.debug
+    if settings.shim:  # last on the path: azureml.* stand-ins for scripts written for Azure ML (installed packages win)
+        sys.path.append(settings.shim)
     # the protocol gets private copies of fd 0 and 1; the user's prints go to stderr (the service log)
     proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
     proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
@@ -238,21 +201,21 @@ def main(argv=None):
     except BaseException as exc:
         sys.stderr.write(traceback.format_exc())
         sys.stderr.flush()
-        proto_out.write(frame(b"F" + json.dumps({"error": "{}: {}".format(type(exc).__name__, exc),
-                                                 "traceback": traceback.format_exc()}).encode("utf-8")))
+        _send(proto_out, protocol.INIT_FAILED, {"error": "{}: {}".format(type(exc).__name__, exc),
+                                                 "traceback": traceback.format_exc()})
         return 3
-    use_batch = batching and callable(run_batch)
+    use_batch = settings.batching and callable(run_batch)
     swagger = _swagger(module)
     params = swagger.pop("params") if swagger else None
     rawhttp = bool(getattr(run, "_kiln_rawhttp", False))
     headers_param = _takes_headers(run)
-    proto_out.write(frame(b"I" + json.dumps({"swagger": swagger, "batch": use_batch, "rawhttp": rawhttp,
-                                             "params": params, "headers": headers_param}).encode("utf-8")))
+    _send(proto_out, protocol.HELLO, {"swagger": swagger, "batch": use_batch, "rawhttp": rawhttp, "params": params,
+                                      "headers": headers_param})
     while True:
-        payload = read_frame(proto_in)
+        payload = protocol.read_frame(proto_in)
         if payload is None:
             return 0
-        bodies = [b.decode("utf-8", "replace") for b in unpack_requests(payload)]
+        bodies = [b.decode("utf-8", "replace") for b in protocol.unpack_requests(payload)]
         results = []
         if use_batch:
             try:
@@ -264,9 +227,9 @@ def main(argv=None):
                     try:
                         results.append(_encode(value))
                     except Exception as exc:
-                        results.append((b"E", _error(exc, debug)))
+                        results.append((protocol.ERROR, _error(exc, debug)))
             except Exception as exc:
-                results = [(b"E", _error(exc, debug))] * len(bodies)
+                results = [(protocol.ERROR, _error(exc, debug))] * len(bodies)
         else:
             for body in bodies:
                 try:
@@ -275,7 +238,7 @@ def main(argv=None):
                         missing = _missing(kwargs, params)
                         if missing is not None:
                             message = "A value is not provided for the '{}' parameter.".format(missing)
-                            results.append((b"H", json.dumps({"status": 400, "headers": {
+                            results.append((protocol.RAW_HTTP, json.dumps({"status": 400, "headers": {
                                 "Content-Type": "application/json"}, "body": json.dumps({"message": message})})
                                 .encode("utf-8")))
                             continue
@@ -288,13 +251,13 @@ def main(argv=None):
                     else:
                         value = run(body)
                 except Exception as exc:  # the request fails, the worker lives on
-                    results.append((b"E", _error(exc, debug)))
+                    results.append((protocol.ERROR, _error(exc, debug)))
                     continue
                 try:
                     results.append(_encode(value))
                 except Exception as exc:  # run() worked; its answer can't be sent (not JSON)
-                    results.append((b"X", _error(exc, debug)))
-        proto_out.write(pack_results(results))
+                    results.append((protocol.UNENCODABLE, _error(exc, debug)))
+        protocol.write_all(proto_out, protocol.pack_results(results))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
-"""``kiln.serving.app.Metrics``: counters and the latency histogram, written as Prometheus text."""
+"""``kiln.serving.metrics.Metrics``: counters and the latency histogram, written as Prometheus text."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
-from kiln.serving.app import Metrics
+from kiln.serving.metrics import Metrics
 
 SAMPLE = re.compile(r'^([a-z_]+)(\{[a-z]+="[^"]*"(,[a-z]+="[^"]*")*\})? (-?[0-9.]+(e-?[0-9]+)?)$')
 
@@ -44,7 +44,7 @@ def samples(text: str) -> dict[str, float]:
 
 
 def test_an_idle_server_renders_zeros() -> None:
-    values = samples(Metrics().render(FakePool(pids=[11])))  # type: ignore[arg-type]
+    values = samples(Metrics().render(FakePool(pids=[11])))
     assert values["kiln_score_errors_total"] == 0
     assert values['kiln_score_latency_seconds_bucket{le="+Inf"}'] == 0
     assert values["kiln_score_latency_seconds_count"] == 0
@@ -60,7 +60,7 @@ def test_requests_are_counted_by_route_and_status() -> None:
     for route, status in [("/score", 200), ("/score", 200), ("/score", 500), ("/score", 503), ("/score", 400),
                           ("/", 200), ("other", 404), ("/metrics", 200)]:
         metrics.observe(route, status, 0.001)
-    text = metrics.render(FakePool(restarts=2, pids=[1, 2, 3], inflight=4))  # type: ignore[arg-type]
+    text = metrics.render(FakePool(restarts=2, pids=[1, 2, 3], inflight=4))
     values = samples(text)
     assert {k: v for k, v in values.items() if k.startswith("kiln_requests_total")} == {
         'kiln_requests_total{route="/",status="200"}': 1,
@@ -85,7 +85,7 @@ def test_the_latency_histogram_is_cumulative_and_counts_only_scoring() -> None:
     for seconds in (0.0005, 0.005, 0.007, 0.3, 20.0):
         metrics.observe("/score", 200, seconds)
     metrics.observe("/", 200, 0.0001)  # liveness probes don't make scoring look fast
-    values = samples(metrics.render(FakePool()))  # type: ignore[arg-type]
+    values = samples(metrics.render(FakePool()))
     buckets = {k: v for k, v in values.items() if k.startswith("kiln_score_latency_seconds_bucket")}
     assert buckets == {
         'kiln_score_latency_seconds_bucket{le="0.001"}': 1,
@@ -108,7 +108,7 @@ def test_the_latency_histogram_is_cumulative_and_counts_only_scoring() -> None:
 
 
 def test_every_metric_has_help_and_type() -> None:
-    text = Metrics().render(FakePool())  # type: ignore[arg-type]
+    text = Metrics().render(FakePool())
     helps = [line.split()[2] for line in text.splitlines() if line.startswith("# HELP ")]
     types = dict(line.split()[2:] for line in text.splitlines() if line.startswith("# TYPE "))
     assert helps == list(types)

@@ -1,12 +1,10 @@
-"""``kiln.serving.worker``: the framed protocol (pack/unpack round trips) and one real worker process
-speaking it (``init()``, ``run()``, failures), under Kiln's interpreter and the oldest Python it claims."""
+"""``kiln.serving.worker``: one real worker process speaking the protocol (``init()``, ``run()``, failures),
+under Kiln's interpreter and the oldest Python it claims."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import struct
 import subprocess
 import sys
 import textwrap
@@ -15,83 +13,10 @@ from pathlib import Path
 import pytest
 
 from kiln.serving import worker
-from kiln.serving.worker import HEADER, pack_requests, pack_results, read_frame, unpack_requests, unpack_results
+from kiln.serving.protocol import pack_requests, read_frame, unpack_results
 
 WORKER = Path(worker.__file__)
 SHIM = WORKER.with_name("shim")
-
-
-def unframe(framed: bytes) -> bytes:
-    """The payload of one whole frame (and check that nothing follows it)."""
-    stream = io.BytesIO(framed)
-    payload = read_frame(stream)
-    assert payload is not None
-    assert stream.read() == b""
-    return payload
-
-
-# ---- framing ------------------------------------------------------------------------------------------
-
-
-def test_a_frame_is_a_big_endian_length_then_the_payload() -> None:
-    assert worker.frame(b"abc") == b"\x00\x00\x00\x03abc"
-    assert worker.frame(b"") == b"\x00\x00\x00\x00"
-    assert HEADER.size == 4
-
-
-def test_requests_are_counted_and_each_length_prefixed() -> None:
-    framed = pack_requests([b"ab", b""])
-    assert framed == (b"\x00\x00\x00\x0f" + b"M" + b"\x00\x00\x00\x02" + b"\x00\x00\x00\x02ab" + b"\x00\x00\x00\x00")
-
-
-@pytest.mark.parametrize("bodies", [
-    [],
-    [b""],
-    [b"", b"", b""],
-    [b'{"data": [[1, 2, 3]]}'],
-    [bytes(range(256)) * 3, b"\x00", b"M\x00\x00\x00\x01"],  # bytes that look like framing
-    [f"request {i}".encode() for i in range(1000)],
-], ids=["none", "one-empty", "three-empty", "json", "binary", "a-thousand"])
-def test_requests_round_trip(bodies: list[bytes]) -> None:
-    assert unpack_requests(unframe(pack_requests(bodies))) == bodies
-
-
-def test_a_large_request_body_round_trips() -> None:
-    big = os.urandom(8 * 1024 * 1024 + 7)
-    payload = unframe(pack_requests([b"small", big, b"tail"]))
-    assert unpack_requests(payload) == [b"small", big, b"tail"]
-
-
-@pytest.mark.parametrize("results", [
-    [],
-    [(b"O", b"")],
-    [(b"O", b'{"a": 1}'), (b"E", b'{"error": "ValueError: x", "traceback": ""}'),
-     (b"H", b'{"status": 418, "headers": {}, "body": "teapot"}')],
-    [(b"O", os.urandom(3 * 1024 * 1024)), (b"O", b"{}")],
-], ids=["none", "one-empty", "every-kind", "large"])
-def test_results_round_trip(results: list[tuple[bytes, bytes]]) -> None:
-    assert unpack_results(unframe(pack_results(results))) == results
-
-
-def test_frames_are_read_one_after_the_other() -> None:
-    stream = io.BytesIO(pack_requests([b"first"]) + pack_results([(b"O", b"second")]) + worker.frame(b""))
-    assert unpack_requests(read_frame(stream)) == [b"first"]  # type: ignore[arg-type]
-    assert unpack_results(read_frame(stream)) == [(b"O", b"second")]  # type: ignore[arg-type]
-    assert read_frame(stream) == b""
-    assert read_frame(stream) is None  # end of stream
-
-
-@pytest.mark.parametrize("cut", [0, 1, 3, 4, 5, 10])
-def test_a_truncated_frame_reads_as_the_end(cut: int) -> None:
-    framed = worker.frame(b"0123456789")
-    assert read_frame(io.BytesIO(framed[:cut])) is None
-
-
-def test_the_server_reads_the_same_header() -> None:
-    from kiln.serving import pool
-
-    assert pool.HEADER is HEADER
-    assert HEADER.pack(70000) == struct.pack(">I", 70000)
 
 
 # ---- a real worker process ---------------------------------------------------------------------------
@@ -124,9 +49,12 @@ SCORE = """\
 class Worker:
     """``python worker.py score.py`` with the protocol on its pipes, its stderr kept."""
 
-    def __init__(self, python: str, script: Path, *, debug: bool = False, batching: bool = False) -> None:
+    def __init__(self, python: str, script: Path, *, debug: bool = False, batching: bool = False,
+                 pythonpath: str | None = None) -> None:
         env = {**os.environ, "AZUREML_MODEL_DIR": "/models/m/1", "KILN_WORKER_SHIM": str(SHIM),
                "KILN_DEBUG": "1" if debug else "", "KILN_BATCHING": "1" if batching else ""}
+        if pythonpath is not None:
+            env["PYTHONPATH"] = pythonpath
         self.proc = subprocess.Popen([python, "-u", str(WORKER), str(script)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=script.parent, env=env)
 
@@ -258,4 +186,39 @@ def test_worker_fails_every_request_of_a_batch_that_returns_too_few(tmp_path: Pa
     results = w.call(b"1", b"2")
     assert [kind for kind, _ in results] == [b"E", b"E"]
     assert json.loads(results[0][1])["error"] == "ValueError: run_batch() returned 1 results for 2 requests"
+    assert w.finish()[0] == 0
+
+
+BIG = """\
+    def run(raw_data):
+        if raw_data.startswith('"answer'):
+            return "y" * int(raw_data[7:-1])
+        return {"length": len(raw_data), "last": raw_data[-3:]}
+"""
+
+
+@pytest.mark.parametrize("python", ["kiln", "oldest"])
+def test_worker_reads_and_writes_big_frames_whole(tmp_path: Path, python: str) -> None:
+    """A pipe hands out 64 KiB at a time: a 220 KB body used to look like the end of the stream to the worker."""
+    w = Worker(sys.executable if python == "kiln" else oldest_python(), write_script(tmp_path, BIG))
+    assert w.read()[:1] == b"I"
+    for size in (220 * 1024, 3 * 1024 * 1024 + 1):
+        body = b'"' + b"a" * (size - 5) + b'xyz"'
+        assert [(kind, json.loads(data)) for kind, data in w.call(body, b'"small"')] == [
+            (b"O", {"length": size, "last": 'yz"'}), (b"O", {"length": 7, "last": 'll"'})]
+    [(kind, data)] = w.call(b'"answer%d"' % (5 * 1024 * 1024))
+    assert kind == b"O" and data == b'"' + b"y" * (5 * 1024 * 1024) + b'"'
+    assert w.finish()[0] == 0
+
+
+def test_kilns_modules_do_not_shadow_the_scripts_imports(tmp_path: Path) -> None:
+    """The worker's folder holds protocol.py, config.py, model.py...: not on the user's path."""
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "protocol.py").write_text("WHO = 'the user'\n")
+    (tmp_path / "src").mkdir()
+    script = write_script(tmp_path / "src", "import protocol\n\ndef run(raw_data):\n    return protocol.WHO\n")
+    w = Worker(sys.executable, script, pythonpath=str(library))
+    assert w.read()[:1] == b"I"
+    assert w.call(b"1") == [(b"O", b'"the user"')]
     assert w.finish()[0] == 0
