@@ -13,7 +13,6 @@ import builtins
 import contextlib
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln._process import alive
+from kiln._tree import copy_file_no_follow
 from kiln.environment.names import check_name
 from kiln.errors import KilnError, NotFoundError
 from kiln.runs.layout import RunLayout
@@ -264,7 +264,7 @@ class Run:
         if target.is_dir():
             target = target / Path(name).name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        copy_file_no_follow(source, target)  # a link already at the target is replaced, never written through
         return str(target)
 
     def download_files(self, prefix: str | None = None, output_directory: str | os.PathLike[str] | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kiln._process import alive, start_time
+from kiln._tree import copy_tree
 from kiln.runs.targets.interface import ComputeTarget, RunHandle, RunPlan
 
 __all__ = ["GRACE_SECONDS", "LocalHandle", "LocalTarget"]
@@ -142,5 +142,12 @@ class LocalHandle(RunHandle):
         if self.plan.outputs is None:
             return
         outputs = Path(self.plan.workdir) / "outputs"
-        if outputs.is_dir():
-            shutil.copytree(outputs, self.plan.outputs, dirs_exist_ok=True, symlinks=False)
+        if outputs.is_dir() and not outputs.is_symlink():
+            # kiln._tree's rule: links inside ./outputs stay links, links outside are never read
+            tree = copy_tree(outputs, self.plan.outputs)
+            if tree.skipped:
+                with open(self.plan.log, "a", encoding="utf-8") as log:
+                    log.write(f"[kiln] outputs: left out {tree.describe_skipped()}\n")
+        elif outputs.is_symlink():
+            with open(self.plan.log, "a", encoding="utf-8") as log:
+                log.write("[kiln] outputs: left out ./outputs itself (a link; outputs are collected from a folder)\n")
