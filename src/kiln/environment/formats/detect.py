@@ -70,7 +70,7 @@ def _looks_like_yaml_mapping(text: str) -> bool:
 def load_any(path: Path, *, name: str | None = None, format: str | None = None):  # type: ignore[no-untyped-def]
     """An ``Environment`` from ``path``; ``name`` overrides (and is required for a requirements file)."""
     from kiln.environment.environment import Environment, EnvironmentReference
-    from kiln.environment.formats import azureml_v1, azureml_v2
+    from kiln.environment.formats import azureml_v2
 
     path = resolve_input(path)
     if name is not None:
@@ -80,7 +80,7 @@ def load_any(path: Path, *, name: str | None = None, format: str | None = None):
         raise FormatError(str(path), f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     if fmt == "azureml-v1":
         folder = path if path.is_dir() else path.parent
-        env = azureml_v1.load(folder)
+        env = Environment.load_from_directory(folder)
         if isinstance(env, EnvironmentReference):
             raise FormatError(str(folder / "azureml_environment.json"),
                               f"names the registered environment {env.name!r} but defines nothing "
