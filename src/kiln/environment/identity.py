@@ -27,7 +27,7 @@ import hashlib
 import json
 from typing import Any
 
-from kiln.environment import specs
+from kiln.environment import conda_specs, pip_requirements
 from kiln.environment.canonical import Definition
 
 __all__ = ["IDENTITY_FORMAT", "canonical_form", "identity_hash"]
@@ -45,8 +45,8 @@ def canonical_form(env: Definition) -> dict[str, Any]:
     elif env.python.conda_dependencies is not None:
         cd = env.python.conda_dependencies
         python["channels"] = cd.conda_channels
-        python["conda"] = sorted(specs.normalize_conda_spec(s) for s in cd.conda_packages)
-        python["pip"] = sorted(specs.normalize_pip_requirement(s) for s in cd.pip_packages)
+        python["conda"] = sorted(conda_specs.normalize_conda_spec(s) for s in cd.conda_packages)
+        python["pip"] = sorted(pip_requirements.normalize_pip_requirement(s) for s in cd.pip_packages)
         python["pip_options"] = sorted(" ".join(o.split()) for o in cd.pip_options)
     dockerfile = docker.base_dockerfile
     if dockerfile is not None:
