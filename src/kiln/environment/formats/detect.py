@@ -53,8 +53,9 @@ def load_any(path: Path, *, name: str | None = None, format: str | None = None) 
     path = resolve_input(path)
     if name is not None:
         name = check_name(name)
+    detected = format or detect_format(path)
     try:
-        fmt = get_format(format or detect_format(path))
-    except DefinitionError as e:
+        fmt = get_format(detected)
+    except DefinitionError as e:  # an unknown --format: the message names the known ones
         raise FormatError(str(path), str(e)) from None
     return fmt.load(path, name=name)

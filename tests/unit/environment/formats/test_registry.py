@@ -88,3 +88,9 @@ def test_requirements_cannot_hold_an_environment_without_packages() -> None:
     env.python.conda_dependencies = None
     env.python.user_managed_dependencies = True
     assert "no Python packages" in (FORMATS["requirements"].cannot_dump(env) or "")
+
+
+def test_a_missing_path_is_named_once(tmp_path: Path) -> None:
+    with pytest.raises(FormatError) as info:
+        load_any(tmp_path / "missing.yml")
+    assert str(info.value) == f"{tmp_path / 'missing.yml'}: no such file or folder"
