@@ -69,8 +69,9 @@ NAME_IN_FILE_BUG = ("src/kiln/environment/serialize.py environment_from_dict and
                     "an invalid name read from the file raises check_name's DefinitionError without the file")
 CURATED_IN_FILE_BUG = ("a 'Kiln-' name read from a file is refused only in Workspace.register_environment_ex, "
                        "whose message does not name the file")
-IPV6_URL_BUG = ("src/kiln/environment/specs.py _check_url / _check_option_value: urllib.parse.urlsplit raises "
-                "ValueError('Invalid IPv6 URL') for 'https://[::1/...', not caught: exit 2, 'kiln: internal error'")
+IPV6_URL_BUG = ("environment/pip_requirements.py _check_url, pip_options.py _check_option_value: "
+                "urllib.parse.urlsplit raises ValueError('Invalid IPv6 URL') for 'https://[::1/...', not caught: "
+                "exit 2, 'kiln: internal error'")
 EMPTY_NAME_BUG = ("formats/detect.py load_any: `-n ''` is treated as 'no name given' (`name or conda.name`, "
                   "`if name:`): registers under the file's name, exit 0")
 

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 from kiln.builds.lock import Lock, LockedPackage, packages_from_requirements
 from kiln.builds.uv import LineSink, run_uv, uv_version
-from kiln.environment import specs
-from kiln.environment.secrets import mask_url
+from kiln.environment.conda_specs import conda_spec_name, conda_spec_version
+from kiln.environment.pip_requirements import normalize_pip_requirement, pip_requirement_name
+from kiln.environment.secrets import mask
 
 if TYPE_CHECKING:
     from kiln.builds.interpreters import Interpreter
@@ -39,7 +40,7 @@ def conda_specs(env: Environment) -> list[str]:
     cd = env.python.conda_dependencies
     if cd is None or env.python.user_managed_dependencies:
         return []
-    return [s for s in cd.conda_packages if specs.conda_spec_name(s) not in _SKIPPED_CONDA]
+    return [s for s in cd.conda_packages if conda_spec_name(s) not in _SKIPPED_CONDA]
 
 
 def requirements_of(env: Environment, *, cache_dir: Path | None = None, with_conda: bool = True
@@ -48,8 +49,8 @@ def requirements_of(env: Environment, *, cache_dir: Path | None = None, with_con
     cd = env.python.conda_dependencies
     if cd is None:
         return [], []
-    requirements = [specs.normalize_pip_requirement(p) for p in cd.pip_packages]
-    pip_names = {specs.pip_requirement_name(p) for p in cd.pip_packages}
+    requirements = [normalize_pip_requirement(p) for p in cd.pip_packages]
+    pip_names = {pip_requirement_name(p) for p in cd.pip_packages}
     conda = conda_specs(env) if with_conda else []
     mapping: dict[str, str] = {}
     if conda:
@@ -59,11 +60,11 @@ def requirements_of(env: Environment, *, cache_dir: Path | None = None, with_con
     for spec in conda:
         from kiln.builds.conda.pypi_map import conda_to_pypi
 
-        name = conda_to_pypi(specs.conda_spec_name(spec), mapping)
-        if specs.pip_requirement_name(name) in pip_names:
+        name = conda_to_pypi(conda_spec_name(spec), mapping)
+        if pip_requirement_name(name) in pip_names:
             continue
         exact = re.match(r"^[^=<>!~ ]+\s*==\s*[\w.!+]+$", spec.split("::")[-1].strip()) is not None
-        requirements.append(_conda_to_pip(name, specs.conda_spec_version(spec), exact=exact))
+        requirements.append(_conda_to_pip(name, conda_spec_version(spec), exact=exact))
     options = [" ".join(o.split()) for o in cd.pip_options]
     return requirements, options
 
@@ -112,13 +113,13 @@ def resolve(env: Environment, interpreter: Interpreter, *, preferences: Lock | N
 def _resolve_pip(env: Environment, interpreter: Interpreter, requirements: list[str], options: list[str], *,
                  preferences: Lock | None = None, upgrade: bool = False, sink: LineSink | None = None) -> Lock:
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-    indexes = [mask_url(o.split(None, 1)[1]) for o in options if o.split(None, 1)[0] in _INDEX_FLAGS]
+    indexes = [mask(o.split(None, 1)[1]) for o in options if o.split(None, 1)[0] in _INDEX_FLAGS]
     if not any(o.startswith("--index-url") for o in options) and not any(o == "--no-index" for o in options):
         indexes.insert(0, "https://pypi.org/simple")
 
     def make(packages: tuple[LockedPackage, ...], text: str) -> Lock:
         return Lock(identity=env.hash, python=interpreter.version, platform=interpreter.platform,
-                    requirements=tuple(requirements), options=tuple(mask_url(o) for o in options),
+                    requirements=tuple(requirements), options=tuple(mask(o) for o in options),
                     indexes=tuple(indexes), resolver=uv_version(), created_at=now, packages=packages, text=text)
 
     if not requirements:
@@ -142,4 +143,4 @@ def _resolve_pip(env: Environment, interpreter: Interpreter, requirements: list[
 def _clean(text: str) -> str:
     # comments may name this machine's paths; credentials never stay in a lock
     body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
-    return mask_url(body).strip() + "\n"
+    return mask(body).strip() + "\n"

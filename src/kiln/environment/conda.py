@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from kiln.environment import specs
+from kiln.environment.conda_specs import conda_spec_name, conda_spec_version, parse_conda_spec
+from kiln.environment.pip_options import REPEATABLE_PIP_OPTIONS, check_pip_option, is_pip_option, pip_option_flag
+from kiln.environment.pip_requirements import parse_pip_requirement, pip_requirement_name
 from kiln.errors import DefinitionError, FormatError
 
 __all__ = ["DEFAULT_CHANNELS", "DEFAULT_PYTHON_VERSION", "KNOWN_KEYS", "CondaDependencies"]
@@ -131,11 +133,11 @@ class CondaDependencies:
     @property
     def pip_packages(self) -> list[str]:
         """Pip requirements in order (blank and comment-only entries, which pip skips, left out)."""
-        return [str(p) for p in self._pip_list() if not specs.is_pip_option(str(p)) and not _is_blank(str(p))]
+        return [str(p) for p in self._pip_list() if not is_pip_option(str(p)) and not _is_blank(str(p))]
 
     @property
     def pip_options(self) -> list[str]:
-        return [str(p) for p in self._pip_list() if specs.is_pip_option(str(p))]
+        return [str(p) for p in self._pip_list() if is_pip_option(str(p))]
 
     @property
     def variables(self) -> dict[str, str]:
@@ -149,8 +151,8 @@ class CondaDependencies:
     def get_python_version(self) -> str | None:
         """The version in the ``python`` conda spec (``"3.9"`` for ``python=3.9``), or None."""
         for spec in self.conda_packages:
-            if specs.conda_spec_name(spec) == "python":
-                return specs.conda_spec_version(spec)
+            if conda_spec_name(spec) == "python":
+                return conda_spec_version(spec)
         return None
 
     @property
@@ -171,11 +173,11 @@ class CondaDependencies:
 
     def add_conda_package(self, conda_package: str) -> None:
         """Add a conda spec; a spec of the same package replaces the old one in place."""
-        specs.parse_conda_spec(conda_package, where=self._source)
-        name = specs.conda_spec_name(conda_package)
+        parse_conda_spec(conda_package, where=self._source)
+        name = conda_spec_name(conda_package)
         deps = self._deps()
         for i, d in enumerate(deps):
-            if not isinstance(d, Mapping) and specs.conda_spec_name(str(d)) == name:
+            if not isinstance(d, Mapping) and conda_spec_name(str(d)) == name:
                 deps[i] = conda_package
                 return
         index = next((i for i, d in enumerate(deps) if isinstance(d, Mapping)), len(deps))
@@ -183,25 +185,25 @@ class CondaDependencies:
 
     def remove_conda_package(self, conda_package: str) -> None:
         """Remove the conda package named by ``conda_package`` (a name or a spec)."""
-        name = specs.conda_spec_name(conda_package)
+        name = conda_spec_name(conda_package)
         deps = self._deps()
-        deps[:] = [d for d in deps if isinstance(d, Mapping) or specs.conda_spec_name(str(d)) != name]
+        deps[:] = [d for d in deps if isinstance(d, Mapping) or conda_spec_name(str(d)) != name]
 
     def add_pip_package(self, pip_package: str) -> None:
         """Add a pip requirement; a requirement of the same project replaces the old one in place."""
-        req = specs.parse_pip_requirement(pip_package, where=self._source)
+        req = parse_pip_requirement(pip_package, where=self._source)
         pip = self._pip_list(create=True)
         for i, p in enumerate(pip):
-            if not specs.is_pip_option(str(p)) and specs.pip_requirement_name(str(p)) == _canon(req.name):
+            if not is_pip_option(str(p)) and pip_requirement_name(str(p)) == _canon(req.name):
                 pip[i] = pip_package
                 return
         pip.append(pip_package)
 
     def remove_pip_package(self, pip_package: str) -> None:
         """Remove the pip requirement named by ``pip_package`` (a name or a requirement)."""
-        name = specs.pip_requirement_name(pip_package)
+        name = pip_requirement_name(pip_package)
         pip = self._pip_list()
-        pip[:] = [p for p in pip if specs.is_pip_option(str(p)) or specs.pip_requirement_name(str(p)) != name]
+        pip[:] = [p for p in pip if is_pip_option(str(p)) or pip_requirement_name(str(p)) != name]
         self._drop_empty_pip()
 
     def add_channel(self, channel: str) -> None:
@@ -223,23 +225,23 @@ class CondaDependencies:
         """Pin the interpreter: ``python=<version>`` replaces any ``python`` spec."""
         version = str(version).strip()
         spec = f"python={version}"
-        specs.parse_conda_spec(spec, where=f"{self._source}: python version")
+        parse_conda_spec(spec, where=f"{self._source}: python version")
         self.add_conda_package(spec)
 
     def set_pip_option(self, pip_option: str) -> None:
         """Add a pip option; an option with the same flag is replaced (``--extra-index-url`` and
         ``--find-links`` may appear several times: identical lines are not repeated)."""
         option = " ".join(str(pip_option).split())
-        if not specs.is_pip_option(option):
+        if not is_pip_option(option):
             raise DefinitionError(f"{self._source}: {pip_option!r} is not a pip option (it must start with '-')")
-        flag = specs.pip_option_flag(option)
+        flag = pip_option_flag(option)
         pip = self._pip_list(create=True)
-        if flag in specs.REPEATABLE_PIP_OPTIONS:
+        if flag in REPEATABLE_PIP_OPTIONS:
             if option not in [str(p) for p in pip]:
                 pip.insert(len(self.pip_options), option)
             return
         for i, p in enumerate(pip):
-            if specs.is_pip_option(str(p)) and specs.pip_option_flag(str(p)) == flag:
+            if is_pip_option(str(p)) and pip_option_flag(str(p)) == flag:
                 pip[i] = option
                 return
         pip.insert(len(self.pip_options), option)
@@ -251,8 +253,8 @@ class CondaDependencies:
         if " " in option or "=" in option:
             pip[:] = [p for p in pip if " ".join(str(p).split()) != option]
         else:
-            flag = specs.pip_option_flag(option)
-            pip[:] = [p for p in pip if not (specs.is_pip_option(str(p)) and specs.pip_option_flag(str(p)) == flag)]
+            flag = pip_option_flag(option)
+            pip[:] = [p for p in pip if not (is_pip_option(str(p)) and pip_option_flag(str(p)) == flag)]
         self._drop_empty_pip()
 
     def save(self, path: str | os.PathLike[str]) -> str:
@@ -414,11 +416,11 @@ def _validate(data: Any, source: str) -> None:
                     raise FormatError(source, f"expected a pip requirement string, got {item!r}", f"{field}.pip[{j}]")
                 if _is_blank(item):
                     continue
-                if specs.is_pip_option(item):
-                    specs.check_pip_option(item, where=where)
+                if is_pip_option(item):
+                    check_pip_option(item, where=where)
                 else:
-                    specs.parse_pip_requirement(item, where=where)
+                    parse_pip_requirement(item, where=where)
         elif isinstance(dep, str):
-            specs.parse_conda_spec(dep, where=f"{source}: {field}")
+            parse_conda_spec(dep, where=f"{source}: {field}")
         else:
             raise FormatError(source, f"expected a conda spec string or a 'pip' list, got {dep!r}", field)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kiln.environment import specs
+from kiln.environment import conda_specs, pip_requirements
 
 if TYPE_CHECKING:
     from kiln.environment.environment import Environment
@@ -91,10 +91,10 @@ def _python(old: Environment, new: Environment) -> list[Change]:
         return out
     if ca.conda_channels != cb.conda_channels:
         out.append(Change("python.channels", "order", "changed", ca.conda_channels, cb.conda_channels))
-    out += _mapping("python.conda", {specs.conda_spec_name(s): s for s in ca.conda_packages},
-                    {specs.conda_spec_name(s): s for s in cb.conda_packages}, show_values=True)
-    out += _mapping("python.pip", {specs.pip_requirement_name(s): s for s in ca.pip_packages},
-                    {specs.pip_requirement_name(s): s for s in cb.pip_packages}, show_values=True)
+    out += _mapping("python.conda", {conda_specs.conda_spec_name(s): s for s in ca.conda_packages},
+                    {conda_specs.conda_spec_name(s): s for s in cb.conda_packages}, show_values=True)
+    out += _mapping("python.pip", {pip_requirements.pip_requirement_name(s): s for s in ca.pip_packages},
+                    {pip_requirements.pip_requirement_name(s): s for s in cb.pip_packages}, show_values=True)
     out += _sets("python.pip_options", ca.pip_options, cb.pip_options)
     return out
 

@@ -3,6 +3,11 @@
 The object is mutable while a user edits it, as in the SDK. Everything downstream (identity,
 registry, builds) works from its canonical data (``to_dict``), so what is registered is a snapshot.
 Workspaces are reached through their own methods, so this module knows nothing of the registry.
+
+The class sits over the modules that do its work (``canonical`` for data, ``identity`` for the
+hash, ``formats.azureml_v1`` for folders, ``importers`` for the factories): they work on its
+fields and parts and never import it, so there is no import loop. Modules that construct
+environments from files (``serialize``, ``formats.azureml_v2``, ``formats.detect``) sit over it.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from kiln.environment import canonical
 from kiln.environment.conda import CondaDependencies
 from kiln.environment.identity import identity_hash
 from kiln.environment.names import check_name
 from kiln.environment.sections import DockerSection, PythonSection, SparkSection
-from kiln.errors import DefinitionError, KilnError
+from kiln.errors import DefinitionError, FormatError, KilnError
 
 __all__ = ["Environment", "EnvironmentReference"]
 
@@ -91,15 +97,27 @@ class Environment:
 
     def to_dict(self, *, include_secrets: bool = False) -> dict[str, Any]:
         """The whole definition as JSON-ready data (conda file and Dockerfile inline)."""
-        from kiln.environment.serialize import environment_to_dict
-
-        return environment_to_dict(self, include_secrets=include_secrets)
+        return canonical.environment_to_dict(self, include_secrets=include_secrets)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "environment definition") -> Environment:
-        from kiln.environment.serialize import environment_from_dict
+        return cls._from_data(data, source)
 
-        return environment_from_dict(data, source)
+    @classmethod
+    def _from_data(cls, data: Any, source: str, *, conda: CondaDependencies | None = None,
+                   dockerfile: str | None = None, trusted: bool = False) -> Environment:
+        """From ``azureml_environment.json`` data; see ``canonical.read_into`` for the arguments."""
+        env = cls._empty(canonical.name_of(data, source), source)
+        canonical.read_into(env, data, source, conda=conda, dockerfile=dockerfile, trusted=trusted)
+        return env
+
+    @classmethod
+    def _empty(cls, name: str, source: str) -> Environment:
+        """An environment with no defaults, named by a file: a bad name is that file's ``name`` error."""
+        try:
+            return cls(name, _defaults=False)
+        except DefinitionError as e:
+            raise FormatError(source, str(e), "name") from None
 
     def definition_text(self) -> str:
         """Deterministic JSON of the definition without name and version: what the registry compares.
@@ -107,9 +125,7 @@ class Environment:
         Key order is the serializer's (and the conda file's own), so a download gives the file back as written."""
         import json
 
-        from kiln.environment.serialize import environment_to_dict
-
-        data = environment_to_dict(self, include_version=False)
+        data = canonical.environment_to_dict(self, include_version=False)
         del data["name"]
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
@@ -132,9 +148,7 @@ class Environment:
         return twin
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Environment:
-        from kiln.environment.serialize import environment_from_dict
-
-        twin = environment_from_dict(self.to_dict(include_secrets=True), "copy", trusted=True)
+        twin = self._from_data(self.to_dict(include_secrets=True), "copy", trusted=True)
         twin.python.conda_dependencies = (None if self.python.conda_dependencies is None
                                           else self.python.conda_dependencies.copy())
         return twin
@@ -194,7 +208,10 @@ class Environment:
         version) names a registered environment: an ``EnvironmentReference`` is returned, as in the SDK."""
         from kiln.environment.formats import azureml_v1
 
-        return azureml_v1.load(Path(path))
+        folder = azureml_v1.read(Path(path))
+        if folder.reference is not None:
+            return EnvironmentReference(*folder.reference)
+        return Environment._from_data(folder.data, folder.source, conda=folder.conda, dockerfile=folder.dockerfile)
 
     # ---- factories ----------------------------------------------------------------------------
 
@@ -204,53 +221,74 @@ class Environment:
         """An environment whose pip packages and options come from a requirements file (``-r`` includes inlined)."""
         from kiln.environment import importers
 
-        return importers.from_pip_requirements(name, Path(file_path), pip_version=pip_version)
+        conda = importers.conda_from_pip_requirements(Path(file_path), pip_version=pip_version)
+        return Environment._with_conda(name, conda, {})
 
     @staticmethod
     def from_conda_specification(name: str, file_path: str | os.PathLike[str]) -> Environment:
         """An environment from a conda ``environment.yml`` (its ``variables`` become environment variables)."""
         from kiln.environment import importers
 
-        return importers.from_conda_specification(name, Path(file_path))
+        return Environment._with_conda(name, *importers.conda_of_conda_specification(Path(file_path)))
 
     @staticmethod
     def from_existing_conda_environment(name: str, conda_environment_name: str) -> Environment:
         """Capture a conda environment on this machine (needs ``conda`` or ``micromamba`` on PATH)."""
         from kiln.environment import importers
 
-        return importers.from_existing_conda_environment(name, conda_environment_name)
+        return Environment._with_conda(name, *importers.conda_of_conda_environment(conda_environment_name))
 
     @staticmethod
     def from_existing_python(name: str, interpreter: str | os.PathLike[str]) -> Environment:
         """Capture an interpreter or virtual environment: its Python version and its distributions, pinned."""
         from kiln.environment import importers
 
-        return importers.from_existing_python(name, str(interpreter))
+        return Environment._with_conda(name, importers.conda_from_python(str(interpreter)), {})
 
     @staticmethod
     def from_dockerfile(name: str, dockerfile: str | os.PathLike[str], conda_specification: str | None = None,
                         pip_requirements: str | None = None) -> Environment:
         """An environment built from a Dockerfile (text or path); without packages it is user-managed."""
-        from kiln.environment import importers
-
-        return importers.from_docker(name, dockerfile=dockerfile, conda_specification=conda_specification,
-                                     pip_requirements=pip_requirements)
+        return Environment._on_docker(name, conda_specification, pip_requirements, dockerfile=dockerfile)
 
     @staticmethod
     def from_docker_image(name: str, image: str, container_registry: Any = None,
                           conda_specification: str | None = None, pip_requirements: str | None = None
                           ) -> Environment:
         """An environment on a Docker image; without packages it is user-managed."""
-        from kiln.environment import importers
-
-        return importers.from_docker(name, image=image, container_registry=container_registry,
-                                     conda_specification=conda_specification, pip_requirements=pip_requirements)
+        return Environment._on_docker(name, conda_specification, pip_requirements, image=image,
+                                      container_registry=container_registry)
 
     @staticmethod
     def from_docker_build_context(name: str, docker_build_context: Any) -> Environment:
+        return Environment._on_docker(name, None, None, build_context=docker_build_context)
+
+    @staticmethod
+    def _with_conda(name: str, conda: CondaDependencies, variables: dict[str, str]) -> Environment:
+        env = Environment(name)
+        env.python.conda_dependencies = conda
+        env.environment_variables.update(variables)
+        return env
+
+    @staticmethod
+    def _on_docker(name: str, conda_specification: str | os.PathLike[str] | None,
+                   pip_requirements: str | os.PathLike[str] | None, **docker: Any) -> Environment:
+        """With packages (a conda file or a requirements file) Kiln manages Python on top of the
+        image; without, the image's own Python is used as it is (user-managed), as in the SDK."""
         from kiln.environment import importers
 
-        return importers.from_docker(name, build_context=docker_build_context)
+        if conda_specification is not None and pip_requirements is not None:
+            raise DefinitionError("give conda_specification or pip_requirements, not both")
+        if conda_specification is not None:
+            env = Environment.from_conda_specification(name, conda_specification)
+        elif pip_requirements is not None:
+            env = Environment.from_pip_requirements(name, pip_requirements)
+        else:
+            env = Environment(name)
+            env.python.conda_dependencies = None
+            env.python.user_managed_dependencies = True
+        importers.set_docker_base(env.docker, **docker)
+        return env
 
     def validate(self) -> None:
         """Check the whole definition (the setters check single fields)."""

@@ -25,19 +25,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kiln.environment import specs
-
-if TYPE_CHECKING:
-    from kiln.environment.environment import Environment
+from kiln.environment import conda_specs, pip_requirements
+from kiln.environment.canonical import Definition
 
 __all__ = ["IDENTITY_FORMAT", "canonical_form", "identity_hash"]
 
 IDENTITY_FORMAT = "kiln-identity/1"
 
 
-def canonical_form(env: Environment) -> dict[str, Any]:
+def canonical_form(env: Definition) -> dict[str, Any]:
     docker = env.docker
     bc = docker.build_context
     python: dict[str, Any] = {"user_managed": env.python.user_managed_dependencies,
@@ -47,8 +45,8 @@ def canonical_form(env: Environment) -> dict[str, Any]:
     elif env.python.conda_dependencies is not None:
         cd = env.python.conda_dependencies
         python["channels"] = cd.conda_channels
-        python["conda"] = sorted(specs.normalize_conda_spec(s) for s in cd.conda_packages)
-        python["pip"] = sorted(specs.normalize_pip_requirement(s) for s in cd.pip_packages)
+        python["conda"] = sorted(conda_specs.normalize_conda_spec(s) for s in cd.conda_packages)
+        python["pip"] = sorted(pip_requirements.normalize_pip_requirement(s) for s in cd.pip_packages)
         python["pip_options"] = sorted(" ".join(o.split()) for o in cd.pip_options)
     dockerfile = docker.base_dockerfile
     if dockerfile is not None:
@@ -70,7 +68,7 @@ def canonical_form(env: Environment) -> dict[str, Any]:
     }
 
 
-def identity_hash(env: Environment) -> str:
+def identity_hash(env: Definition) -> str:
     """SHA-256 hex digest of the canonical form."""
     text = json.dumps(canonical_form(env), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

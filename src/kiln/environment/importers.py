@@ -1,5 +1,10 @@
-"""Environments made from what already exists: requirement files, conda files and environments,
-interpreters and virtual environments, Dockerfiles and images."""
+"""What existing things hold, as parts of an environment: requirement files, conda files and
+environments, interpreters and virtual environments, Dockerfiles and images.
+
+Each function returns parts (a ``CondaDependencies``, variables, a docker section filled in) and
+never an ``Environment``: the class's factories (``Environment.from_pip_requirements`` and friends)
+assemble them, so this module sits under the class and the class can call it.
+"""
 
 from __future__ import annotations
 
@@ -11,48 +16,45 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from kiln.environment.environment import Environment
-from kiln.environment.sections import ContainerRegistry, DockerBuildContext
+from kiln.environment.conda import CondaDependencies
+from kiln.environment.sections import ContainerRegistry, DockerBuildContext, DockerSection
 from kiln.errors import CommandError, DefinitionError, FormatError
 
 __all__ = [
-    "from_conda_specification",
-    "from_docker",
-    "from_existing_conda_environment",
-    "from_existing_python",
-    "from_pip_requirements",
+    "conda_from_pip_requirements",
+    "conda_from_python",
+    "conda_of_conda_environment",
+    "conda_of_conda_specification",
+    "set_docker_base",
 ]
 
 log = logging.getLogger(__name__)
 
 
-def from_pip_requirements(name: str, path: Path, *, pip_version: str | None = None) -> Environment:
+def conda_from_pip_requirements(path: Path, *, pip_version: str | None = None) -> CondaDependencies:
+    """Kiln's template with the packages and options of a requirements file (``-r`` includes inlined)."""
     from kiln.environment.formats.requirements import parse_requirements
 
     parsed = parse_requirements(path)
-    env = Environment(name)
-    cd = env.python.conda_dependencies
-    assert cd is not None
+    cd = CondaDependencies()
     if pip_version:
         cd.add_conda_package(f"pip={pip_version}")
     for option in parsed.options:
         cd.set_pip_option(option)
     for package in parsed.packages:
         cd.add_pip_package(package)
-    return env
+    return cd
 
 
-def from_conda_specification(name: str, path: Path) -> Environment:
+def conda_of_conda_specification(path: Path) -> tuple[CondaDependencies, dict[str, str]]:
+    """A conda ``environment.yml``'s dependencies and its ``variables``."""
     from kiln.environment.formats.conda_file import read_conda_file
 
-    conda, variables = read_conda_file(path)
-    env = Environment(name)
-    env.python.conda_dependencies = conda
-    env.environment_variables.update(variables)
-    return env
+    return read_conda_file(path)
 
 
-def from_existing_conda_environment(name: str, conda_environment_name: str) -> Environment:
+def conda_of_conda_environment(conda_environment_name: str) -> tuple[CondaDependencies, dict[str, str]]:
+    """A conda environment on this machine (by name or prefix), exported with ``conda env export``."""
     from kiln.environment.formats.conda_file import conda_from_text
 
     tool = shutil.which("conda") or shutil.which("micromamba") or shutil.which("mamba")
@@ -71,11 +73,7 @@ def from_existing_conda_environment(name: str, conda_environment_name: str) -> E
     flag = "-p" if conda_environment_name in prefixes else "-n"
     exported = _run([tool, "env", "export", flag, conda_environment_name, "--no-builds"],
                     f"exporting conda environment {conda_environment_name!r}")
-    conda, variables = conda_from_text(exported, f"{tool} env export {conda_environment_name}")
-    env = Environment(name)
-    env.python.conda_dependencies = conda
-    env.environment_variables.update(variables)
-    return env
+    return conda_from_text(exported, f"{tool} env export {conda_environment_name}")
 
 
 # Runs inside the captured interpreter (any Python from 3.6 on): prints its version and its
@@ -104,15 +102,14 @@ print(json.dumps(out))
 _SKIP = {"pip", "setuptools", "wheel", "distribute"}
 
 
-def from_existing_python(name: str, interpreter: str) -> Environment:
+def conda_from_python(interpreter: str) -> CondaDependencies:
+    """An interpreter's (or virtual environment's) Python version and distributions, pinned."""
     from packaging.utils import canonicalize_name
 
     python = _interpreter(interpreter)
     data = json.loads(_run([python, "-I", "-c", _PROBE], f"inspecting {python}"))
     version = str(data["version"])
-    env = Environment(name)
-    cd = env.python.conda_dependencies
-    assert cd is not None
+    cd = CondaDependencies()
     cd.set_python_version(version)
     seen: set[str] = set()
     for dist_name, dist_version, direct in sorted(data["dists"], key=lambda d: str(d[0]).lower()):
@@ -126,7 +123,7 @@ def from_existing_python(name: str, interpreter: str) -> Environment:
                         dist_version)
             continue
         cd.add_pip_package(requirement)
-    return env
+    return cd
 
 
 def _pinned(name: str, version: str, direct: str | None) -> str | None:
@@ -172,31 +169,18 @@ def _run(cmd: list[str], what: str) -> str:
     return proc.stdout
 
 
-def from_docker(name: str, *, image: str | None = None, dockerfile: str | os.PathLike[str] | None = None,
-                build_context: DockerBuildContext | None = None, container_registry: Any = None,
-                conda_specification: str | os.PathLike[str] | None = None,
-                pip_requirements: str | os.PathLike[str] | None = None) -> Environment:
-    """With packages (a conda file or a requirements file) Kiln manages Python on top of the
-    image; without, the image's own Python is used as it is (user-managed), as in the SDK."""
-    if conda_specification is not None and pip_requirements is not None:
-        raise DefinitionError("give conda_specification or pip_requirements, not both")
-    if conda_specification is not None:
-        env = from_conda_specification(name, Path(conda_specification))
-    elif pip_requirements is not None:
-        env = from_pip_requirements(name, Path(pip_requirements))
-    else:
-        env = Environment(name)
-        env.python.conda_dependencies = None
-        env.python.user_managed_dependencies = True
-    env.docker.base_image = None
+def set_docker_base(docker: DockerSection, *, image: str | None = None,
+                    dockerfile: str | os.PathLike[str] | None = None, build_context: DockerBuildContext | None = None,
+                    container_registry: Any = None) -> None:
+    """Put ``docker`` on an image, a Dockerfile or a build context (the first given), and a registry."""
+    docker.base_image = None
     if image is not None:
-        env.docker.base_image = image
+        docker.base_image = image
     elif dockerfile is not None:
-        env.docker.base_dockerfile = dockerfile
+        docker.base_dockerfile = dockerfile
     elif build_context is not None:
-        env.docker.build_context = build_context
+        docker.build_context = build_context
     if container_registry is not None:
         if not isinstance(container_registry, ContainerRegistry):
             raise FormatError("container_registry", f"expected a ContainerRegistry, got {container_registry!r}")
-        env.docker.base_image_registry = container_registry
-    return env
+        docker.base_image_registry = container_registry

@@ -4,17 +4,20 @@ A registry password (or any credential) is written in a definition as a referenc
 environment variable, ``"${MY_REGISTRY_PASSWORD}"``; Kiln resolves it at the moment it is used.
 A literal password set in code lives only in that ``Environment`` object: registering drops it,
 and ``save_to_directory`` writes it only when asked with ``include_secrets=True``.
+
+``mask`` is the one masker for anything shown or kept (messages, logs, locks): every credential
+Kiln knows how to spot, in linear time.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
 
 from kiln.errors import DefinitionError
 
-__all__ = ["expand_references", "is_reference", "mask_url", "resolve_reference", "url_has_literal_password"]
+__all__ = ["MASK", "expand_references", "is_reference", "mask", "resolve_reference", "url_has_literal_password"]
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -62,18 +65,84 @@ def url_has_literal_password(url: str) -> bool:
     return not _REFERENCE.fullmatch(parts.password)
 
 
-def mask_url(text: str) -> str:
-    """Replace the password of any URL in ``text`` with ``****`` (for messages and logs)."""
+MASK = "****"
+# A scheme starts where no scheme character precedes it: each run of letters is tried once, not
+# once per letter (which made the old pattern quadratic on a long line without "://").
+_SCHEME = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://")
+_STOP = re.compile(r"[\s'\"]")  # a URL ends at whitespace or a quote (messages quote values with !r)
+_DIGITS = re.compile(r"\d*")
+# conda's token channels: https://conda.anaconda.org/t/<token>/<channel>
+_CHANNEL_TOKEN = re.compile(r"/t/([^/\s'\"]+)(?=/)")
 
-    def one(m: re.Match[str]) -> str:
-        url = m.group(0)
-        try:
-            parts = urlsplit(url)
-        except ValueError:
-            return url
-        if parts.password is None or _REFERENCE.fullmatch(parts.password):
-            return url
-        netloc = f"{parts.username}:****@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
-    return re.sub(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"]+", one, text)
+def mask(text: str) -> str:
+    """``text`` with every credential masked, for messages, logs and locks.
+
+    ``scheme://user:password@host`` -> ``scheme://user:****@host`` (the password may hold ``/ # @ %``),
+    ``scheme://TOKEN@host`` -> ``scheme://****@host`` (a token as user name) and conda's
+    ``/t/<token>/`` -> ``/t/****/``. Kept: ``${VAR}`` references (not secrets), ``git@`` (an SSH user),
+    a port (``host:8080/path@ref``). Linear in ``len(text)``: every search moves forward.
+    """
+    if "://" in text:
+        text = _mask_userinfo(text)
+    if "/t/" in text:
+        text = _CHANNEL_TOKEN.sub(lambda m: m[0] if is_reference(m[1]) else f"/t/{MASK}", text)
+    return text
+
+
+class _Next:
+    """The next match at or after a position, remembering the stretch already searched: queries
+    that move forward (as ``_mask_userinfo``'s do) search each character once."""
+
+    def __init__(self, find: Callable[[int], int]) -> None:
+        self._find = find
+        self._from = self._found = -1  # nothing matches in [_from, _found)
+
+    def __call__(self, pos: int) -> int:
+        if not self._from <= pos <= self._found:
+            self._from, self._found = pos, self._find(pos)
+        return self._found
+
+
+def _mask_userinfo(text: str) -> str:
+    n = len(text)
+
+    def char(c: str) -> _Next:
+        return _Next(lambda pos: n if (i := text.find(c, pos)) < 0 else i)
+
+    stop = _Next(lambda pos: m.start() if (m := _STOP.search(text, pos)) else n)
+    slash, at, colon = char("/"), char("@"), char(":")
+    out: list[str] = []
+    copied = 0  # text[:copied] is in out
+    for m in _SCHEME.finditer(text):
+        start = m.end()
+        if start < copied:
+            continue  # a "scheme://" inside a userinfo already handled
+        end = stop(start)
+        head = min(slash(start), end)  # user:password@host, up to the path
+        last = at(start)
+        if last < head:
+            while (nxt := at(last + 1)) < head:  # the host follows the last "@": "p@ss" is a password
+                last = nxt
+        else:
+            # user:pass/word@host: a password holding "/" (but host:8080/path@ref is a port)
+            c = colon(start)
+            if c + 1 >= head or _DIGITS.match(text, c + 1, head).end() == head:  # type: ignore[union-attr]
+                continue
+            last = at(head)
+            if last >= end:
+                continue
+            while (nxt := at(last + 1)) < min(slash(last + 1), end):
+                last = nxt
+        c = colon(start)
+        if c < last:
+            user, password = text[start:c], text[c + 1:last]
+            shown = user + ":" + MASK if password and not is_reference(password) else None
+        else:
+            user = text[start:last]
+            shown = MASK if user not in ("", "git") and not is_reference(user) else None
+        if shown is not None:
+            out += (text[copied:start], shown)
+            copied = last
+    out.append(text[copied:])
+    return "".join(out)

@@ -319,6 +319,6 @@ def _ranges(numbers: list[int]) -> str:
 
 
 def _masked(text: str) -> str:
-    from kiln.environment.secrets import mask_url
+    from kiln.environment.secrets import mask
 
-    return mask_url(text)
+    return mask(text)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from kiln.environment.curated import curated_names, get_curated, list_curated
-from kiln.environment.specs import parse_pip_requirement
+from kiln.environment.pip_requirements import parse_pip_requirement
 
 
 def test_at_least_six_under_the_reserved_prefix() -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kiln.environment.secrets import mask_url
+from kiln.environment.secrets import mask
 from kiln.errors import KilnError
 
 __all__ = ["CondaError", "index_channel", "install", "solve"]
@@ -26,9 +26,9 @@ def _call(action: str, request: dict[str, Any], what: str) -> dict[str, Any]:
     except ValueError:
         tail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-3:]
         raise CondaError(f"{what}: the conda worker failed (exit code {proc.returncode})"
-                         + ("".join(f"\n{mask_url(line.strip())}" for line in tail))) from None
+                         + ("".join(f"\n{mask(line.strip())}" for line in tail))) from None
     if "error" in answer:
-        raise CondaError(f"{what}: {mask_url(str(answer['error']))}")
+        raise CondaError(f"{what}: {mask(str(answer['error']))}")
     return answer
 
 

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from kiln.builds.conda.rattler import CondaError, index_channel, solve
 from kiln.builds.conda.standin import BUILD_STRING, conda_subdir, standin_channel
 from kiln.builds.lock import CondaPackage, Lock
-from kiln.environment import specs
-from kiln.environment.secrets import mask_url
+from kiln.environment.conda_specs import conda_spec_name
+from kiln.environment.pip_requirements import normalize_pip_requirement, pip_requirement_name
+from kiln.environment.secrets import mask
 
 if TYPE_CHECKING:
     from kiln.builds.interpreters import Interpreter
@@ -60,11 +61,11 @@ def resolve_conda(env: Environment, interpreter: Interpreter, *, preferences: Lo
         secrets.update(back)
     subdir = conda_subdir(interpreter)
     standin = standin_channel(cache_dir, interpreter, index_channel)
-    wanted = [s for s in cd.conda_packages if specs.conda_spec_name(s) != "pip"]
-    if not any(specs.conda_spec_name(s) == "python" for s in wanted):
+    wanted = [s for s in cd.conda_packages if conda_spec_name(s) != "pip"]
+    if not any(conda_spec_name(s) == "python" for s in wanted):
         wanted.append(f"python={interpreter.minor}")
     locked = preferences.conda_lock if preferences is not None and preferences.conda_lock else None
-    shown = ", ".join(mask_url(name) for name in cd.conda_channels or [DEFAULT_CHANNEL])
+    shown = ", ".join(mask(name) for name in cd.conda_channels or [DEFAULT_CHANNEL])
     say(f"# solving {len(wanted)} conda specs with py-rattler on {shown} ({subdir} + noarch)")
     answer = solve([*channels, standin.as_uri()], wanted, [subdir, "noarch"], locked=locked,
                    what=f"solving the conda packages of {env.name}")
@@ -74,7 +75,7 @@ def resolve_conda(env: Environment, interpreter: Interpreter, *, preferences: Lo
             r["channel"], r["url"] = r["channel"].replace(value, reference), r["url"].replace(value, reference)
     records: list[dict[str, Any]] = answer["records"]
     conda = tuple(sorted((CondaPackage(name=r["name"], version=r["version"], build=r["build"],
-                                       channel=mask_url(r["channel"]), subdir=r["subdir"], url=mask_url(r["url"]),
+                                       channel=mask(r["channel"]), subdir=r["subdir"], url=mask(r["url"]),
                                        sha256=r["sha256"]) for r in records), key=lambda c: c.name))
     python = next((c for c in conda if c.name == "python"), None)
     source = "kiln" if python is not None and python.build == BUILD_STRING else "conda"
@@ -84,16 +85,16 @@ def resolve_conda(env: Environment, interpreter: Interpreter, *, preferences: Lo
     say("# python: " + (f"{interpreter.path} (Python {interpreter.version}, found on this machine: no channel "
                         "serves python)" if source == "kiln" else conda_python))
     # the pip list on top, minus what the conda packages provide already
-    requirements = [specs.normalize_pip_requirement(p) for p in cd.pip_packages]
+    requirements = [normalize_pip_requirement(p) for p in cd.pip_packages]
     provided = _provided(conda, cache_dir)
-    kept = [r for r in requirements if specs.pip_requirement_name(r) not in provided]
+    kept = [r for r in requirements if pip_requirement_name(r) not in provided]
     options = [" ".join(o.split()) for o in cd.pip_options]
     lock = resolve_pip(env, interpreter, kept, options, preferences=preferences, sink=sink)
     if provided:
-        lock = replace(lock, packages=tuple(p for p in lock.packages if specs.pip_requirement_name(p.name)
+        lock = replace(lock, packages=tuple(p for p in lock.packages if pip_requirement_name(p.name)
                                             not in provided),
                        text=_without(lock.text, provided))
-    return replace(lock, conda=conda, conda_lock=mask_url(answer["lock"]), conda_platform=subdir,
+    return replace(lock, conda=conda, conda_lock=mask(answer["lock"]), conda_platform=subdir,
                    python_source=source, conda_via="conda")
 
 
@@ -108,7 +109,7 @@ def _provided(conda: tuple[CondaPackage, ...], cache_dir: Path) -> set[str]:
         mapping = load_map(cache_dir)
     except Exception:
         mapping = {}
-    return {specs.pip_requirement_name(mapping.get(n, n)) for n in names}
+    return {pip_requirement_name(mapping.get(n, n)) for n in names}
 
 
 def _without(text: str, names: set[str]) -> str:
@@ -118,7 +119,7 @@ def _without(text: str, names: set[str]) -> str:
     for line in text.splitlines():
         if line and not line[0].isspace() and not line.startswith("-"):
             name = re.split(r"[=<>!~@ ;\[]", line, maxsplit=1)[0]
-            skipping = specs.pip_requirement_name(name) in names
+            skipping = pip_requirement_name(name) in names
         if not skipping:
             out.append(line)
     return "\n".join(out) + "\n"

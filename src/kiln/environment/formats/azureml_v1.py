@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from kiln._files import temp_beside
+from kiln.environment.canonical import Definition, environment_to_dict
 from kiln.environment.conda import CondaDependencies
 from kiln.errors import FormatError
 
-if TYPE_CHECKING:
-    from kiln.environment.environment import Environment, EnvironmentReference
-
-__all__ = ["CONDA_FILE", "DOCKERFILE", "JSON_FILE", "load", "save"]
+__all__ = ["CONDA_FILE", "DOCKERFILE", "JSON_FILE", "Folder", "read", "save"]
 
 JSON_FILE = "azureml_environment.json"
 CONDA_FILE = "conda_dependencies.yml"
@@ -29,11 +28,21 @@ DOCKERFILE = "BaseDockerfile"
 _REFERENCE_KEYS = {"name", "version"}
 
 
-def save(env: Environment, path: Path, *, overwrite: bool = False, include_secrets: bool = False) -> None:
+@dataclass(frozen=True)
+class Folder:
+    """What a folder holds: the JSON ``data`` (read from ``source``) with the conda file and the
+    Dockerfile beside it, or, when the JSON holds only a name and a version, a ``reference``."""
+
+    source: str
+    data: Any = None
+    conda: CondaDependencies | None = None
+    dockerfile: str | None = None
+    reference: tuple[str, str | None] | None = None
+
+
+def save(env: Definition, path: Path, *, overwrite: bool = False, include_secrets: bool = False) -> None:
     """Write ``env`` into the folder ``path`` (created if missing). Existing files are replaced
     only with ``overwrite=True``; on any error nothing in the folder has changed."""
-    from kiln.environment.serialize import environment_to_dict
-
     data = environment_to_dict(env, inline_files=False, include_secrets=include_secrets)
     files = {JSON_FILE: json.dumps(data, indent=4)}  # ensure_ascii as the SDK: \u escapes
     if env.python.conda_dependencies is not None:
@@ -65,12 +74,9 @@ def save(env: Environment, path: Path, *, overwrite: bool = False, include_secre
             tmp.unlink(missing_ok=True)
 
 
-def load(path: Path) -> Environment | EnvironmentReference:
+def read(path: Path) -> Folder:
     """Read the folder ``path``. A JSON file holding only ``name`` (and ``version``) is a reference to a
-    registered environment, as in the SDK: an ``EnvironmentReference`` is returned."""
-    from kiln.environment.environment import EnvironmentReference
-    from kiln.environment.serialize import environment_from_dict
-
+    registered environment, as in the SDK: the ``Folder`` has a ``reference`` and nothing else."""
     if not path.is_dir():
         raise FormatError(str(path), "not a folder (an Azure ML environment folder holds azureml_environment.json)")
     json_path = path / JSON_FILE
@@ -101,7 +107,7 @@ def load(path: Path) -> Environment | EnvironmentReference:
         version = data.get("version")
         if version is not None and (isinstance(version, bool) or not isinstance(version, (str, int))):
             raise FormatError(source, f"expected a version string, got {version!r}", "version")
-        return EnvironmentReference(name, None if version is None else str(version))
+        return Folder(source, reference=(name, None if version is None else str(version)))
     conda = CondaDependencies(conda_dependencies_file_path=conda_path) if has_conda else None
     dockerfile = None
     if has_dockerfile:
@@ -111,4 +117,4 @@ def load(path: Path) -> Environment | EnvironmentReference:
             raise FormatError(str(dockerfile_path), f"not UTF-8 text ({e.reason} at byte {e.start})") from None
         if not dockerfile.strip():
             raise FormatError(str(dockerfile_path), "is empty")
-    return environment_from_dict(data, source, conda=conda, dockerfile=dockerfile)
+    return Folder(source, data, conda, dockerfile)

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from kiln.environment import specs
+from kiln.environment import pip_options
+from kiln.environment.canonical import Definition
 from kiln.environment.conda import DEFAULT_PYTHON_VERSION, CondaDependencies
 from kiln.errors import FormatError
-
-if TYPE_CHECKING:
-    from kiln.environment.environment import Environment
 
 __all__ = ["conda_from_text", "read_conda_file", "write_conda_file"]
 
@@ -73,8 +70,8 @@ def _inline_includes(cd: CondaDependencies, source: str, base_dir: Path | None) 
         parsed = parse_requirements(path)
         kept.extend(o for o in parsed.options if o not in kept)
         included_packages.extend(parsed.packages)
-    options = [p for p in kept if specs.is_pip_option(p)]
-    packages = [p for p in kept if not specs.is_pip_option(p)]
+    options = [p for p in kept if pip_options.is_pip_option(p)]
+    packages = [p for p in kept if not pip_options.is_pip_option(p)]
     pip[:] = options + packages
     for package in included_packages:
         cd.add_pip_package(package)
@@ -89,7 +86,7 @@ def _include_target(line: str) -> str | None:
     return None
 
 
-def write_conda_file(env: Environment) -> str:
+def write_conda_file(env: Definition) -> str:
     """The environment as a conda ``environment.yml`` (its variables under ``variables``)."""
     cd = env.python.conda_dependencies.copy() if env.python.conda_dependencies else CondaDependencies()
     cd._data["name"] = env.name

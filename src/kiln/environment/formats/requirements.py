@@ -30,17 +30,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kiln.environment.specs import (
-    PipOption,
-    is_pip_option,
+from kiln.environment.pip_options import PipOption, is_pip_option, parse_pip_options
+from kiln.environment.pip_requirements import (
     looks_like_path,
     looks_like_url,
-    parse_pip_options,
     parse_pip_requirement,
-    redact_credentials,
     split_hashes,
     url_to_requirement,
 )
+from kiln.environment.secrets import mask
 from kiln.errors import FormatError, SpecError
 
 __all__ = ["RequirementsFile", "parse_requirements", "write_requirements"]
@@ -80,7 +78,7 @@ def write_requirements(packages: Sequence[str], options: Sequence[str]) -> str:
     lines = [*options, *packages]
     for line in lines:
         if "\n" in line or "\r" in line:
-            raise SpecError(redact_credentials(line), "pip requirement", "it contains a line break")
+            raise SpecError(mask(line), "pip requirement", "it contains a line break")
     return "".join(f"{line}\n" for line in lines)
 
 
@@ -137,7 +135,7 @@ class _Reader:
                 else:
                     self._add(self.packages, self._package(line, base=base))
             except SpecError as error:
-                shown = redact_credentials(line)
+                shown = mask(line)
                 kind = "pip option line" if is_pip_option(line) else "pip requirement"
                 raise FormatError(display, f"{shown!r} is not a valid {kind}: {error.reason}", field=where) from None
 
@@ -162,7 +160,7 @@ class _Reader:
             line = _LINE_BREAK_RE.split(text)[number - 1]
             raise FormatError(
                 display,
-                f"control character {match[0]!r} in {redact_credentials(line)[:80]!r}: is this a binary file?",
+                f"control character {match[0]!r} in {mask(line)[:80]!r}: is this a binary file?",
                 field=f"line {number}",
             )
         return text
@@ -175,7 +173,7 @@ class _Reader:
         elif line == "---" or _YAML_KEY_RE.match(line):
             kind = "a YAML document (conda environment files are read with from_conda_specification)"
         if kind:
-            shown = redact_credentials(line)[:80]
+            shown = mask(line)[:80]
             raise FormatError(display, f"{shown!r}: this looks like {kind}, not a pip requirements file", field=where)
 
     def _package(self, line: str, *, base: Path) -> str:
@@ -210,8 +208,8 @@ class _Reader:
             if self._index_url and self._index_url[0] != value:
                 raise FormatError(
                     display,
-                    f"--index-url {redact_credentials(value)!r} conflicts with "
-                    f"--index-url {redact_credentials(self._index_url[0])!r} ({self._index_url[1]})",
+                    f"--index-url {mask(value)!r} conflicts with "
+                    f"--index-url {mask(self._index_url[0])!r} ({self._index_url[1]})",
                     field=where,
                 )
             self._index_url = (value, here)
@@ -220,7 +218,7 @@ class _Reader:
     def _include(self, value: str, *, base: Path, display: str, where: str, stack: tuple[Path, ...]) -> None:
         if looks_like_url(value):
             raise FormatError(
-                display, f"-r {redact_credentials(value)!r}: remote requirements files are not supported", field=where
+                display, f"-r {mask(value)!r}: remote requirements files are not supported", field=where
             )
         target = _absolute(base / value)
         if not target.is_file():

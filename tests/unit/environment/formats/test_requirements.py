@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from kiln.environment.formats.requirements import RequirementsFile, parse_requirements, write_requirements
-from kiln.environment.specs import parse_pip_requirement
+from kiln.environment.pip_requirements import parse_pip_requirement
 from kiln.errors import FormatError, SpecError
 
 FACTORIES = Path(__file__).parents[3] / "fixtures" / "azureml-v1" / "factories"

@@ -2,23 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from kiln.environment.specs import (
-    REPEATABLE_PIP_OPTIONS,
-    PipOption,
-    check_pip_option,
-    conda_spec_name,
-    conda_spec_version,
-    is_pip_option,
+from kiln.environment.pip_requirements import (
     looks_like_path,
     looks_like_url,
-    normalize_conda_spec,
     normalize_pip_requirement,
-    parse_conda_spec,
-    parse_pip_options,
     parse_pip_requirement,
-    pip_option_flag,
     pip_requirement_name,
-    redact_credentials,
     split_hashes,
     url_to_requirement,
 )
@@ -210,20 +199,6 @@ def test_url_to_requirement_masks_credentials() -> None:
     assert "https://bob:****@example.com/download/" in str(info.value)
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("https://alice:hunter2@example.com/simple", "https://alice:****@example.com/simple"),
-        ("--index-url https://ghp_abcdef@github.com/x", "--index-url https://****@github.com/x"),
-        ("https://${USER}:${TOKEN}@example.com/simple", "https://${USER}:${TOKEN}@example.com/simple"),
-        ("git+ssh://git@github.com/u/r.git", "git+ssh://git@github.com/u/r.git"),
-        ("git+https://github.com/u/r.git@main", "git+https://github.com/u/r.git@main"),
-        ("https://u:p@ss@host/x", "https://u:****@host/x"),
-    ],
-)
-def test_redact_credentials(text: str, expected: str) -> None:
-    assert redact_credentials(text) == expected
-
 
 @pytest.mark.parametrize(
     ("text", "expected"),
@@ -251,172 +226,3 @@ def test_looks_like_url() -> None:
 
 
 # --- pip options --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("line", "expected"),
-    [
-        ("-i https://my.index/simple", True),
-        ("--index-url https://my.index/simple", True),
-        ("  --pre", True),
-        ("-e ./localpkg", True),
-        ("-r other.txt", True),
-        ("numpy==1.0", False),
-        ("# -r commented.txt", False),
-        ("git+https://github.com/u/r.git#egg=x", False),
-        ("", False),
-    ],
-)
-def test_is_pip_option(line: str, expected: bool) -> None:
-    assert is_pip_option(line) is expected
-
-
-@pytest.mark.parametrize(
-    ("line", "expected"),
-    [
-        ("-i https://my.index/simple", ["--index-url https://my.index/simple"]),
-        ("-ihttps://my.index/simple", ["--index-url https://my.index/simple"]),
-        ("--index-url=https://my.index/simple", ["--index-url https://my.index/simple"]),
-        ("--extra-index-url https://extra/simple", ["--extra-index-url https://extra/simple"]),
-        ("-f ./wheels", ["--find-links ./wheels"]),
-        ("--find-links 'my wheels'", ["--find-links 'my wheels'"]),
-        ("-e ./localpkg", ["--editable ./localpkg"]),
-        ("-r other.txt", ["--requirement other.txt"]),
-        ("-c constraints.txt", ["--constraint constraints.txt"]),
-        ("--pre --no-index", ["--pre", "--no-index"]),
-        ("--prefer-binary", ["--prefer-binary"]),
-        ("--require-hashes", ["--require-hashes"]),
-        ("--no-binary :all:", ["--no-binary :all:"]),
-        ("--only-binary=numpy,scipy", ["--only-binary numpy,scipy"]),
-        ("--trusted-host my.index:8080", ["--trusted-host my.index:8080"]),
-        ("--index-url https://${TOKEN}@my.index/simple", ["--index-url https://${TOKEN}@my.index/simple"]),
-    ],
-)
-def test_parse_pip_options(line: str, expected: list[str]) -> None:
-    assert [str(option) for option in parse_pip_options(line)] == expected
-    assert [str(option) for option in check_pip_option(line)] == expected
-
-
-@pytest.mark.parametrize(
-    ("line", "reason"),
-    [
-        ("--bogus", "unknown option '--bogus'"),
-        ("--extra-index https://x", "did you mean --extra-index-url?"),
-        ("-x value", "unknown option '-x'"),
-        ("--index-url", "--index-url needs a value"),
-        ("-r", "--requirement needs a value"),
-        ("--pre=yes", "--pre takes no value"),
-        ("--hash=sha256:abc", "--hash must follow a requirement"),
-        ("--index-url ./relative/index", "is not an http(s):// or file:// URL"),
-        ("--no-binary 'not a name'", "expects :all:, :none: or project names"),
-        ("--trusted-host https://host/", "expects host[:port]"),
-        ("--find-links 'unterminated", "No closing quotation"),
-        ("-", "is not an option"),
-    ],
-)
-def test_parse_pip_options_rejects(line: str, reason: str) -> None:
-    with pytest.raises(SpecError) as info:
-        parse_pip_options(line, where="env.yml: dependencies[2].pip[0]")
-    assert info.value.kind == "pip option"
-    assert reason in info.value.reason
-    assert str(info.value).startswith(f"env.yml: dependencies[2].pip[0]: {line!r}")
-
-
-def test_parse_pip_options_masks_credentials() -> None:
-    with pytest.raises(SpecError) as info:
-        parse_pip_options("--index-url https://me:pa55word@host/simple --bogus")
-    assert "pa55word" not in str(info.value)
-
-
-def test_pip_option_str_round_trips() -> None:
-    option = PipOption("--find-links", "/path with space/wheels")
-    assert parse_pip_options(str(option)) == [option]
-
-
-@pytest.mark.parametrize(
-    ("line", "flag"),
-    [
-        ("-i https://x", "--index-url"),
-        ("--index-url=https://x", "--index-url"),
-        ("--extra-index-url https://x", "--extra-index-url"),
-        ("-e .", "--editable"),
-        ("--not-an-option", "--not-an-option"),
-    ],
-)
-def test_pip_option_flag(line: str, flag: str) -> None:
-    assert pip_option_flag(line) == flag
-
-
-def test_repeatable_pip_options() -> None:
-    assert "--extra-index-url" in REPEATABLE_PIP_OPTIONS
-    assert "--find-links" in REPEATABLE_PIP_OPTIONS
-    assert "--index-url" not in REPEATABLE_PIP_OPTIONS
-    assert "--pre" not in REPEATABLE_PIP_OPTIONS
-
-
-# --- conda --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "normalized", "name"),
-    [
-        ("pytorch::pytorch=2.0", "pytorch::pytorch 2.0.*", "pytorch"),
-        ("numpy>=1.20", "numpy >=1.20", "numpy"),
-        ("python=3.9.16", "python 3.9.16.*", "python"),
-        ("numpy 1.2.*", "numpy 1.2.*", "numpy"),
-        ("numpy=1.2.*", "numpy 1.2.*", "numpy"),
-        ("NumPy >=1.2, <2", "numpy >=1.2,<2", "numpy"),
-        ("numpy=1.2=py39_0", "numpy ==1.2 py39_0", "numpy"),
-        ("conda-forge::numpy", "conda-forge::numpy", "numpy"),
-        ("conda-forge/linux-64::numpy", "conda-forge/linux-64::numpy", "numpy"),
-        ("pip", "pip", "pip"),
-    ],
-)
-def test_conda_spec(text: str, normalized: str, name: str) -> None:
-    assert normalize_conda_spec(text) == normalized
-    assert normalize_conda_spec(normalized) == normalized
-    assert conda_spec_name(text) == name
-    assert parse_conda_spec(text).name.normalized == name
-
-
-@pytest.mark.parametrize(
-    ("text", "reason"),
-    [
-        ("numpy=>1.2", "unable to parse version spec"),
-        ("", "it is empty"),
-        ("numpy[", "not a valid package name"),
-        ("*", "only exact package names"),
-        ("numpy ==", "unable to parse version spec"),
-        ("numpy>=1.2 ;", "';' is not a valid build string"),
-        ("foo bar baz qux", "is not a valid build string"),
-        ("a::b::c", "invalid channel"),
-    ],
-)
-def test_parse_conda_spec_rejects(text: str, reason: str) -> None:
-    with pytest.raises(SpecError) as info:
-        parse_conda_spec(text, where="conda_dependencies.yml: dependencies[3]")
-    assert info.value.kind == "conda match"
-    assert reason in info.value.reason
-    prefix = f"conda_dependencies.yml: dependencies[3]: {text!r} is not a valid conda match spec"
-    assert str(info.value).startswith(prefix)
-
-
-def test_parse_conda_spec_masks_channel_credentials() -> None:
-    with pytest.raises(SpecError) as info:
-        parse_conda_spec("https://me:t0ken@conda.example.com/chan::numpy=>1")
-    assert "t0ken" not in str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("text", "version"),
-    [
-        ("python=3.9", "3.9"),
-        ("python=3.9.16", "3.9.16"),
-        ("python 3.9.*", "3.9"),
-        ("python==3.10.18", "3.10.18"),
-        ("python>=3.8,<3.12", ">=3.8,<3.12"),
-        ("python", None),
-    ],
-)
-def test_conda_spec_version(text: str, version: str | None) -> None:
-    assert conda_spec_version(text) == version
