@@ -14,26 +14,24 @@ from pathlib import Path
 from typing import Any
 
 from kiln.environment.conda_specs import conda_spec_name, conda_spec_version, parse_conda_spec
-from kiln.environment.pip_options import REPEATABLE_PIP_OPTIONS, check_pip_option, is_pip_option, pip_option_flag
+from kiln.environment.formats.conda_yaml import (
+    check_channel,
+    is_blank,
+    load_yaml_text,
+    plain,
+    rt_yaml,
+    validate_conda_data,
+)
+from kiln.environment.pip_options import REPEATABLE_PIP_OPTIONS, is_pip_option, pip_option_flag
 from kiln.environment.pip_requirements import parse_pip_requirement, pip_requirement_name
-from kiln.errors import DefinitionError, FormatError
+from kiln.errors import DefinitionError
 
-__all__ = ["DEFAULT_CHANNELS", "DEFAULT_PYTHON_VERSION", "KNOWN_KEYS", "CondaDependencies"]
+__all__ = ["DEFAULT_CHANNELS", "DEFAULT_PYTHON_VERSION", "CondaDependencies"]
 
 #: Kiln's default Python version for new definitions (Azure ML's template pinned 3.8.13).
 DEFAULT_PYTHON_VERSION = "3.12"
 #: Kiln's default channels (Azure ML's template used anaconda + conda-forge).
 DEFAULT_CHANNELS = ("conda-forge",)
-#: the top-level keys of a conda environment file; anything else is an error, as in conda and the SDK
-KNOWN_KEYS = ("name", "channels", "dependencies", "variables", "prefix")
-
-
-def _yaml() -> Any:
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="rt")
-    # ruamel's default width (80), as the SDK writes: an SDK file read and written back keeps its bytes
-    return yaml
 
 
 class CondaDependencies:
@@ -51,16 +49,16 @@ class CondaDependencies:
 
             path = Path(conda_dependencies_file_path)
             text = read_utf8(path)
-            self._data = _load_text(text, str(path))
+            self._data = load_yaml_text(text, str(path))
             self._source = str(path)
         elif _underlying_structure is not None:
             # plain data stays plain (dicts and lists): ruamel dumps it in order, and it is fast to build
             self._source = _source or "conda dependencies"
-            self._data = _plain(_underlying_structure)
+            self._data = plain(_underlying_structure)
         else:
             self._source = _source or "conda dependencies"
-            self._data = _load_text(_template(), self._source)
-        _validate(self._data, self._source)
+            self._data = load_yaml_text(_template(), self._source)
+        validate_conda_data(self._data, self._source)
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -89,8 +87,8 @@ class CondaDependencies:
         """Parse a conda environment file's text; ``source`` names it in errors."""
         self = cls.__new__(cls)
         self._source = source
-        self._data = _load_text(text, source)
-        _validate(self._data, source)
+        self._data = load_yaml_text(text, source)
+        validate_conda_data(self._data, source)
         return self
 
     @classmethod
@@ -99,7 +97,7 @@ class CondaDependencies:
         """From plain data. ``validate=False`` is for data Kiln validated itself before storing it."""
         if validate:
             return cls(_underlying_structure=data, _source=source)
-        return cls._adopt(_plain(data), source)
+        return cls._adopt(plain(data), source)
 
     @classmethod
     def _adopt(cls, data: dict[str, Any], source: str) -> CondaDependencies:
@@ -133,7 +131,7 @@ class CondaDependencies:
     @property
     def pip_packages(self) -> list[str]:
         """Pip requirements in order (blank and comment-only entries, which pip skips, left out)."""
-        return [str(p) for p in self._pip_list() if not is_pip_option(str(p)) and not _is_blank(str(p))]
+        return [str(p) for p in self._pip_list() if not is_pip_option(str(p)) and not is_blank(str(p))]
 
     @property
     def pip_options(self) -> list[str]:
@@ -162,12 +160,12 @@ class CondaDependencies:
     def serialize_to_string(self) -> str:
         """The conda environment file text."""
         stream = io.StringIO()
-        _yaml().dump(self._data, stream)
+        rt_yaml().dump(self._data, stream)
         return stream.getvalue()
 
     def as_dict(self) -> dict[str, Any]:
         """A plain-data copy (no comments), for storage and hashing."""
-        return _plain(self._data)
+        return plain(self._data)
 
     # ---- editing ------------------------------------------------------------------------------
 
@@ -208,7 +206,7 @@ class CondaDependencies:
 
     def add_channel(self, channel: str) -> None:
         """Append a channel (order is priority: the first channel wins)."""
-        channel = _check_channel(channel, self._source)
+        channel = check_channel(channel, self._source)
         channels = self._data.get("channels")
         if channels is None:
             channels = []
@@ -302,11 +300,6 @@ class CondaDependencies:
                 f"pip={self.pip_packages!r})")
 
 
-def _is_blank(entry: str) -> bool:
-    # the SDK's from_pip_requirements copies comment lines and blank lines into the pip list
-    return not entry.strip() or entry.lstrip().startswith("#")
-
-
 def _canon(name: str) -> str:
     from packaging.utils import canonicalize_name
 
@@ -321,106 +314,3 @@ def _template() -> str:
         f"- python={DEFAULT_PYTHON_VERSION}\n"
         "channels:\n" + "".join(f"- {c}\n" for c in DEFAULT_CHANNELS)
     )
-
-
-def _dump(data: Mapping[str, Any]) -> str:
-    stream = io.StringIO()
-    _yaml().dump(data, stream)
-    return stream.getvalue()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (int, float)):
-        return value
-    return str(value)
-
-
-def _load_text(text: str, source: str) -> Any:
-    from ruamel.yaml.error import YAMLError
-
-    if "\x00" in text:
-        raise FormatError(source, "binary content, not a conda environment file")
-    try:
-        data = _yaml().load(text)
-    except YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise FormatError(source, f"not valid YAML: {where}{problem}") from None
-    if data is None:
-        from ruamel.yaml.comments import CommentedMap
-
-        data = CommentedMap()
-    if not isinstance(data, Mapping):
-        raise FormatError(source, f"expected a mapping with 'dependencies', got {type(data).__name__}")
-    return data
-
-
-def _check_channel(channel: Any, source: str, field: str = "channels") -> str:
-    if not isinstance(channel, str) or not channel.strip() or any(c.isspace() for c in channel.strip()):
-        raise FormatError(source, f"{channel!r} is not a valid channel (a name, URL or path)", field)
-    return channel.strip()
-
-
-def _validate(data: Any, source: str) -> None:
-    """Check the whole structure; errors name the file, the field and the value."""
-    unknown = [str(k) for k in data if str(k) not in KNOWN_KEYS]
-    if unknown:
-        raise FormatError(source, f"unknown key {unknown[0]!r} (a conda environment file has "
-                                  f"{', '.join(KNOWN_KEYS)})", unknown[0])
-    name = data.get("name")
-    if name is not None and not isinstance(name, str):
-        raise FormatError(source, f"expected a string, got {name!r}", "name")
-    channels = data.get("channels")
-    if channels is not None:
-        if not isinstance(channels, list):
-            raise FormatError(source, f"expected a list of channels, got {channels!r}", "channels")
-        for i, c in enumerate(channels):
-            _check_channel(c, source, f"channels[{i}]")
-    variables = data.get("variables")
-    if variables is not None:
-        if not isinstance(variables, Mapping):
-            raise FormatError(source, f"expected a mapping of names to values, got {variables!r}", "variables")
-        for k, v in variables.items():
-            if not isinstance(k, str) or not k or isinstance(v, (Mapping, list)):
-                raise FormatError(source, f"{k!r}: {v!r} is not a NAME: value pair", "variables")
-    deps = data.get("dependencies")
-    if deps is None:
-        return
-    if not isinstance(deps, list):
-        raise FormatError(source, f"expected a list, got {deps!r}", "dependencies")
-    pip_sections = 0
-    for i, dep in enumerate(deps):
-        field = f"dependencies[{i}]"
-        if isinstance(dep, Mapping):
-            keys = [str(k) for k in dep]
-            if keys != ["pip"]:
-                raise FormatError(source, f"only a 'pip' list may be nested here, got keys {keys}", field)
-            pip_sections += 1
-            if pip_sections > 1:
-                raise FormatError(source, "a second 'pip' list (merge them into one)", field)
-            pip = dep["pip"]
-            if pip is None:
-                continue
-            if not isinstance(pip, list):
-                raise FormatError(source, f"expected a list of pip requirements, got {pip!r}", f"{field}.pip")
-            for j, item in enumerate(pip):
-                where = f"{source}: {field}.pip[{j}]"
-                if not isinstance(item, str):
-                    raise FormatError(source, f"expected a pip requirement string, got {item!r}", f"{field}.pip[{j}]")
-                if _is_blank(item):
-                    continue
-                if is_pip_option(item):
-                    check_pip_option(item, where=where)
-                else:
-                    parse_pip_requirement(item, where=where)
-        elif isinstance(dep, str):
-            parse_conda_spec(dep, where=f"{source}: {field}")
-        else:
-            raise FormatError(source, f"expected a conda spec string or a 'pip' list, got {dep!r}", field)
