@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kiln.builds.builder import BuildResult, Progress
     from kiln.builds.handle import BuildHandle
     from kiln.builds.image import ImageDetails
+    from kiln.builds.result import BuildResult, Progress
     from kiln.environment.environment import Environment
     from kiln.settings import Settings
     from kiln.workspace.workspace import Workspace
@@ -47,8 +47,8 @@ def build_in_background(env: Environment, workspace: Workspace, *, settings: Set
 
 
 def get_image_details(env: Environment, workspace: Workspace, *, settings: Settings | None = None) -> ImageDetails:
-    from kiln.builds.builder import lock_environment
     from kiln.builds.image import image_details
+    from kiln.builds.locking import lock_environment
     from kiln.builds.uv import uv_version
 
     target = registered(env, workspace)

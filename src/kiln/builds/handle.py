@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from kiln.errors import KilnError
 
 if TYPE_CHECKING:
-    from kiln.builds.builder import BuildResult
+    from kiln.builds.result import BuildResult
     from kiln.environment.environment import Environment
     from kiln.settings import Settings
     from kiln.workspace.workspace import Workspace

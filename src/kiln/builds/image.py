@@ -42,13 +42,14 @@ class ImageDetails(dict[str, Any]):
 
 
 def _base(env: Environment) -> str:
-    docker = env.docker
-    if docker.base_dockerfile is not None:
-        return docker.base_dockerfile.rstrip("\n")
-    if docker.build_context is not None:
-        bc = docker.build_context
-        return (f"# base: the build context {bc.location} ({bc.dockerfile_path}), built first as kiln-base\n"
-                "FROM kiln-base")
+    from kiln.builds.backends.plan import DockerPlan
+
+    docker = DockerPlan.of(env.docker)  # what the image backend will build from
+    if docker.dockerfile is not None:
+        return docker.dockerfile.rstrip("\n")
+    if docker.build_context_location is not None:
+        return (f"# base: the build context {docker.build_context_location} ({docker.build_context_dockerfile}), "
+                "built first as kiln-base\nFROM kiln-base")
     from kiln.environment.sections import DEFAULT_CPU_IMAGE
 
     image = docker.base_image or DEFAULT_CPU_IMAGE

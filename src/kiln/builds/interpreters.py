@@ -17,9 +17,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kiln.errors import DefinitionError
+from kiln.errors import DefinitionError, KilnError
 
-__all__ = ["Interpreter", "discover", "find_interpreter", "inspect_interpreter", "select", "version_matches"]
+__all__ = ["Interpreter", "discover", "find_interpreter", "inspect_interpreter", "named_interpreter", "select",
+           "version_matches"]
 
 ENV_PYTHONS = "KILN_PYTHONS"
 _PROBE = ("import json, platform, sys; print(json.dumps({'version': '%d.%d.%d' % sys.version_info[:3], "
@@ -149,6 +150,19 @@ def inspect_interpreter(path: str | os.PathLike[str]) -> Interpreter:
     if info is None:
         raise DefinitionError(f"python.interpreter_path: {str(target)!r} does not run as a Python interpreter")
     return info
+
+
+def named_interpreter(command: str) -> Interpreter:
+    """The interpreter a user-managed environment names in ``python.interpreter_path``: a path
+    (``/opt/py/bin/python3``), or a command found on ``PATH`` (``python3``)."""
+    if "/" in command:
+        return inspect_interpreter(command)
+    import shutil
+
+    found = shutil.which(command)
+    if found is None:
+        raise KilnError(f"python.interpreter_path: {command!r} is not on PATH")
+    return inspect_interpreter(found)
 
 
 def version_matches(version: str, spec: str) -> bool:

@@ -45,13 +45,11 @@ def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *
     history = config.run_config.history
     snapshot = take_snapshot(source, workspace.blobs) if history.snapshot_project else None
     python: str | None = None
-    lock_hash = build_key = None
-    if env.python.user_managed_dependencies:
-        python = None  # checked by the supervisor's build step
-    else:
-        ready = cached_build(env, workspace, settings=settings)
-        if ready is not None:
-            python, lock_hash, build_key = str(ready.python), ready.lock_hash, ready.key
+    lock_hash = build_key = virtual_env = None
+    ready = cached_build(env, workspace, settings=settings)  # None when user-managed: the supervisor checks it
+    if ready is not None:
+        python, lock_hash, build_key = str(ready.python), ready.lock_hash, ready.key
+        virtual_env = None if ready.virtual_env is None else str(ready.virtual_env)
     run_id = new_run_id(experiment)
     definition: dict[str, Any] = {
         "script": config.script, "arguments": list(config.arguments), "source": str(source),
@@ -63,7 +61,7 @@ def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *
         "environment_variables": dict(config.run_config.environment_variables), "python": python,
         # what the supervisor needs of the environment when its build is ready: it then loads nothing else
         "environment_definition_variables": dict(env.environment_variables),
-        "user_managed": env.python.user_managed_dependencies,
+        "virtual_env": virtual_env,
     }
     layout = RunLayout(workspace.path, run_id)
     layout.logs.mkdir(parents=True)

@@ -90,8 +90,9 @@ class _Supervisor:
         lock_hash = self.record.lock_hash
         environ: dict[str, str]
         if python and Path(python).exists():
-            environ = _environ(Path(python), d.get("environment_definition_variables") or {},
-                               user_managed=d.get("user_managed", False))
+            # runs queued before "virtual_env" was recorded had a python only for Kiln-built environments
+            virtual_env = d["virtual_env"] if "virtual_env" in d else str(Path(python).parent.parent)
+            environ = _environ(d.get("environment_definition_variables") or {}, virtual_env=virtual_env)
         else:
             env = self.ws.get_environment(str(self.record.environment), str(self.record.environment_version))
             store.update_run(self.run_id, status="Preparing", only_if_status=ACTIVE)
@@ -214,11 +215,12 @@ def _path_with(folder: Path, path: str) -> str:
     return os.pathsep.join(p for p in (str(folder), path) if p)
 
 
-def _environ(python: Path, variables: dict[str, str], *, user_managed: bool) -> dict[str, str]:
+def _environ(variables: dict[str, str], *, virtual_env: str | None) -> dict[str, str]:
+    """As ``BuildResult.environ``, from what the run's definition recorded of its build."""
     env = dict(os.environ)
-    if not user_managed:
-        env["VIRTUAL_ENV"] = str(python.parent.parent)
-        env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
+    if virtual_env is not None:
+        env["VIRTUAL_ENV"] = virtual_env
+        env["PATH"] = f"{Path(virtual_env) / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         env.pop("PYTHONHOME", None)
     env.update(variables)
     return env

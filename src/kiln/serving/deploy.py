@@ -175,8 +175,8 @@ def deploy(workspace: Workspace, name: str, models: Sequence[DeployableModel] | 
         "name": name, "workspace": str(workspace.path), "port": port, "generation": generation, **settings_dict,
         "deployment_config": {**settings_dict, "port": deployment_config.port},
         "deployment": {
-            "python": str(result.python), "virtual_env": None if result.backend == "user-managed"
-            else str(result.python.parent.parent),
+            "python": str(result.python),
+            "virtual_env": None if result.virtual_env is None else str(result.virtual_env),
             "entry_script": str(gen / "source" / inference_config.entry_script), "cwd": str(gen / "source"),
             "model_dir": str(model_dir), "environment_variables": dict(env.environment_variables),
             "environment": f"{env.name}:{env.version}", "lock_hash": result.lock_hash, "build_key": result.key,

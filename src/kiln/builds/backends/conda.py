@@ -18,7 +18,9 @@ class CondaBackend(Backend):
     name = "conda"
 
     def cannot_build(self, plan: BuildPlan) -> str | None:
-        if not plan.lock.conda:
+        if plan.user_managed:
+            return "the environment's Python is user-managed: Kiln installs nothing"
+        if plan.lock is None or not plan.lock.conda:
             return "the lock has no conda packages"
         return None
 
@@ -29,7 +31,7 @@ class CondaBackend(Backend):
         if plan.final_path is None or plan.cache_dir is None:  # conda files hold their prefix: it must be known
             raise KilnError(f"{plan.label}: a conda build needs its final path and a package cache")
         env = stage / "env"
-        lock = plan.lock
+        lock = plan.locked()
         log(f"# installing {len(lock.conda)} conda packages with py-rattler (package cache {plan.cache_dir})")
         # the prefix is built here and then renamed into place: placeholders get the final path
         standin = None

@@ -16,6 +16,10 @@ class VenvBackend(Backend):
     name = "venv"
 
     def cannot_build(self, plan: BuildPlan) -> str | None:
+        if plan.user_managed:
+            return "the environment's Python is user-managed: Kiln installs nothing"
+        if plan.lock is None:
+            return "the plan has no lock"
         if plan.interpreter.implementation != "cpython":
             return f"uv venvs need CPython, not {plan.interpreter.implementation}"
         if plan.lock.conda:
@@ -42,15 +46,16 @@ class VenvBackend(Backend):
 
     def build(self, plan: BuildPlan, *, stage: Path, log: Callable[[str], None]) -> BuildOutcome:
         env = stage / "env"
+        lock = plan.locked()
         self._venv(plan, env, log)
-        (stage / "lock.txt").write_text(plan.lock.text, encoding="utf-8")
+        (stage / "lock.txt").write_text(lock.text, encoding="utf-8")
         python = env / "bin" / "python"
-        if plan.lock.packages:
-            hashed = ["--require-hashes"] if all(p.hashes for p in plan.lock.packages) else []
+        if lock.packages:
+            hashed = ["--require-hashes"] if all(p.hashes for p in lock.packages) else []
             run_uv(["pip", "sync", "--no-config", *hashed, "--python", str(python), "--link-mode", "hardlink",
                     str(stage / "lock.txt")], what=f"installing {plan.label}", cwd=stage, sink=log)
         return BuildOutcome(python=python.relative_to(stage), link_mode=link_mode_of(env),
-                            packages=len(plan.lock.packages))
+                            packages=len(lock.packages))
 
 
 def link_mode_of(env: Path) -> str:
