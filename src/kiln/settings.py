@@ -19,6 +19,7 @@ __all__ = [
     "ENV_HOME",
     "ENV_WORKSPACE",
     "Settings",
+    "debug_enabled",
 ]
 
 ENV_HOME = "KILN_HOME"
@@ -27,6 +28,12 @@ ENV_WORKSPACE = "KILN_WORKSPACE"
 ENV_DEBUG = "KILN_DEBUG"
 ENV_CONDA_VIA = "KILN_CONDA_VIA"
 CONDA_VIA = ("auto", "conda", "pypi")
+
+
+def debug_enabled(environ: Mapping[str, str]) -> bool:
+    """``KILN_DEBUG`` is on: set to anything but empty, ``0``, ``false`` or ``no``. The one rule for it
+    (``Settings.debug``, the CLI's tracebacks)."""
+    return environ.get(ENV_DEBUG, "").strip().lower() not in ("", "0", "false", "no")
 
 
 @dataclass(frozen=True)
@@ -78,5 +85,5 @@ class Settings:
             home=home.resolve(),
             cache_dir=cache.resolve(),
             workspace=Path(ws).expanduser().resolve() if ws else None,
-            debug=env.get(ENV_DEBUG, "") not in ("", "0", "false", "no"),
+            debug=debug_enabled(env),
         )
