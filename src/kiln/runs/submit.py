@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from kiln._process import spawn_detached, start_time
 from kiln.runs.layout import RunLayout
+from kiln.settings import ENV_CACHE_DIR, ENV_HOME
 
 if TYPE_CHECKING:
     from kiln.runs.config import ScriptRunConfig
@@ -69,7 +70,7 @@ def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *
         id=run_id, experiment=experiment, status="Queued", created_at=time.time(),
         definition=json.dumps(definition), tags=json.dumps(dict(tags or {}), sort_keys=True),
         environment=env.name, environment_version=int(env.version), lock_hash=lock_hash, build_key=build_key))
-    child_env = {**os.environ, "KILN_HOME": str(settings.home), "KILN_CACHE_DIR": str(settings.cache_dir)}
+    child_env = {**os.environ, ENV_HOME: str(settings.home), ENV_CACHE_DIR: str(settings.cache_dir)}
     pid = spawn_detached([sys.executable, "-m", "kiln.runs.supervisor", str(workspace.path), run_id], env=child_env,
                          log=layout.supervisor_log)
     workspace.store.update_run(run_id, pid=pid, pid_start=start_time(pid), only_if_status=frozenset({"Queued"}))

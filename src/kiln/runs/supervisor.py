@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from kiln._process import start_time
 from kiln.runs.layout import RunLayout
+from kiln.settings import ENV_EXPERIMENT, ENV_RUN_DIR, ENV_RUN_ID
 from kiln.workspace.store.interface import FINAL_STATUSES
 
 __all__ = ["main"]
@@ -111,8 +112,8 @@ class _Supervisor:
         work = self._workdir()
         environ.update(d.get("environment_variables") or {})
         environ.update({
-            "KILN_RUN_ID": self.run_id, "KILN_RUN_DIR": str(self.layout.root),
-            "KILN_EXPERIMENT": self.record.experiment, "PYTHONUNBUFFERED": "1",
+            ENV_RUN_ID: self.run_id, ENV_RUN_DIR: str(self.layout.root),
+            ENV_EXPERIMENT: self.record.experiment, "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": os.pathsep.join(p for p in (str(self._shim()), environ.get("PYTHONPATH", "")) if p),
         })
         cmd = [python, d["script"], *d.get("arguments", [])]

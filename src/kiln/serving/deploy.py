@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from kiln._files import write_text_atomic
 from kiln._process import spawn_detached
 from kiln.errors import DefinitionError
+from kiln.settings import ENV_CACHE_DIR, ENV_HOME, ENV_WORKER_SHIM
 
 if TYPE_CHECKING:
     from kiln.serving.config import DeploymentConfiguration, InferenceConfig
@@ -151,8 +152,8 @@ def start_server(workspace: Workspace, name: str, *, settings: Settings) -> int:
     from kiln._process import start_time
 
     folder = service_dir(workspace, name)
-    env = {**os.environ, "KILN_HOME": str(settings.home), "KILN_CACHE_DIR": str(settings.cache_dir),
-           "KILN_WORKER_SHIM": str(Path(__file__).with_name("shim"))}
+    env = {**os.environ, ENV_HOME: str(settings.home), ENV_CACHE_DIR: str(settings.cache_dir),
+           ENV_WORKER_SHIM: str(Path(__file__).with_name("shim"))}
     pid = spawn_detached([sys.executable, "-m", "kiln.serving.server", str(folder)], env=env,
                          log=folder / "server.log")
     workspace.store.update_service(name, pid=pid, pid_start=start_time(pid))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.errors import DefinitionError, NotFoundError
+from kiln.settings import ENV_MODEL_DIR
 
 if TYPE_CHECKING:
     from kiln.workspace.store import ModelRecord
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["ENV_MODEL_DIR", "Model"]
 
 #: set for entry scripts: the folder holding the deployed model(s)
-ENV_MODEL_DIR = "KILN_MODEL_DIR"
 AZUREML_MODEL_DIR = "AZUREML_MODEL_DIR"
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from kiln.serving.app import ScoringApp
 from kiln.serving.pool import InitFailed, Pool, PoolSettings
+from kiln.settings import ENV_BATCHING, ENV_DEBUG, ENV_MODEL_DIR
 
 __all__ = ["main"]
 
@@ -61,9 +62,9 @@ class Service:
     def _pool(self, config: dict[str, Any]) -> Pool:
         d = config["deployment"]
         env = {**os.environ, **d["environment_variables"]}
-        env.update({"AZUREML_MODEL_DIR": d["model_dir"], "KILN_MODEL_DIR": d["model_dir"],
+        env.update({"AZUREML_MODEL_DIR": d["model_dir"], ENV_MODEL_DIR: d["model_dir"],
                     "AZUREML_ENTRY_SCRIPT": d["entry_script"], "PYTHONUNBUFFERED": "1",
-                    "KILN_DEBUG": "1" if config.get("debug") else "", "KILN_BATCHING": "1" if config.get("batching")
+                    ENV_DEBUG: "1" if config.get("debug") else "", ENV_BATCHING: "1" if config.get("batching")
                     else ""})
         if d.get("virtual_env"):
             env["VIRTUAL_ENV"] = d["virtual_env"]
