@@ -14,6 +14,7 @@ Each round runs every command once, in an order that alternates; the medians are
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -24,6 +25,15 @@ from pathlib import Path
 from common import KILN, UV, kiln_env, timed
 
 CURATED = "Kiln-minimal-py311"
+
+
+def cpu_timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, the command and its children) of one command. On a
+    shared machine the CPU time is the steadier figure; the aims are wall times."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = timed(cmd, env, cwd)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def uv_warm(root: Path, python: str, n: int, env: dict[str, str]) -> float:
@@ -65,22 +75,26 @@ def main() -> None:
             "env interpreter on tiny.py directly": [python, "tiny.py"],
         }
         times: dict[str, list[float]] = {name: [] for name in [*commands, "warm uv venv + uv pip install"]}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         for i in range(args.rounds):
             order = list(commands) if i % 2 == 0 else list(reversed(commands))
             for name in order:
-                times[name].append(timed(commands[name], env, project))
+                wall, used = cpu_timed(commands[name], env, project)
+                times[name].append(wall)
+                cpu[name].append(used)
             times["warm uv venv + uv pip install"].append(uv_warm(root, python, i, env))
 
         med = {name: statistics.median(values) for name, values in times.items()}
         print(f"medians of {args.rounds} rounds")
-        print(f"{'measure':56} {'median s':>9} {'aim':>8} {'ratio':>7}")
+        print(f"{'measure':56} {'median s':>9} {'cpu s':>7} {'aim':>6} {'ratio':>6}")
         hit_aim = 0.15
         for name, value in med.items():
             aim = ""
             ratio = ""
             if "cache hit" in name:
                 aim, ratio = f"{hit_aim:.2f}", f"{value / hit_aim:.2f}"
-            print(f"{name:56} {value:9.3f} {aim:>8} {ratio:>7}")
+            used = f"{statistics.median(cpu[name]):.3f}" if name in cpu else ""
+            print(f"{name:56} {value:9.3f} {used:>7} {aim:>6} {ratio:>6}")
         uv = med["warm uv venv + uv pip install"]
         for name in (f"kiln env build {CURATED} (cache hit)", "kiln env build bench-startup (registered, cache hit)"):
             print(f"{name.replace('kiln env build ', '') + ' / warm uv':56} {med[name] / uv:9.2f}")
