@@ -16,19 +16,20 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
     env = os.environ if environ is None else environ
     args = sys.argv[1:] if argv is None else list(argv)
-    traceback = debug_enabled(env) or "--traceback" in args[: args.index("--") if "--" in args else len(args)]
+    # until the settings exist (a bad KILN_CONDA_VIA fails to build them), the same rule from the raw input
+    traceback = [debug_enabled(env) or "--traceback" in args[: args.index("--") if "--" in args else len(args)]]
     try:
-        return _run(args, env)
+        return _run(args, env, traceback)
     except SystemExit as e:  # --help and --version print, then argparse exits
         return e.code if isinstance(e.code, int) else 0
     except (Exception, KeyboardInterrupt) as e:
-        code, text = failure(e, traceback=traceback and not isinstance(e, UsageError))
+        code, text = failure(e, traceback=traceback[0] and not isinstance(e, UsageError))
         sys.stdout.flush()
         sys.stderr.write(text)
         return code
 
 
-def _run(args: list[str], environ: Mapping[str, str]) -> int:
+def _run(args: list[str], environ: Mapping[str, str], traceback: list[bool]) -> int:
     from kiln.cli.context import CliState
     from kiln.cli.failures import UsageError
     from kiln.cli.parser import build_parser, noun_of, parse
@@ -41,6 +42,7 @@ def _run(args: list[str], environ: Mapping[str, str]) -> int:
     settings = Settings.from_env(environ, workspace=getattr(ns, "workspace", None))
     state = CliState(settings=settings, json_mode=getattr(ns, "output", "text") == "json",
                      traceback=getattr(ns, "traceback", False) or settings.debug, prog=ns.parser.prog)
+    traceback[0] = state.traceback
     try:
         code = ns.handler(state, ns)
     except UsageError as e:
