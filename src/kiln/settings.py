@@ -13,25 +13,47 @@ from pathlib import Path
 
 __all__ = [
     "CONDA_VIA",
+    "ENV_BATCHING",
     "ENV_CACHE_DIR",
     "ENV_CONDA_VIA",
     "ENV_DEBUG",
+    "ENV_EXPERIMENT",
     "ENV_HOME",
+    "ENV_MODEL_DIR",
+    "ENV_PYTHONS",
+    "ENV_RUN_DIR",
+    "ENV_RUN_ID",
+    "ENV_WORKER_SHIM",
     "ENV_WORKSPACE",
     "Settings",
+    "debug_enabled",
 ]
 
+# Every KILN_* environment variable Kiln reads or sets. The modules that run inside users' environments with
+# the standard library only (kiln.run, kiln.serving.worker, kiln.serving.shim) can't import this one: they
+# keep copies of the names they use, which a unit test compares with these.
 ENV_HOME = "KILN_HOME"
 ENV_CACHE_DIR = "KILN_CACHE_DIR"
 ENV_WORKSPACE = "KILN_WORKSPACE"
 ENV_DEBUG = "KILN_DEBUG"
 ENV_CONDA_VIA = "KILN_CONDA_VIA"
+#: interpreters to build with, before the ones found on the machine (os.pathsep-separated)
+ENV_PYTHONS = "KILN_PYTHONS"
+#: set for a run's script (read by kiln.run)
+ENV_RUN_ID = "KILN_RUN_ID"
+ENV_RUN_DIR = "KILN_RUN_DIR"
+ENV_EXPERIMENT = "KILN_EXPERIMENT"
+#: set for a service's workers (read by kiln.serving.worker and its shim)
+ENV_MODEL_DIR = "KILN_MODEL_DIR"
+ENV_WORKER_SHIM = "KILN_WORKER_SHIM"
+ENV_BATCHING = "KILN_BATCHING"
 CONDA_VIA = ("auto", "conda", "pypi")
-# serving: what a service's processes tell each other (the worker spells them too: kiln.serving.protocol)
-ENV_MODEL_DIR = "KILN_MODEL_DIR"  # set for entry scripts: the folder holding the deployed model(s)
-ENV_WORKER_SHIM = "KILN_WORKER_SHIM"  # the azureml.* stand-ins, last on a scoring worker's path
-ENV_BATCHING = "KILN_BATCHING"  # a scoring worker may call run_batch()
-__all__ += ["ENV_BATCHING", "ENV_MODEL_DIR", "ENV_WORKER_SHIM"]  # (kept apart from the list above: merges)
+
+
+def debug_enabled(environ: Mapping[str, str]) -> bool:
+    """``KILN_DEBUG`` is on: set to anything but empty, ``0``, ``false`` or ``no``. The one rule for it
+    (``Settings.debug``, the CLI's tracebacks)."""
+    return environ.get(ENV_DEBUG, "").strip().lower() not in ("", "0", "false", "no")
 
 
 @dataclass(frozen=True)
@@ -83,5 +105,5 @@ class Settings:
             home=home.resolve(),
             cache_dir=cache.resolve(),
             workspace=Path(ws).expanduser().resolve() if ws else None,
-            debug=env.get(ENV_DEBUG, "") not in ("", "0", "false", "no"),
+            debug=debug_enabled(env),
         )

@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kiln.errors import DefinitionError, KilnError
+from kiln.settings import ENV_PYTHONS
 
 __all__ = ["Interpreter", "discover", "find_interpreter", "inspect_interpreter", "named_interpreter", "select",
            "version_matches"]
 
-ENV_PYTHONS = "KILN_PYTHONS"
 _PROBE = ("import json, platform, sys; print(json.dumps({'version': '%d.%d.%d' % sys.version_info[:3], "
           "'implementation': sys.implementation.name, 'machine': platform.machine(), 'system': platform.system()}))")
 _CACHE_FORMAT = 1

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated
+from argparse import Namespace
+from typing import TYPE_CHECKING
 
-import typer
+if TYPE_CHECKING:
+    from kiln.cli.context import CliState
+    from kiln.cli.parser import Commands
 
-from kiln.cli.context import state
+__all__ = ["add_commands", "human_size"]
 
-__all__ = ["app", "human_size"]
 
-app = typer.Typer(help="Inspect and prune the build cache.", no_args_is_help=True)
+def add_commands(commands: Commands) -> None:
+    commands.add("list", list_, help="The cached builds, most recently used first.", example="kiln cache list")
+    commands.add("du", du, help="Bytes the cache really takes on disk (hardlinked files counted once).",
+                 example="kiln cache du")
+    p = commands.add("prune", prune, help="Remove builds no environment version references, least recently used "
+                                          "first.",
+                     example="kiln cache prune --dry-run\nkiln cache prune --max-size 5G")
+    p.add_argument("--max-size", metavar="SIZE", help="Stop once the cache is this small (e.g. 5G); default: "
+                                                      "remove every unreferenced build.")
+    p.add_argument("--dry-run", action="store_true", help="Say what would be removed; remove nothing.")
 
 
 def human_size(n: float) -> str:
@@ -23,15 +33,14 @@ def human_size(n: float) -> str:
 
 
 def _when(ts: float) -> str:
+    import datetime as dt
+
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
-@app.command("list")
-def list_(ctx: typer.Context) -> None:
-    """The cached builds, most recently used first."""
+def list_(st: CliState, args: Namespace) -> None:
     from kiln.builds.cache import BuildCache
 
-    st = state(ctx)
     entries = sorted(BuildCache(st.settings.cache_dir).entries(), key=lambda e: e.last_used, reverse=True)
     data = [{"key": e.key, "environment": e.meta.get("label"), "python": e.meta.get("python_version"),
              "backend": e.meta.get("backend"), "packages": e.meta.get("packages"), "lock_hash": e.meta.get("lock_hash"),
@@ -41,12 +50,9 @@ def list_(ctx: typer.Context) -> None:
     st.out.table("cache.list", data, ["key", "built for", "python", "backend", "packages", "last used"], rows)
 
 
-@app.command()
-def du(ctx: typer.Context) -> None:
-    """Bytes the cache really takes on disk (hardlinked files counted once)."""
+def du(st: CliState, args: Namespace) -> None:
     from kiln.builds.cache import BuildCache, disk_usage
 
-    st = state(ctx)
     cache = BuildCache(st.settings.cache_dir)
     entries = cache.entries()
     total = disk_usage([cache.root]) if cache.root.exists() else 0
@@ -54,20 +60,12 @@ def du(ctx: typer.Context) -> None:
     st.out.emit("cache.du", data, f"{human_size(total)} in {len(entries)} builds ({cache.root})")
 
 
-@app.command()
-def prune(
-    ctx: typer.Context,
-    max_size: Annotated[str | None, typer.Option("--max-size", help="Stop once the cache is this small "
-                                                                     "(e.g. 5G); default: remove every "
-                                                                     "unreferenced build.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")] = False,
-) -> None:
-    """Remove builds no environment version references, least recently used first."""
+def prune(st: CliState, args: Namespace) -> None:
     from kiln.builds.cache import BuildCache
     from kiln.builds.gc import parse_size, referenced_lock_hashes
     from kiln.builds.gc import prune as run_prune
 
-    st = state(ctx)
+    max_size, dry_run = args.max_size, args.dry_run
     limit = parse_size(max_size) if max_size is not None else None
     cache = BuildCache(st.settings.cache_dir)
     workspaces = {*cache.known_workspaces(), st.workspace().path}

@@ -1,11 +1,10 @@
-"""State shared by the CLI commands: the settings, the output mode, the workspace (opened on demand)."""
+"""State shared by the CLI commands: the settings (built once, in ``kiln.cli.main``), the output mode,
+the workspace (opened on demand, once)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-import typer
 
 from kiln.cli.output import Out
 
@@ -13,7 +12,7 @@ if TYPE_CHECKING:
     from kiln.sdk.workspace import Workspace
     from kiln.settings import Settings
 
-__all__ = ["CliState", "state"]
+__all__ = ["CliState"]
 
 
 @dataclass
@@ -21,6 +20,8 @@ class CliState:
     settings: Settings
     json_mode: bool = False
     traceback: bool = False
+    #: the command being run (``kiln env build``): usage errors raised by its handler point to its --help
+    prog: str = "kiln"
     _workspace: Workspace | None = field(default=None, repr=False)
 
     @property
@@ -33,9 +34,3 @@ class CliState:
 
             self._workspace = Workspace.from_config(settings=self.settings)
         return self._workspace
-
-
-def state(ctx: typer.Context) -> CliState:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, CliState)
-    return obj

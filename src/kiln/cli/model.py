@@ -2,75 +2,75 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-import typer
+from kiln.cli.failures import UsageError
 
-from kiln.cli.context import state
+if TYPE_CHECKING:
+    from kiln.cli.context import CliState
+    from kiln.cli.parser import Commands
 
-__all__ = ["app"]
-
-app = typer.Typer(help="Register and fetch models.", no_args_is_help=True)
+__all__ = ["add_commands"]
 
 
-@app.command()
-def register(
-    ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="A model file or folder.")],
-    name: Annotated[str, typer.Option("--name", "-n", help="Model name.")],
-    description: Annotated[str | None, typer.Option("--description", help="What the model is.")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="KEY=VALUE (repeatable).")] = None,
-    run: Annotated[str | None, typer.Option("--run", "-r", help="Take PATH from this run's files "
-                                                                "(e.g. outputs/model.pkl).")] = None,
-) -> None:
-    """Register a file or folder as the next version of a model (a local path, or a run's file with --run)."""
+def add_commands(commands: Commands) -> None:
+    p = commands.add("register", register, help="Register a file or folder as the next version of a model (a local "
+                                                "path, or a run's file with --run).",
+                     example="kiln model register model.pkl -n forest -t stage=dev\n"
+                             "kiln model register outputs/model.pkl -n forest --run RUN_ID")
+    p.add_argument("path", metavar="PATH", type=Path, help="A model file or folder.")
+    p.add_argument("-n", "--name", metavar="NAME", required=True, help="Model name.")
+    p.add_argument("--description", metavar="TEXT", help="What the model is.")
+    p.add_argument("-t", "--tag", metavar="KEY=VALUE", action="append", help="A tag (repeatable).")
+    p.add_argument("-r", "--run", metavar="ID", help="Take PATH from this run's files (e.g. outputs/model.pkl).")
+
+    p = commands.add("list", list_, help="Registered models and their versions.",
+                     example="kiln model list --name forest")
+    p.add_argument("-n", "--name", metavar="NAME", help="Only this model's versions.")
+
+    p = commands.add("download", download, help="Write a model's files into a folder.",
+                     example="kiln model download forest:2 -d ./models")
+    p.add_argument("ref", metavar="NAME[:VERSION]", help="Model, latest version by default.")
+    p.add_argument("-d", "--directory", metavar="PATH", type=Path, default=Path("."),
+                   help="Where to write (default: the current folder).")
+    p.add_argument("--overwrite", action="store_true", help="Replace an existing file.")
+
+
+def register(st: CliState, args: Namespace) -> None:
     from kiln.serving.model import Model
 
-    st = state(ctx)
     tags = {}
-    for item in tag or []:
+    for item in args.tag or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--tag")
+            raise UsageError(f"{item!r} is not KEY=VALUE", hint="--tag")
         tags[key] = value
-    if run is not None:
+    if args.run is not None:
         from kiln.runs.run import Run
 
-        model = Run.get(st.workspace(), run).register_model(name, str(path), tags=tags, description=description)
+        model = Run.get(st.workspace(), args.run).register_model(args.name, str(args.path), tags=tags,
+                                                                 description=args.description)
     else:
-        model = Model.register(st.workspace(), path, name, tags=tags, description=description)
+        model = Model.register(st.workspace(), args.path, args.name, tags=tags, description=args.description)
     st.out.emit("model.register", model.serialize(), f"Registered model {model.name} version {model.version}")
 
 
-@app.command("list")
-def list_(
-    ctx: typer.Context,
-    name: Annotated[str | None, typer.Option("--name", "-n", help="Only this model's versions.")] = None,
-) -> None:
-    """Registered models and their versions."""
+def list_(st: CliState, args: Namespace) -> None:
     from kiln.serving.model import Model
 
-    st = state(ctx)
-    models = Model.list(st.workspace(), name=name)
+    models = Model.list(st.workspace(), name=args.name)
     rows = [[m.name, str(m.version), m.path, m.run_id or "-", ", ".join(f"{k}={v}" for k, v in m.tags.items())]
             for m in models]
     st.out.table("model.list", [m.serialize() for m in models], ["name", "version", "file", "run", "tags"], rows)
 
 
-@app.command()
-def download(
-    ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(metavar="NAME[:VERSION]", help="Model, latest version by default.")],
-    directory: Annotated[Path, typer.Option("--directory", "-d", help="Where to write.")] = Path("."),
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
-) -> None:
-    """Write a model's files into a folder."""
+def download(st: CliState, args: Namespace) -> None:
     from kiln.cli.render import parse_ref
     from kiln.serving.model import Model
 
-    st = state(ctx)
-    name, version = parse_ref(ref)
+    name, version = parse_ref(args.ref)
     model = Model(st.workspace(), name, version)
-    path = model.download(directory, exist_ok=overwrite)
+    path = model.download(args.directory, exist_ok=args.overwrite)
     st.out.emit("model.download", {**model.serialize(), "written": path}, path)

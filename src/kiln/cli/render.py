@@ -1,4 +1,4 @@
-"""Text for command results that the fast path (``kiln.cli.fast``) prints too: no typer, no rich here."""
+"""Text for command results on the hot paths (``env build``, ``env python``): no rich here, nothing heavy."""
 
 from __future__ import annotations
 
@@ -7,11 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kiln.builds.builder import BuildResult
 
-__all__ = ["build_text", "error_text", "parse_ref", "python_output"]
-
-
-class RefError(ValueError):
-    pass
+__all__ = ["build_text", "parse_ref", "python_output"]
 
 
 def parse_ref(ref: str) -> tuple[str, str | None]:
@@ -20,16 +16,10 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
     if not sep:
         return ref, None
     if not name:
-        import typer
+        from kiln.cli.failures import UsageError
 
-        raise typer.BadParameter(f"{ref!r}: expected NAME or NAME:VERSION")
+        raise UsageError(f"{ref!r}: expected NAME or NAME:VERSION")
     return name, None if version in ("", "latest") else version
-
-
-def error_text(error: BaseException) -> str:
-    """A ``KilnError`` as the CLI prints it: ``kiln: error:`` and its first line, then the rest indented."""
-    first, *rest = str(error).splitlines() or [type(error).__name__]
-    return "".join([f"kiln: error: {first}\n", *(f"  {line}\n" for line in rest)])
 
 
 def build_text(result: BuildResult, *, upgrade: bool = False) -> str:

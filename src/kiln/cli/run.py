@@ -2,61 +2,85 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
-import time
+from argparse import Namespace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from kiln.cli.context import state
 from kiln.cli.submit_flow import DEFAULT_EXPERIMENT, exit_code
 
 if TYPE_CHECKING:
+    from kiln.cli.context import CliState
+    from kiln.cli.parser import Commands
     from kiln.runs.run import Run
 
-__all__ = ["app"]
-
-app = typer.Typer(help="Submit training runs and watch them.", no_args_is_help=True)
+__all__ = ["add_commands"]
 
 
+def add_commands(commands: Commands) -> None:
+    p = commands.add("submit", submit, passthrough=True,
+                     help="Run a script in an environment; stream its output; exit with its exit code.",
+                     description="Run a script in an environment; stream its output; exit with its exit code.\n"
+                                 "The script's own options go after --: kiln run submit train.py -- --lr 0.1",
+                     example="kiln run submit train.py --env train:2 -x tuning -- --lr 0.1")
+    p.add_argument("script", metavar="SCRIPT", help="The script, relative to the source folder.")
+    p.add_argument("args", metavar="ARGS", nargs="*", help="Arguments for the script (its options after --).")
+    p.add_argument("-e", "--env", metavar="NAME[:VERSION]", help="Environment (default: Kiln's default "
+                                                                  "environment).")
+    p.add_argument("-s", "--source-dir", metavar="PATH", type=Path, default=Path("."),
+                   help="Folder to snapshot and run in (default: the current folder).")
+    p.add_argument("-x", "--experiment", metavar="NAME", default=DEFAULT_EXPERIMENT,
+                   help=f"Experiment name (default: {DEFAULT_EXPERIMENT}).")
+    p.add_argument("-d", "--detach", action="store_true", help="Print the run id and return at once.")
+    p.add_argument("--no-snapshot", action="store_true", help="Run in the source folder itself; store no snapshot "
+                                                              "and collect no outputs.")
+    p.add_argument("--timeout", metavar="SECONDS", type=float, help="Stop the script after this many seconds.")
 
-def _get(ctx: typer.Context, run_id: str) -> Run:
+    p = commands.add("list", list_, help="Runs, newest first.", example="kiln run list -x tuning")
+    p.add_argument("-x", "--experiment", metavar="NAME", help="Only this experiment.")
+
+    p = commands.add("show", show, help="A run's status, environment, metrics and files.",
+                     example="kiln run show RUN_ID")
+    p.add_argument("run_id", metavar="ID", help="The run's id.")
+
+    p = commands.add("logs", logs, help="A run's output (everything the script printed).",
+                     example="kiln run logs RUN_ID --follow")
+    p.add_argument("run_id", metavar="ID", help="The run's id.")
+    p.add_argument("-f", "--follow", action="store_true", help="Keep printing until the run ends (then exit with "
+                                                               "the script's exit code).")
+
+    p = commands.add("cancel", cancel, help="Stop a run (its script gets SIGTERM, then SIGKILL).",
+                     example="kiln run cancel RUN_ID")
+    p.add_argument("run_id", metavar="ID", help="The run's id.")
+
+    p = commands.add("download", download, help="Copy a run's files (outputs and logs) to a folder.",
+                     example="kiln run download RUN_ID outputs/model.pkl -d ./model")
+    p.add_argument("run_id", metavar="ID", help="The run's id.")
+    p.add_argument("file", metavar="FILE", nargs="?", help="One file (default: all of them).")
+    p.add_argument("-d", "--directory", metavar="PATH", type=Path, default=Path("."),
+                   help="Where to write (default: the current folder).")
+
+
+def _get(st: CliState, run_id: str) -> Run:
     from kiln.runs.run import Run
 
-    return Run.get(state(ctx).workspace(), run_id)
+    return Run.get(st.workspace(), run_id)
 
 
 def _when(value: str | None) -> str:
+    import datetime as dt
+
     if not value:
         return "-"
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-@app.command()
-def submit(
-    ctx: typer.Context,
-    script: Annotated[str, typer.Argument(help="The script, relative to the source folder.")],
-    args: Annotated[list[str] | None, typer.Argument(help="Arguments for the script (after --).")] = None,
-    env: Annotated[str | None, typer.Option("--env", "-e", help="Environment NAME[:VERSION] (default: "
-                                                                "Kiln's default environment).")] = None,
-    source_dir: Annotated[Path, typer.Option("--source-dir", "-s", help="Folder to snapshot and run in.")]
-    = Path("."),
-    experiment: Annotated[str, typer.Option("--experiment", "-x", help="Experiment name.")] = DEFAULT_EXPERIMENT,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Print the run id and return at once.")] = False,
-    no_snapshot: Annotated[bool, typer.Option("--no-snapshot", help="Run in the source folder itself; store no "
-                                                                    "snapshot and collect no outputs.")] = False,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Stop the script after this many "
-                                                                    "seconds.")] = None,
-) -> None:
-    """Run a script in an environment; stream its output; exit with its exit code."""
+def submit(st: CliState, args: Namespace) -> int:
     from kiln.cli.submit_flow import run_submit
 
-    st = state(ctx)
-    raise typer.Exit(run_submit(st.settings, json_mode=st.json_mode, script=script, args=list(args or []), env=env,
-                                source_dir=source_dir, experiment=experiment, detach=detach,
-                                no_snapshot=no_snapshot, timeout=timeout))
+    return run_submit(st.settings, json_mode=st.json_mode, script=args.script, args=list(args.args), env=args.env,
+                      source_dir=args.source_dir, experiment=args.experiment, detach=args.detach,
+                      no_snapshot=args.no_snapshot, timeout=args.timeout)
 
 
 def _env_label(details: dict[str, Any]) -> str:
@@ -64,16 +88,11 @@ def _env_label(details: dict[str, Any]) -> str:
     return f"{env['name']}:{env['version']}"
 
 
-@app.command("list")
-def list_(
-    ctx: typer.Context,
-    experiment: Annotated[str | None, typer.Option("--experiment", "-x", help="Only this experiment.")] = None,
-) -> None:
-    """Runs, newest first."""
+def list_(st: CliState, args: Namespace) -> None:
     from kiln.runs.experiment import Experiment
     from kiln.runs.run import Run
 
-    st = state(ctx)
+    experiment = args.experiment
     ws = st.workspace()
     experiments = [Experiment(ws, experiment)] if experiment else Experiment.list(ws)
     runs = sorted((r for e in experiments for r in Run.list(e)), key=lambda r: r.id, reverse=True)
@@ -83,11 +102,8 @@ def list_(
     st.out.table("run.list", details, ["id", "experiment", "status", "environment", "script", "created"], rows)
 
 
-@app.command()
-def show(ctx: typer.Context, run_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
-    """A run's status, environment, metrics and files."""
-    st = state(ctx)
-    run = _get(ctx, run_id)
+def show(st: CliState, args: Namespace) -> None:
+    run = _get(st, args.run_id)
     d = run.get_details()
     metrics = run.get_metrics()
     files = run.get_file_names()
@@ -111,25 +127,19 @@ def show(ctx: typer.Context, run_id: Annotated[str, typer.Argument(metavar="ID")
     st.out.emit("run.show", {**d, "metrics": metrics, "files": files}, "\n".join(lines))
 
 
-@app.command()
-def logs(
-    ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(metavar="ID")],
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
-) -> None:
-    """A run's output (everything the script printed)."""
-    run = _get(ctx, run_id)
-    if follow:
+def logs(st: CliState, args: Namespace) -> int:
+    run = _get(st, args.run_id)
+    if args.follow:
         details = run.wait_for_completion(show_output=True, raise_on_error=False)
-        raise typer.Exit(exit_code(details))
+        return exit_code(details)
     sys.stdout.write(run.get_output())
+    return 0
 
 
-@app.command()
-def cancel(ctx: typer.Context, run_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
-    """Stop a run (its script gets SIGTERM, then SIGKILL)."""
-    st = state(ctx)
-    run = _get(ctx, run_id)
+def cancel(st: CliState, args: Namespace) -> None:
+    import time
+
+    run = _get(st, args.run_id)
     before = run.status
     run.cancel()
     deadline = time.monotonic() + 15
@@ -139,16 +149,9 @@ def cancel(ctx: typer.Context, run_id: Annotated[str, typer.Argument(metavar="ID
                 f"{run.id}: {before} -> {run.status}")
 
 
-@app.command()
-def download(
-    ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(metavar="ID")],
-    file: Annotated[str | None, typer.Argument(metavar="[FILE]", help="One file (default: all of them).")] = None,
-    directory: Annotated[Path, typer.Option("--directory", "-d", help="Where to write.")] = Path("."),
-) -> None:
-    """Copy a run's files (outputs and logs) to a folder."""
-    st = state(ctx)
-    run = _get(ctx, run_id)
+def download(st: CliState, args: Namespace) -> None:
+    run = _get(st, args.run_id)
+    file, directory = args.file, args.directory
     written = [run.download_file(file, directory / file)] if file else run.download_files(
         output_directory=directory)
     st.out.emit("run.download", {"id": run.id, "files": written}, "\n".join(written) or "no files")

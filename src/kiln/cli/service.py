@@ -2,58 +2,85 @@
 
 from __future__ import annotations
 
-import json
 import sys
+from argparse import Namespace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
-
-from kiln.cli.context import state
+from kiln.cli.failures import UsageError
 
 if TYPE_CHECKING:
+    from kiln.cli.context import CliState
+    from kiln.cli.parser import Commands
     from kiln.serving.webservice import Webservice
 
-__all__ = ["app"]
-
-app = typer.Typer(help="Deploy models as local web services and call them.", no_args_is_help=True)
+__all__ = ["add_commands"]
 
 
-def _get(ctx: typer.Context, name: str) -> Webservice:
+def add_commands(commands: Commands) -> None:
+    p = commands.add("deploy", deploy, help="Deploy models with an entry script as a local web service (or update "
+                                            "the service of that name).",
+                     example="kiln service deploy --entry-script score.py -m forest:2 -e serve --auth")
+    p.add_argument("--entry-script", metavar="PATH", required=True,
+                   help="The scoring script (init() and run()), relative to --source-dir.")
+    p.add_argument("-m", "--model", metavar="NAME[:VERSION]", action="append", help="A model (repeatable).")
+    p.add_argument("-e", "--env", metavar="NAME[:VERSION]", help="Environment (default: Kiln's default "
+                                                                  "environment).")
+    p.add_argument("-n", "--name", metavar="NAME", help="Service name (default: the first model's name).")
+    p.add_argument("-s", "--source-dir", metavar="PATH", type=Path, default=Path("."),
+                   help="Folder with the entry script (default: the current folder).")
+    p.add_argument("-p", "--port", metavar="PORT", type=int, help="Port on 127.0.0.1 (default: a free one).")
+    p.add_argument("--workers", metavar="N", type=int, default=1, help="Worker processes (default: 1).")
+    p.add_argument("--auth", dest="auth", action="store_true", default=False,
+                   help="Require Authorization: Bearer KEY.")
+    p.add_argument("--no-auth", dest="auth", action="store_false", help="No key required (the default).")
+    p.add_argument("--timeout", metavar="SECONDS", type=float, default=60.0,
+                   help="Seconds a request may take (then 504; default: 60).")
+    p.add_argument("--batching", action="store_true", help="Let run_batch(list) take several requests.")
+
+    commands.add("list", list_, help="Services in the workspace, with their state and address.",
+                 example="kiln service list -o json")
+    p = commands.add("show", show, help="A service's state, address, models, environment and settings.",
+                     example="kiln service show forest")
+    p.add_argument("name", metavar="NAME", help="Service name.")
+    p = commands.add("logs", logs, help="The service's log: the server's lines and what the entry script printed.",
+                     example="kiln service logs forest -n 50")
+    p.add_argument("name", metavar="NAME", help="Service name.")
+    p.add_argument("-n", "--lines", metavar="N", type=int, default=200, help="How many of the last lines "
+                                                                              "(default: 200).")
+    p = commands.add("call", call, help="Score one request: POST the data to the service and print its answer.",
+                     example="kiln service call forest -d '{\"data\": [[1, 2]]}'\n"
+                             "kiln service call forest -d @request.json")
+    p.add_argument("name", metavar="NAME", help="Service name.")
+    p.add_argument("-d", "--data", metavar="JSON", required=True, help="The request body (JSON); @FILE reads a "
+                                                                       "file.")
+    p = commands.add("keys", keys, help="The service's keys (auth-enabled services).",
+                     example="kiln service keys forest --regen secondary")
+    p.add_argument("name", metavar="NAME", help="Service name.")
+    p.add_argument("--regen", metavar="WHICH", help="Make a new key: primary or secondary.")
+    p = commands.add("reload", reload, help="Restart the workers (init() runs again) without dropping requests.",
+                     example="kiln service reload forest")
+    p.add_argument("name", metavar="NAME", help="Service name.")
+    p = commands.add("delete", delete, help="Stop a service (requests in flight finish) and remove it.",
+                     example="kiln service delete forest")
+    p.add_argument("name", metavar="NAME", help="Service name.")
+
+
+def _get(st: CliState, name: str) -> Webservice:
     from kiln.serving.webservice import LocalWebservice
 
-    return LocalWebservice(state(ctx).workspace(), name)
+    return LocalWebservice(st.workspace(), name)
 
 
-@app.command()
-def deploy(
-    ctx: typer.Context,
-    entry_script: Annotated[str, typer.Option("--entry-script", help="The scoring script (init() and run()), "
-                                                                     "relative to --source-dir.")],
-    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="NAME[:VERSION] (repeatable).")] = None,
-    env: Annotated[str | None, typer.Option("--env", "-e", help="Environment NAME[:VERSION] (default: Kiln's "
-                                                                "default environment).")] = None,
-    name: Annotated[str | None, typer.Option("--name", "-n", help="Service name (default: the first model's "
-                                                                  "name).")] = None,
-    source_dir: Annotated[Path, typer.Option("--source-dir", "-s", help="Folder with the entry script.")]
-    = Path("."),
-    port: Annotated[int | None, typer.Option("--port", "-p", help="Port on 127.0.0.1 (default: a free one).")]
-    = None,
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
-    auth: Annotated[bool, typer.Option("--auth/--no-auth", help="Require Authorization: Bearer <key>.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may take (then 504).")] = 60.0,
-    batching: Annotated[bool, typer.Option("--batching", help="Let run_batch(list) take several requests.")]
-    = False,
-) -> None:
-    """Deploy models with an entry script as a local web service (or update the service of that name)."""
+def deploy(st: CliState, args: Namespace) -> None:
     from kiln.cli.render import parse_ref
     from kiln.serving.config import DeploymentConfiguration, InferenceConfig
     from kiln.serving.model import Model
 
-    st = state(ctx)
     ws = st.workspace()
+    env, name = args.env, args.name
     models = []
-    for ref in model or []:
+    for ref in args.model or []:
         model_name, version = parse_ref(ref)
         models.append(Model(ws, model_name, version))
     environment = None
@@ -62,10 +89,11 @@ def deploy(
         environment = ws.get_environment(env_name, env_version)
     service_name = name or (models[0].name if models else None)
     if not service_name:
-        raise typer.BadParameter("give --name (or at least one --model)", param_hint="--name")
-    config = DeploymentConfiguration(port=port, workers=workers, auth_enabled=auth, timeout_seconds=timeout,
-                                     batching=batching)
-    inference = InferenceConfig(entry_script=entry_script, source_directory=source_dir, environment=environment)
+        raise UsageError("give --name (or at least one --model)", hint="--name")
+    config = DeploymentConfiguration(port=args.port, workers=args.workers, auth_enabled=args.auth,
+                                     timeout_seconds=args.timeout, batching=args.batching)
+    inference = InferenceConfig(entry_script=args.entry_script, source_directory=args.source_dir,
+                                environment=environment)
     progress = None if st.json_mode else (lambda phase, message: sys.stderr.write(f"{message}\n"))
     from kiln.serving.deploy import deploy as run_deploy
     from kiln.serving.webservice import LocalWebservice
@@ -76,23 +104,17 @@ def deploy(
     st.out.emit("service.deploy", service.serialize(), f"{service.name}: {service.state} at {service.scoring_uri}")
 
 
-@app.command("list")
-def list_(ctx: typer.Context) -> None:
-    """Services in the workspace, with their state and address."""
+def list_(st: CliState, args: Namespace) -> None:
     from kiln.serving.webservice import LocalWebservice
 
-    st = state(ctx)
     services = [s.serialize() for s in LocalWebservice.list(st.workspace())]
     rows = [[s["name"], s["state"], s["scoringUri"], ", ".join(s["models"]) or "-", s["environment"]]
             for s in services]
     st.out.table("service.list", services, ["name", "state", "scoring uri", "models", "environment"], rows)
 
 
-@app.command()
-def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Service name.")]) -> None:
-    """A service's state, address, models, environment and settings."""
-    st = state(ctx)
-    data = _get(ctx, name).serialize()
+def show(st: CliState, args: Namespace) -> None:
+    data = _get(st, args.name).serialize()
     lines = [f"{data['name']}  {data['state']}", f"  scoring uri  {data['scoringUri']}",
              f"  models       {', '.join(data['models']) or '-'}", f"  environment  {data['environment']}",
              f"  entry script {data['entryScript']}", f"  workers      {data['workers']}",
@@ -102,59 +124,37 @@ def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Service n
     st.out.emit("service.show", data, "\n".join(lines))
 
 
-@app.command()
-def logs(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Service name.")],
-    lines: Annotated[int, typer.Option("--lines", "-n", help="How many of the last lines.")] = 200,
-) -> None:
-    """The service's log: the server's lines and what the entry script printed."""
-    text = _get(ctx, name).get_logs(num_lines=lines)
+def logs(st: CliState, args: Namespace) -> None:
+    text = _get(st, args.name).get_logs(num_lines=args.lines)
     sys.stdout.write(text + ("\n" if text and not text.endswith("\n") else ""))
 
 
-@app.command()
-def call(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Service name.")],
-    data: Annotated[str, typer.Option("--data", "-d", help="The request body (JSON); @FILE reads a file.")],
-) -> None:
-    """Score one request: POST the data to the service and print its answer."""
-    st = state(ctx)
+def call(st: CliState, args: Namespace) -> None:
+    import json
+
+    data = args.data
     body = Path(data[1:]).read_text() if data.startswith("@") else data
-    answer = _get(ctx, name).run(body)
+    answer = _get(st, args.name).run(body)
     st.out.emit("service.call", answer, json.dumps(answer) if not isinstance(answer, str) else answer)
 
 
-@app.command()
-def keys(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Service name.")],
-    regen: Annotated[str | None, typer.Option("--regen", help="Make a new key: primary or secondary.")] = None,
-) -> None:
-    """The service's keys (auth-enabled services)."""
-    st = state(ctx)
-    service = _get(ctx, name)
-    if regen is not None:
-        service.regen_key(regen)
+def keys(st: CliState, args: Namespace) -> None:
+    service = _get(st, args.name)
+    if args.regen is not None:
+        service.regen_key(args.regen)
     primary, secondary = service.get_keys()
     st.out.emit("service.keys", {"primary": primary, "secondary": secondary},
                 f"primary    {primary}\nsecondary  {secondary}")
 
 
-@app.command()
-def reload(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Service name.")]) -> None:
-    """Restart the workers (init() runs again) without dropping requests."""
-    st = state(ctx)
-    service = _get(ctx, name)
+def reload(st: CliState, args: Namespace) -> None:
+    service = _get(st, args.name)
     service.reload()
     service.wait_for_deployment()
     st.out.emit("service.reload", service.serialize(), f"{service.name}: {service.state}")
 
 
-@app.command()
-def delete(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Service name.")]) -> None:
-    """Stop a service (requests in flight finish) and remove it."""
-    st = state(ctx)
-    _get(ctx, name).delete()
+def delete(st: CliState, args: Namespace) -> None:
+    name = args.name
+    _get(st, name).delete()
     st.out.emit("service.delete", {"name": name, "deleted": True}, f"{name}: deleted")

@@ -2,43 +2,40 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-import typer
+if TYPE_CHECKING:
+    from kiln.cli.context import CliState
+    from kiln.cli.parser import Commands
 
-from kiln.cli.context import state
-
-__all__ = ["app"]
-
-app = typer.Typer(help="Create and inspect workspaces.", no_args_is_help=True)
+__all__ = ["add_commands"]
 
 
-@app.command()
-def create(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Workspace name.")],
-    directory: Annotated[Path | None, typer.Option("--directory", "-d", help="Workspace folder "
-                                                                             "(default: ./NAME).")] = None,
-    config: Annotated[bool, typer.Option("--config/--no-config", help="Write .kiln/config.json here, so that "
-                                                                      "commands run below this folder use it.")]
-    = True,
-) -> None:
-    """Create a workspace (SQLite registry in its folder)."""
+def add_commands(commands: Commands) -> None:
+    p = commands.add("create", create, help="Create a workspace (SQLite registry in its folder).",
+                     example="kiln workspace create proj --directory ./ws")
+    p.add_argument("name", metavar="NAME", help="Workspace name.")
+    p.add_argument("-d", "--directory", metavar="PATH", type=Path, help="Workspace folder (default: ./NAME).")
+    p.add_argument("--config", dest="config", action="store_true", default=True,
+                   help="Write .kiln/config.json here, so that commands run below this folder use it (default).")
+    p.add_argument("--no-config", dest="config", action="store_false", help="Don't write .kiln/config.json.")
+    commands.add("show", show, help="Show the workspace commands use here (its name, folder and store).",
+                 example="kiln workspace show\nkiln -o json workspace show")
+
+
+def create(st: CliState, args: Namespace) -> None:
     from kiln.sdk.workspace import Workspace
 
-    st = state(ctx)
-    ws = Workspace.create(name, path=directory, exist_ok=True)
-    written = ws.write_config() if config else None
+    ws = Workspace.create(args.name, path=args.directory, exist_ok=True)
+    written = ws.write_config() if args.config else None
     data = {"name": ws.name, "path": str(ws.path), "config": str(written) if written else None}
     st.out.emit("workspace.create", data,
                 f"Workspace {ws.name!r} at {ws.path}" + (f"\nConfig written to {written}" if written else ""))
 
 
-@app.command()
-def show(ctx: typer.Context) -> None:
-    """Show the workspace commands use here (its name, folder and store)."""
-    st = state(ctx)
+def show(st: CliState, args: Namespace) -> None:
     ws = st.workspace()
     envs = ws.store.list_environments()
     st.out.emit("workspace.show", {"name": ws.name, "path": str(ws.path), "store": ws.store.name,

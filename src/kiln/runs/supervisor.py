@@ -21,11 +21,10 @@ from typing import Any, BinaryIO
 
 from kiln._process import start_time
 from kiln.errors import KilnError
-from kiln.run import ENV_EXPERIMENT, ENV_RUN_DIR, ENV_RUN_ID
 from kiln.runs.layout import RunLayout
 from kiln.runs.targets.interface import RunHandle, RunPlan
 from kiln.runs.targets.registry import DEFAULT_TARGET, get_target
-from kiln.settings import Settings
+from kiln.settings import ENV_EXPERIMENT, ENV_RUN_DIR, ENV_RUN_ID, Settings
 from kiln.workspace.store.interface import FINAL_STATUSES
 
 __all__ = ["main"]
