@@ -20,6 +20,8 @@ __all__ = ["add_commands", "parse_ref"]
 
 REF_HELP = "Environment, latest version by default."
 
+#: the format registry's names (kiln.environment.formats.registry.FORMATS; a test keeps them equal), spelled
+#: out so that parsing a command imports no format
 DOWNLOAD_FORMATS = ("azureml-v1", "azureml-v2", "conda", "requirements")
 
 

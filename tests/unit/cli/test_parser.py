@@ -106,3 +106,11 @@ def test_options_show_one_metavar() -> None:
     text = EVERY[("env", "download")].format_help()
     assert "-n, --name NAME" in text and "--overwrite " in text and "--format FORMAT" in text
     assert "NAME, --name" not in text
+
+
+def test_download_formats_are_the_format_registrys() -> None:
+    # the parser names the formats without importing them (start-up); the registry is the one list
+    from kiln.cli.env import DOWNLOAD_FORMATS
+    from kiln.environment.formats.registry import FORMATS
+
+    assert DOWNLOAD_FORMATS == tuple(FORMATS)
