@@ -180,6 +180,7 @@ class Run:
         deadline = None if timeout is None else time.monotonic() + timeout
         offset = 0
         delay = 0.01
+        started = time.monotonic()
         while True:
             status = self.status
             if show_output:
@@ -191,7 +192,9 @@ class Run:
             if deadline is not None and time.monotonic() > deadline:
                 raise KilnError(f"run {self.id} is still {status} after {timeout} s")
             time.sleep(delay)
-            delay = min(poll, delay * 1.5)  # quick at first: short runs end in a fraction of a second
+            # every 20 ms for the first seconds (a status read costs ~0.1 ms): short runs end in a fraction
+            # of a second, and a coarser poll would be most of `kiln run submit`'s overhead; then back off
+            delay = 0.02 if time.monotonic() - started < 3 else min(poll, delay * 1.5)
         details = self.get_details()
         if raise_on_error and details["status"] == "Failed":
             raise RunFailedError(self, details)
