@@ -113,4 +113,4 @@ def test_download_formats_are_the_format_registrys() -> None:
     from kiln.cli.env import DOWNLOAD_FORMATS
     from kiln.environment.formats.registry import FORMATS
 
-    assert DOWNLOAD_FORMATS == tuple(FORMATS)
+    assert tuple(FORMATS) == DOWNLOAD_FORMATS
