@@ -82,7 +82,7 @@ def deploy(st: CliState, args: Namespace) -> None:
     models = []
     for ref in args.model or []:
         model_name, version = parse_ref(ref)
-        models.append(Model(ws, model_name, version))
+        models.append(Model(ws, model_name, version=version))
     environment = None
     if env is not None:
         env_name, env_version = parse_ref(env)
