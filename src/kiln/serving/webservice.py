@@ -86,6 +86,17 @@ class Webservice:
     def error(self) -> str | None:
         return self._record().error
 
+    #: Azure ML's ``compute_type`` of a local service
+    compute_type = "Local"
+
+    @property
+    def created_time(self) -> float:
+        return self._record().created_at
+
+    @property
+    def updated_time(self) -> float:
+        return self._record().updated_at
+
     @property
     def port(self) -> int:
         return self._record().port
@@ -266,7 +277,7 @@ class Webservice:
 
     def reload(self, wait: bool = True) -> None:
         """Copy the source directory (or the entry script) again and restart the workers on it: ``init()``
-        runs again, the environment is not rebuilt (that is ``update``). Requests keep being answered by the
+        runs again, the environment stays the same (a new one is ``update``). Requests keep being answered by the
         current workers until the new ones are ready. With ``wait`` (the default) it returns once the new
         code serves."""
         self.update(wait=wait)
