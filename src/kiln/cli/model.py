@@ -71,6 +71,6 @@ def download(st: CliState, args: Namespace) -> None:
     from kiln.serving.model import Model
 
     name, version = parse_ref(args.ref)
-    model = Model(st.workspace(), name, version)
+    model = Model(st.workspace(), name, version=version)
     path = model.download(args.directory, exist_ok=args.overwrite)
     st.out.emit("model.download", {**model.serialize(), "written": path}, path)

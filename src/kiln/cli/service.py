@@ -58,7 +58,8 @@ def add_commands(commands: Commands) -> None:
                      example="kiln service keys forest --regen secondary")
     p.add_argument("name", metavar="NAME", help="Service name.")
     p.add_argument("--regen", metavar="WHICH", help="Make a new key: primary or secondary.")
-    p = commands.add("reload", reload, help="Restart the workers (init() runs again) without dropping requests.",
+    p = commands.add("reload", reload, help="Copy the source folder (or entry script) again and restart the "
+                     "workers on it (init() runs again), without dropping requests; the environment stays.",
                      example="kiln service reload forest")
     p.add_argument("name", metavar="NAME", help="Service name.")
     p = commands.add("delete", delete, help="Stop a service (requests in flight finish) and remove it.",
@@ -82,7 +83,7 @@ def deploy(st: CliState, args: Namespace) -> None:
     models = []
     for ref in args.model or []:
         model_name, version = parse_ref(ref)
-        models.append(Model(ws, model_name, version))
+        models.append(Model(ws, model_name, version=version))
     environment = None
     if env is not None:
         env_name, env_version = parse_ref(env)

@@ -18,18 +18,26 @@ DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
 
 
 class InferenceConfig:
-    """An entry script (``init()``/``run()``), the folder it lives in, and the environment it runs in."""
+    """An entry script (``init()``/``run()``), the folder it lives in, and the environment it runs in.
 
-    def __init__(self, entry_script: str, source_directory: str | os.PathLike[str] = ".",
+    As Azure ML's: with a ``source_directory`` the whole folder is deployed and ``entry_script`` is a path
+    inside it; without one (the default) only the entry script is deployed, and ``entry_script`` is a path
+    from the current folder."""
+
+    def __init__(self, entry_script: str, source_directory: str | os.PathLike[str] | None = None,
                  environment: Environment | None = None, **kwargs: Any) -> None:
         del kwargs  # Azure ML's runtime=, conda_file=, extra_docker_file_steps=...: not used locally
         if not entry_script:
             raise DefinitionError("InferenceConfig: entry_script is required")
         self.entry_script = str(entry_script)
-        self.source_directory = str(source_directory)
+        self.source_directory = None if source_directory is None else str(source_directory)
         self.environment = environment
 
-    def validate(self) -> Path:
+    def validate(self) -> Path | None:
+        """The resolved source folder (None without one); raises when the entry script can't be found."""
+        if self.source_directory is None:
+            self.entry_script_file()
+            return None
         source = Path(self.source_directory).expanduser().resolve()
         if not source.is_dir():
             raise DefinitionError(f"InferenceConfig: source_directory {self.source_directory!r} is not a folder")
@@ -40,6 +48,16 @@ class InferenceConfig:
         if not (source / script).is_file():
             raise DefinitionError(f"InferenceConfig: entry_script {self.entry_script!r} not found in {source}")
         return source
+
+    def entry_script_file(self) -> Path:
+        """The entry script's absolute path (inside ``source_directory``, or from the current folder)."""
+        if self.source_directory is not None:
+            return Path(self.source_directory).expanduser().resolve() / self.entry_script
+        script = Path(self.entry_script).expanduser().absolute()
+        if not script.is_file():
+            raise DefinitionError(f"InferenceConfig: entry_script {self.entry_script!r} not found (without a "
+                                  f"source_directory it is a path from the current folder, {Path.cwd()})")
+        return script
 
 
 @dataclass

@@ -3,9 +3,14 @@ update the service process.
 
 A service folder is ``<workspace>/services/<name>/``: ``service.json`` (the current deployment, read by
 the server), ``keys.json`` (auth keys, mode 0600, never in the registry), ``server.log``, and one
-``gen-<n>/`` per deployment (``source/``: the entry script's folder, ``models/``: the models). An update
-writes the next generation and tells the running server (SIGHUP), which rolls it out without
-dropping requests.
+``gen-<n>/`` per deployment (``models/``: the models; ``var-azureml-app/``: the workers' working
+folder). An update (or a reload) writes the next generation and tells the running server (SIGHUP), which
+rolls it out without dropping requests.
+
+``var-azureml-app/`` is laid out as Azure ML's local deployment lays out ``/var/azureml-app/`` in its
+container, so that relative paths in ``init()`` mean the same: the source directory is copied into it
+under its own name (``var-azureml-app/<folder name>/...``), or, without a source directory, the entry
+script alone (``var-azureml-app/score.py``).
 """
 
 from __future__ import annotations
@@ -33,7 +38,11 @@ if TYPE_CHECKING:
     from kiln.workspace.store import ModelRecord
     from kiln.workspace.workspace import Workspace
 
-__all__ = ["DeployableModel", "deploy", "free_port", "service_dir", "start_server", "write_keys"]
+__all__ = ["APP_ROOT", "DeployableModel", "deploy", "free_port", "ignored_docker_settings", "service_dir",
+           "start_server", "write_keys"]
+
+#: the workers' working folder inside a generation: Azure ML's ``/var/azureml-app``
+APP_ROOT = "var-azureml-app"
 
 
 class DeployableModel(Protocol):
@@ -128,6 +137,57 @@ def _layout_models(models: Sequence[DeployableModel], target: Path) -> Path:
     return root
 
 
+def ignored_docker_settings(env: Any) -> list[str]:
+    """The ``docker`` settings of ``env`` a local service can't honour yet (it runs in a virtual environment
+    built from the definition's packages, not in an image)."""
+    from kiln.environment.sections import DEFAULT_CPU_IMAGE
+
+    docker = env.docker
+    out = []
+    if docker.enabled:
+        out.append("docker.enabled = True")
+    if docker.base_dockerfile:
+        out.append("docker.base_dockerfile")
+    if docker.build_context is not None:
+        out.append("docker.build_context")
+    if docker.base_image and docker.base_image != DEFAULT_CPU_IMAGE:
+        out.append(f"docker.base_image {docker.base_image!r}")
+    return out
+
+
+def _warn_docker(env: Any, service: str) -> None:
+    import warnings
+
+    from kiln.errors import IgnoredSettingWarning
+
+    ignored = ignored_docker_settings(env)
+    if ignored:
+        # said, never silently dropped: the service runs, but not in the image the definition names
+        warnings.warn(f"service {service!r}: environment {env.name}:{env.version} sets {', '.join(ignored)}, which "
+                      "Kiln ignores for now: the service runs in a local virtual environment built from the "
+                      "definition's Python packages, not in a container image", IgnoredSettingWarning, stacklevel=4)
+
+
+def _layout_source(inference_config: InferenceConfig, source: Path | None, gen: Path,
+                   workspace: Workspace) -> Path:
+    """Copy the source directory (or the entry script alone) into the generation's app root; return the
+    entry script's path there."""
+    from kiln._tree import copy_file_no_follow
+    from kiln.workspace.snapshot import take_snapshot
+
+    app = gen / APP_ROOT
+    app.mkdir(parents=True)
+    if source is None:
+        script = inference_config.entry_script_file()
+        copy_file_no_follow(script, app / script.name)
+        return app / script.name
+    folder = app / (source.name or "source")
+    folder.mkdir()
+    snapshot = take_snapshot(source, workspace.blobs)
+    workspace.blobs.materialize(snapshot.id, folder)
+    return folder / inference_config.entry_script
+
+
 def deploy(workspace: Workspace, name: str, models: Sequence[DeployableModel] | None,
            inference_config: InferenceConfig, deployment_config: DeploymentConfiguration | None = None, *,
            settings: Settings, overwrite: bool = True, progress: Any = None) -> int:
@@ -139,7 +199,6 @@ def deploy(workspace: Workspace, name: str, models: Sequence[DeployableModel] | 
     from kiln.environment.curated import default_environment
     from kiln.environment.names import check_name
     from kiln.serving.config import DeploymentConfiguration
-    from kiln.workspace.snapshot import take_snapshot
     from kiln.workspace.store import ServiceRecord
 
     check_name(name, "service name")
@@ -155,6 +214,7 @@ def deploy(workspace: Workspace, name: str, models: Sequence[DeployableModel] | 
     deployment_config.validate()
     env = registered(inference_config.environment, workspace) if inference_config.environment is not None \
         else default_environment(workspace)
+    _warn_docker(env, name)
     result = build_environment(env, workspace, settings=settings, progress=progress)
     generation = (existing.generation + 1) if existing is not None else 1
     folder = service_dir(workspace, name)
@@ -163,9 +223,7 @@ def deploy(workspace: Workspace, name: str, models: Sequence[DeployableModel] | 
         import shutil
 
         shutil.rmtree(gen)
-    (gen / "source").mkdir(parents=True)
-    snapshot = take_snapshot(source, workspace.blobs)
-    workspace.blobs.materialize(snapshot.id, gen / "source")
+    entry_script = _layout_source(inference_config, source, gen, workspace)
     model_dir = _layout_models(models, gen)
     port = int(deployment_config.port or (existing.port if existing is not None else 0) or free_port())
     if deployment_config.auth_enabled:
@@ -177,11 +235,12 @@ def deploy(workspace: Workspace, name: str, models: Sequence[DeployableModel] | 
         "deployment": {
             "python": str(result.python),
             "virtual_env": None if result.virtual_env is None else str(result.virtual_env),
-            "entry_script": str(gen / "source" / inference_config.entry_script), "cwd": str(gen / "source"),
+            "entry_script": str(entry_script), "cwd": str(gen / APP_ROOT),
             "model_dir": str(model_dir), "environment_variables": dict(env.environment_variables),
             "environment": f"{env.name}:{env.version}", "lock_hash": result.lock_hash, "build_key": result.key,
             "models": [m.id for m in models], "entry_script_name": inference_config.entry_script,
-            "source_directory": str(source),
+            "source_directory": None if source is None else str(source),
+            "entry_script_file": str(inference_config.entry_script_file()),
         },
     }
     write_text_atomic(folder / "service.json", json.dumps(config, indent=1))

@@ -66,7 +66,7 @@ class Service:
     def _pool(self, config: dict[str, Any]) -> Pool:
         d = config["deployment"]
         env = {**os.environ, **d["environment_variables"]}
-        env.update({"AZUREML_MODEL_DIR": d["model_dir"], ENV_MODEL_DIR: d["model_dir"],
+        env.update({"AZUREML_MODEL_DIR": d["model_dir"], ENV_MODEL_DIR: d["model_dir"], "AML_APP_ROOT": d["cwd"],
                     "AZUREML_ENTRY_SCRIPT": d["entry_script"], "PYTHONUNBUFFERED": "1",
                     ENV_DEBUG: "1" if config.get("debug") else "", ENV_BATCHING: "1" if config.get("batching") else ""})
         if d.get("virtual_env"):

@@ -86,6 +86,17 @@ class Webservice:
     def error(self) -> str | None:
         return self._record().error
 
+    #: Azure ML's ``compute_type`` of a local service
+    compute_type = "Local"
+
+    @property
+    def created_time(self) -> float:
+        return self._record().created_at
+
+    @property
+    def updated_time(self) -> float:
+        return self._record().updated_at
+
     @property
     def port(self) -> int:
         return self._record().port
@@ -167,8 +178,21 @@ class Webservice:
 
     # ---- scoring ---------------------------------------------------------------------------------------
 
+    def _settle(self, timeout: float = 300.0) -> None:
+        """Wait while the service is Transitioning (as Azure ML's ``run`` waits while Deploying); refuse a
+        service that does not serve."""
+        end = time.monotonic() + timeout
+        state = self.state
+        while state == "Transitioning" and time.monotonic() < end:
+            time.sleep(0.05)
+            state = self.state
+        if state in ("Failed", "Unhealthy"):
+            raise KilnError(f"service {self.name!r} is {state}: {self.error or 'it does not serve'} "
+                            f"(the whole story: service.get_logs(), kiln service logs {self.name})")
+
     def run(self, input_data: Any) -> Any:
         """POST ``input_data`` (a JSON string, or data to encode) to the scoring URI; the decoded answer."""
+        self._settle()
         body = input_data if isinstance(input_data, (str, bytes)) else json.dumps(input_data)
         data = body.encode() if isinstance(body, str) else body
         headers = {"Content-Type": "application/json"}
@@ -220,34 +244,52 @@ class Webservice:
 
     # ---- lifecycle --------------------------------------------------------------------------------------
 
-    def update(self, inference_config: InferenceConfig | None = None,
-               models: Sequence[DeployableModel] | None = None,
-               deployment_config: DeploymentConfiguration | None = None, **kwargs: Any) -> None:
+    def update(self, models: Sequence[DeployableModel] | None = None, image_config: Any = None,
+               deployment_config: DeploymentConfiguration | None = None, wait: bool = True,
+               inference_config: InferenceConfig | None = None, **kwargs: Any) -> None:
         """Roll out a new deployment (entry script, environment, models): requests keep being answered.
-        What is not given stays as deployed now."""
-        from kiln.environment.environment import Environment
+        What is not given stays as deployed now. With ``wait`` (the default) it returns once the new
+        deployment serves, and raises if it failed (the previous one then keeps serving)."""
         from kiln.serving.config import InferenceConfig
         from kiln.serving.deploy import deploy
 
-        del kwargs
-        d = self._config()["deployment"]
+        del image_config, kwargs  # Azure ML's image_config: images are not built locally
+        if isinstance(models, InferenceConfig):  # Kiln's earlier update(inference_config) took it first
+            inference_config, models = models, None
         if inference_config is None:
-            name, _, version = d["environment"].rpartition(":")
-            inference_config = InferenceConfig(entry_script=d["entry_script_name"],
-                                               source_directory=d["source_directory"],
-                                               environment=Environment.get(self.workspace, name, version))
-        deploy(self.workspace, self.name, models, inference_config, deployment_config, settings=self.workspace.settings)
+            inference_config = self._inference_config()
+        deploy(self.workspace, self.name, models, inference_config, deployment_config,
+               settings=self.workspace.settings)
+        if wait:
+            self.wait_for_deployment()
 
-    def reload(self) -> None:
-        """Restart the workers (``init()`` runs again), without dropping requests."""
-        import os
-        import signal
+    def _inference_config(self) -> InferenceConfig:
+        """The inference config the service runs now, read back from its deployment (its source is read again)."""
+        from kiln.environment.environment import Environment
+        from kiln.serving.config import InferenceConfig
 
-        record = self._record()
-        if record.pid is None or self.state not in ("Healthy",):
-            raise KilnError(f"service {self.name!r} is {self.state}: nothing to reload")
-        self.workspace.store.update_service(self.name, state="Transitioning")
-        os.kill(record.pid, signal.SIGHUP)
+        d = self._config()["deployment"]
+        name, _, version = d["environment"].rpartition(":")
+        source = d.get("source_directory")
+        script = d["entry_script_name"] if source is not None else d.get("entry_script_file", d["entry_script_name"])
+        return InferenceConfig(entry_script=script, source_directory=source,
+                               environment=Environment.get(self.workspace, name, version))
+
+    def reload(self, wait: bool = True) -> None:
+        """Copy the source directory (or the entry script) again and restart the workers on it: ``init()``
+        runs again, the environment stays the same (a new one is ``update``). Requests keep being answered by the
+        current workers until the new ones are ready. With ``wait`` (the default) it returns once the new
+        code serves."""
+        self.update(wait=wait)
+
+    def update_deployment_state(self, must_exist: bool = False) -> None:
+        """Read the service's state again (Azure ML's in-place refresh). The properties of this object always
+        read the workspace, so this only checks the service still exists (``must_exist``: raise if not)."""
+        if self.workspace.store.get_service(self.name) is None:
+            if must_exist:
+                raise NotFoundError(f"service {self.name!r} was deleted")
+            return
+        self.state  # noqa: B018 - reading the state notices a service process that is gone
 
     def delete(self) -> None:
         """Stop the service (in-flight requests finish) and remove it."""

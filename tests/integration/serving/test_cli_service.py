@@ -182,6 +182,7 @@ def test_service_deploy_list_show_call_logs_reload_delete(run_kiln: RunKiln, pro
 
     assert run_kiln("service", "reload", "iris") == (0, "iris: Healthy\n", "")
     assert run_kiln("service", "logs", "iris")[1].count("init loaded weights v1\n") == 2  # init() ran again
+    assert "generation   2" in run_kiln("service", "show", "iris")[1]  # on a fresh copy of the source
     assert run_kiln("service", "call", "iris", "--data", "1")[1] == '{"weights": "weights v1", "got": 1}\n'
 
     # deploying again under the same name updates the service: a new generation, the new model
@@ -189,7 +190,7 @@ def test_service_deploy_list_show_call_logs_reload_delete(run_kiln: RunKiln, pro
     assert run_kiln("model", "register", "model.txt", "--name", "iris")[1] == "Registered model iris version 2\n"
     code, out, err = run_kiln("service", "deploy", "-m", "iris:2", "--entry-script", "score.py", "-e", "serve-cli:1")
     assert (code, out) == (0, f"iris: Healthy at {uri}\n"), err
-    assert "generation   2" in run_kiln("service", "show", "iris")[1]
+    assert "generation   3" in run_kiln("service", "show", "iris")[1]
     assert run_kiln("service", "call", "iris", "--data", "2")[1] == '{"weights": "weights v2", "got": 2}\n'
 
     assert run_kiln("service", "delete", "iris") == (0, "iris: deleted\n", "")

@@ -106,7 +106,7 @@ def test_deploy_wait_run_and_the_routes(deploy: Deploy, ws: Workspace, env: Envi
     # one model: its own folder, holding its file, as in Azure ML (AZUREML_MODEL_DIR/<file name>)
     assert answer["model_dir"] == answer["kiln_model_dir"] == str(gen / "models" / "weights" / "2")
     assert answer["files"] == ["model.txt"]
-    assert answer["cwd"] == str(gen / "source")
+    assert answer["cwd"] == str(gen / "var-azureml-app")  # Azure ML's /var/azureml-app, the source folder in it
     assert answer["inits"] == 1 and answer["python"] == [int(x) for x in PY.split(".")]
     assert service.run({"as": "data"})["echo"] == {"as": "data"}  # not a string: encoded as JSON
 
@@ -302,7 +302,7 @@ def test_update_rolls_out_without_dropping_requests(deploy: Deploy, ws: Workspac
     assert not {answer["pid"] for _, answer in answers if answer["version"] == 2} & old_pids
     assert service.state == "Healthy"
     assert service.serialize()["generation"] == 2
-    assert (ws.path / "services" / "rollout" / "gen-2" / "source" / "score.py").read_text() == \
+    assert (ws.path / "services" / "rollout" / "gen-2" / "var-azureml-app" / "v2" / "score.py").read_text() == \
         textwrap.dedent(VERSIONED % 2)
     assert not any(alive_pid_of(pid) for pid in old_pids)  # the old workers stopped after draining
 
@@ -311,7 +311,7 @@ def test_an_update_whose_init_fails_keeps_the_old_version(deploy: Deploy, env: E
     service = deploy("bad-update", write_source(tmp_path / "v1", VERSIONED % 1), [], env)
     broken = write_source(tmp_path / "v2", "def init():\n    raise RuntimeError('v2 cannot start')\n"
                                            "def run(raw_data):\n    return 2\n")
-    service.update(inference_config=InferenceConfig("score.py", source_directory=broken, environment=env))
+    service.update(inference_config=InferenceConfig("score.py", source_directory=broken, environment=env), wait=False)
     with pytest.raises(DeploymentFailedError, match="update failed: init\\(\\) failed: RuntimeError: v2 cannot "
                                                     "start"):
         service.wait_for_deployment(timeout_sec=60)

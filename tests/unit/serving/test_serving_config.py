@@ -88,9 +88,22 @@ def test_azure_ml_only_arguments_are_accepted(source: Path) -> None:
     assert (config.entry_script, config.source_directory, config.environment) == ("score.py", str(source), None)
 
 
-def test_the_source_directory_defaults_to_the_current_folder(source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_a_source_directory_only_the_entry_script_is_taken_from_the_current_folder(
+        source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(source)
-    assert InferenceConfig("score.py").validate() == source.resolve()
+    config = InferenceConfig("sub/inner.py")
+    assert config.source_directory is None
+    assert config.validate() is None
+    assert config.entry_script_file() == source / "sub" / "inner.py"
+
+
+def test_without_a_source_directory_a_missing_entry_script_is_named(source: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(source)
+    with pytest.raises(DefinitionError) as info:
+        InferenceConfig("nope.py").validate()
+    assert str(info.value) == ("InferenceConfig: entry_script 'nope.py' not found (without a source_directory it "
+                               f"is a path from the current folder, {Path.cwd()})")
 
 
 def test_an_entry_script_is_required() -> None:

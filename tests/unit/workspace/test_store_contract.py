@@ -501,6 +501,44 @@ def test_models_get_versions_and_identical_files_write_nothing(store: Store) -> 
     assert store.get_model(name="other") is None
 
 
+def test_models_keep_properties_and_framework_and_a_change_of_them_is_a_new_version(store: Store) -> None:
+    first, _ = store.register_model(name="clf", manifest="m1", path="model.pkl", run_id=None, tags="{}",
+                                    description=None, properties='{"auc": "0.9"}', framework="ScikitLearn",
+                                    framework_version="1.5")
+    assert (first.properties, first.framework, first.framework_version) == ('{"auc": "0.9"}', "ScikitLearn", "1.5")
+    assert store.get_model(name="clf") == first
+    again, created = store.register_model(name="clf", manifest="m1", path="model.pkl", run_id=None, tags="{}",
+                                          description=None, properties='{"auc": "0.9"}', framework="ScikitLearn",
+                                          framework_version="1.5")
+    assert (again, created) == (first, False)
+    other, created = store.register_model(name="clf", manifest="m1", path="model.pkl", run_id=None, tags="{}",
+                                          description=None, properties='{"auc": "0.9"}', framework="Onnx")
+    assert (other.version, created, other.framework_version) == (2, True, None)
+
+
+def test_a_model_version_s_tags_properties_and_description_change_and_its_files_do_not(store: Store) -> None:
+    first, _ = _model(store, "clf", tags='{"a": "1"}', description="old")
+    _model(store, "clf", "m2")
+    changed = store.update_model(name="clf", version=1, tags='{"b": "2"}', properties='{"p": "q"}')
+    assert changed is not None
+    assert (changed.tags, changed.properties, changed.description, changed.manifest, changed.created_at) == (
+        '{"b": "2"}', '{"p": "q"}', "old", "m1", first.created_at)
+    described = store.update_model(name="clf", version=1, description="new")
+    assert described is not None and (described.tags, described.description) == ('{"b": "2"}', "new")
+    assert store.get_model(name="clf", version=1) == described
+    assert store.get_model(name="clf", version=2) is not None and store.get_model(name="clf", version=2).tags == "{}"
+    assert store.update_model(name="clf", version=9, tags="{}") is None
+
+
+def test_a_deleted_model_version_is_gone_and_the_others_stay(store: Store) -> None:
+    _model(store, "clf")
+    second, _ = _model(store, "clf", "m2")
+    assert store.delete_model(name="clf", version=1) is True
+    assert store.delete_model(name="clf", version=1) is False
+    assert store.get_model(name="clf", version=1) is None
+    assert store.list_models() == [second]
+
+
 def test_models_are_listed_by_name_then_version(store: Store) -> None:
     assert store.list_models() == []
     _model(store, "zeta")
@@ -603,7 +641,15 @@ def test_a_database_at_an_older_schema_is_migrated_and_keeps_its_records(harness
             assert lock is None
         # every table of the latest schema is there
         opened.create_run(_run("r1"))
-        assert _model(opened, "clf")[0].version == 1
+        if version >= 3:  # a model registered before schema 6 reads with no properties and no framework
+            harness.execute("INSERT INTO models (name, version, manifest, path, run_id, tags, description, created_at)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", ("clf", 1, "m0", "model.pkl", None, "{}", None, 1.0))
+            old_model = opened.get_model(name="clf", version=1)
+            assert old_model is not None
+            assert (old_model.properties, old_model.framework, old_model.framework_version) == (None, None, None)
+            assert _model(opened, "clf")[0].version == 2
+        else:
+            assert _model(opened, "clf")[0].version == 1
         opened.put_service(_service("svc"))
         assert (opened.get_run("r1"), opened.get_service("svc")) == (_run("r1"), _service("svc"))
     finally:

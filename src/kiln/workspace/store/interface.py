@@ -97,6 +97,11 @@ class ModelRecord:
     tags: str
     description: str | None
     created_at: float
+    #: JSON object (None in models registered before schema 6: read as {})
+    properties: str | None = None
+    #: Azure ML's ``model_framework`` (``Model.Framework.SCIKITLEARN``...) and ``model_framework_version``
+    framework: str | None = None
+    framework_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -236,11 +241,22 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def register_model(self, *, name: str, manifest: str, path: str, run_id: str | None, tags: str,
-                       description: str | None) -> tuple[ModelRecord, bool]:
+                       description: str | None, properties: str = "{}", framework: str | None = None,
+                       framework_version: str | None = None) -> tuple[ModelRecord, bool]:
         """The next version of ``name`` for these files, as ``(record, True)``; the latest version when
-        its files (``manifest`` and ``path``), tags and description are the same (``(latest, False)``,
-        nothing written). Atomic as ``register_environment``: concurrent registrations get distinct,
-        consecutive versions."""
+        its files (``manifest`` and ``path``), tags, description, properties and framework are the same
+        (``(latest, False)``, nothing written). Atomic as ``register_environment``: concurrent registrations
+        get distinct, consecutive versions."""
+
+    @abc.abstractmethod
+    def update_model(self, *, name: str, version: int, tags: str | None = None, properties: str | None = None,
+                     description: str | None = None) -> ModelRecord | None:
+        """Set the given fields of a model version (None: unchanged); the record after, or None when there is
+        no such version. Its files never change."""
+
+    @abc.abstractmethod
+    def delete_model(self, *, name: str, version: int) -> bool:
+        """Remove a model version's record (its files stay in the blob store); False when there was none."""
 
     @abc.abstractmethod
     def get_model(self, *, name: str, version: int | None = None) -> ModelRecord | None:

@@ -198,6 +198,15 @@ MIGRATIONS: list[Migration] = [
             """,
         ),
     ),
+    Migration(
+        version=6,
+        description="models keep their properties and framework (Azure ML's model_framework and its version)",
+        statements=(
+            "ALTER TABLE models ADD COLUMN properties TEXT",
+            "ALTER TABLE models ADD COLUMN framework TEXT",
+            "ALTER TABLE models ADD COLUMN framework_version TEXT",
+        ),
+    ),
 ]
 
 LATEST_VERSION: int = MIGRATIONS[-1].version

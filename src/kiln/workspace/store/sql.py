@@ -303,20 +303,44 @@ class SqlStore(Store):
     # -- models ----------------------------------------------------------------------------------
 
     def register_model(self, *, name: str, manifest: str, path: str, run_id: str | None, tags: str,
-                       description: str | None) -> tuple[ModelRecord, bool]:
+                       description: str | None, properties: str = "{}", framework: str | None = None,
+                       framework_version: str | None = None) -> tuple[ModelRecord, bool]:
         select = self._sql(f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ? ORDER BY version DESC LIMIT 1")
         insert = self._sql(f"INSERT INTO models ({_MODEL_COLUMNS}) VALUES ({_placeholders(len(_MODEL_FIELDS))})")
 
         def register(conn: Connection) -> tuple[ModelRecord, bool]:
             row = conn.execute(select, (name,)).fetchone()
-            if row is not None and (row[2], row[3], row[5], row[6]) == (manifest, path, tags, description):
-                return ModelRecord(*row), False
+            if row is not None:
+                latest = ModelRecord(*row)
+                if (latest.manifest, latest.path, latest.tags, latest.description, latest.properties or "{}",
+                        latest.framework, latest.framework_version) == (manifest, path, tags, description,
+                                                                        properties, framework, framework_version):
+                    return latest, False
             record = ModelRecord(name, 1 if row is None else row[1] + 1, manifest, path, run_id, tags, description,
-                                 time.time())
+                                 time.time(), properties, framework, framework_version)
             conn.execute(insert, tuple(getattr(record, f) for f in _MODEL_FIELDS))
             return record, True
 
         return self._transaction(register)
+
+    def update_model(self, *, name: str, version: int, tags: str | None = None, properties: str | None = None,
+                     description: str | None = None) -> ModelRecord | None:
+        fields = {k: v for k, v in (("tags", tags), ("properties", properties), ("description", description))
+                  if v is not None}
+        select = self._sql(f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ? AND version = ?")
+        update = self._sql(f"UPDATE models SET {', '.join(f'{k} = ?' for k in fields)} WHERE name = ? AND version = ?")
+
+        def change(conn: Connection) -> ModelRecord | None:
+            if fields:
+                conn.execute(update, (*fields.values(), name, version))
+            row = conn.execute(select, (name, version)).fetchone()
+            return None if row is None else ModelRecord(*row)
+
+        return self._transaction(change)
+
+    def delete_model(self, *, name: str, version: int) -> bool:
+        delete = self._sql("DELETE FROM models WHERE name = ? AND version = ?")
+        return bool(self._transaction(lambda conn: conn.execute(delete, (name, version)).rowcount > 0))
 
     def get_model(self, *, name: str, version: int | None = None) -> ModelRecord | None:
         if version is None:
