@@ -221,7 +221,8 @@ def refuse_literal_secrets(data: Any, what: str) -> None:
     if f"/t/{MASK}" in masked:
         example = "https://conda.anaconda.org/t/${CONDA_TOKEN}/channel"
     elif f":{MASK}@" in masked:
-        example = "https://user:${INDEX_PASSWORD}@host/simple"
+        example = ("https://user:${CHANNEL_PASSWORD}@host/channel" if label == "conda channel"
+                   else "https://user:${INDEX_PASSWORD}@host/simple")
     else:
         example = "https://${INDEX_TOKEN}@host/simple"
     raise DefinitionError(f"{what}: {label} {shown!r} holds a literal credential, which Kiln does not store: "
