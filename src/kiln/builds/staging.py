@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kiln.builds.keys import BUILD_FORMAT
+from kiln.environment.secrets import mask
 
 if TYPE_CHECKING:
     from kiln.builds.backends.interface import Backend, BuildPlan
@@ -29,6 +30,7 @@ class BuildLog:
         self._lock = threading.Lock()
 
     def __call__(self, line: str) -> None:
+        line = mask(line)  # the one place every build log line passes
         with self._lock:
             self.lines.append(line)
 

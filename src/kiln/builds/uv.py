@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
+from kiln.environment.secrets import mask
 from kiln.errors import CommandError, KilnError
 
 __all__ = ["UvError", "run_uv", "uv_binary", "uv_version"]
@@ -72,11 +73,11 @@ def run_uv(args: Sequence[str], *, what: str, cwd: Path | None = None, sink: Lin
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
                                 env=_env(env), bufsize=1, errors="replace")
     except OSError as e:
-        raise UvError(cmd, -1, str(e), what) from None
+        raise UvError(cmd, -1, mask(str(e)), what) from None
     with proc:
         assert proc.stdout is not None
         for line in proc.stdout:
-            line = line.rstrip("\n")
+            line = mask(line.rstrip("\n"))  # uv expanded the ${VAR} references it was given
             lines.append(line)
             if sink is not None:
                 sink(line)

@@ -34,7 +34,14 @@ class UsageError(Exception):
 
 
 def failure(error: BaseException, *, traceback: bool = False) -> tuple[int, str]:
-    """The exit code for ``error`` and what to write on stderr about it."""
+    """The exit code for ``error`` and what to write on stderr about it (credentials masked)."""
+    from kiln.environment.secrets import mask
+
+    code, text = _failure(error, traceback=traceback)
+    return code, mask(text)
+
+
+def _failure(error: BaseException, *, traceback: bool) -> tuple[int, str]:
     from kiln.errors import KilnError
 
     if isinstance(error, KeyboardInterrupt):

@@ -8,6 +8,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from kiln.environment.secrets import mask
+
 __all__ = ["JSON_ENVELOPE_VERSION", "Out"]
 
 JSON_ENVELOPE_VERSION = 1
@@ -22,10 +24,10 @@ class Out:
     def emit(self, kind: str, data: Any, text: str | None = None) -> None:
         """Write a result: the JSON envelope ``{"kiln": 1, "kind": ..., "data": ...}`` or ``text``."""
         if self.json_mode:
-            sys.stdout.write(json.dumps({"kiln": JSON_ENVELOPE_VERSION, "kind": kind, "data": data}, indent=2,
-                                        ensure_ascii=False) + "\n")
+            _write(json.dumps({"kiln": JSON_ENVELOPE_VERSION, "kind": kind, "data": data}, indent=2,
+                              ensure_ascii=False) + "\n")
         elif text is not None:
-            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            _write(text if text.endswith("\n") else text + "\n")
 
     def table(self, kind: str, data: Any, columns: list[str], rows: list[list[str]], title: str | None = None) -> None:
         if self.json_mode:
@@ -36,7 +38,7 @@ class Out:
             widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
             lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
             lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-            sys.stdout.write("\n".join(lines) + "\n")
+            _write("\n".join(lines) + "\n")
             return
         from rich.console import Console
         from rich.table import Table
@@ -45,10 +47,15 @@ class Out:
         for c in columns:
             table.add_column(c)
         for r in rows:
-            table.add_row(*r)
+            table.add_row(*(mask(v) for v in r))
         Console().print(table)
 
     def info(self, message: str) -> None:
         """Progress for humans: on stderr, so stdout stays the result."""
         if not self.json_mode:
-            sys.stderr.write(message + "\n")
+            sys.stderr.write(mask(message) + "\n")
+
+
+def _write(text: str) -> None:
+    # every result is masked on its way out: a credential that reached a stored value or a message is not shown
+    sys.stdout.write(mask(text))

@@ -22,6 +22,7 @@ from kiln.environment import canonical
 from kiln.environment.conda import CondaDependencies
 from kiln.environment.identity import identity_hash
 from kiln.environment.names import check_name
+from kiln.environment.secrets import refuse_literal_secrets
 from kiln.environment.sections import DockerSection, PythonSection, SparkSection
 from kiln.errors import DefinitionError, FormatError, KilnError
 
@@ -300,6 +301,7 @@ class Environment:
                 and self.docker.build_context is None and self.docker.base_dockerfile is None:
             raise DefinitionError(f"environment {self.name!r}: python.conda_dependencies is None: give packages "
                                   "or set python.user_managed_dependencies = True")
+        refuse_literal_secrets(self.to_dict(), f"environment {self.name!r}")
 
 
 class EnvironmentReference:

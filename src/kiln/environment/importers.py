@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.environment.conda import CondaDependencies
+from kiln.environment.secrets import mask
 from kiln.environment.sections import ContainerRegistry, DockerBuildContext, DockerSection
 from kiln.errors import CommandError, DefinitionError, FormatError
 
@@ -165,7 +166,7 @@ def _run(cmd: list[str], what: str) -> str:
     except subprocess.TimeoutExpired:
         raise CommandError(cmd, -1, "timed out after 300 s", what) from None
     if proc.returncode != 0:
-        raise CommandError(cmd, proc.returncode, proc.stdout + proc.stderr, what)
+        raise CommandError(cmd, proc.returncode, mask(proc.stdout + proc.stderr), what)
     return proc.stdout
 
 

@@ -3,6 +3,11 @@
 Routes, as Azure ML's server has them: ``GET /`` (liveness), ``GET /score`` (health),
 ``POST /score``, ``GET /swagger.json``; plus ``GET /health/ready`` and ``GET /metrics``
 (Prometheus text). Errors are JSON ``{"error": ...}`` with a status code; a traceback only in debug.
+
+With keys (auth on), what reaches the model or describes the service needs ``Authorization: Bearer <key>``
+(the one form Azure ML's services take): ``/score`` (any method that reaches ``run()``), ``/swagger.json``
+and ``/metrics``. The probes (``/``, ``/health/ready``) and a CORS preflight (``OPTIONS /score`` when
+``run()`` doesn't see it) answer without one: probes and browsers can't send a key.
 """
 
 from __future__ import annotations
@@ -75,6 +80,8 @@ class ScoringApp:
             ids = _request_ids(scope)
             if isinstance(ids, str):
                 return await _reply(send, 431, _error(ids), _ERR)
+            if (method != "OPTIONS" or self.pool.rawhttp) and (refused := self._unauthorized(scope)) is not None:
+                return await _reply(send, 401, _error(refused), [*_ERR, (b"www-authenticate", b"Bearer"), *ids])
             if method == "POST" or (method == "OPTIONS" and self.pool.rawhttp):
                 return await self._score(scope, receive, send, await _body(receive, self.max_payload), ids=ids)
             if method == "GET":  # as Azure ML's server: run() gets the query parameters as a JSON object
@@ -92,6 +99,8 @@ class ScoringApp:
             return await _reply(send, 405, _error(texts.NOT_ALLOWED), _ERR)
         if path in ("/swagger.json", "/health/ready", "/metrics") and method != "GET":
             return await _reply(send, 405, _error(texts.NOT_ALLOWED), _ERR)
+        if path in ("/swagger.json", "/metrics") and (refused := self._unauthorized(scope)) is not None:
+            return await _reply(send, 401, _error(refused), [*_ERR, (b"www-authenticate", b"Bearer")])
         if path == "/swagger.json":
             version = _query_strings(scope).get("version", "2")
             if version not in texts.SWAGGER_VERSIONS:
@@ -105,21 +114,27 @@ class ScoringApp:
                                 [(b"content-type", b"text/plain; version=0.0.4")])
         return await _reply(send, 404, _error(texts.NOT_FOUND), _ERR)
 
-    def _authorized(self, scope: Scope) -> bool:
+    def _unauthorized(self, scope: Scope) -> str | None:
+        """Why the request's key is refused (never echoing what was sent), or None when auth is off or it fits."""
         if not self.keys:
-            return True
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                token = value[7:] if value[:7].lower() == b"bearer " else value
-                return any(hmac.compare_digest(token, key) for key in self.keys)
-        return False
+            return None
+        values = [value for name, value in scope["headers"] if name == b"authorization"]
+        if not values:
+            return "missing key: send the header Authorization: Bearer <key>"
+        if len(values) > 1:
+            return "more than one Authorization header: send one, Authorization: Bearer <key>"
+        scheme, _, token = values[0].strip().partition(b" ")
+        if scheme.lower() != b"bearer" or not token.strip():
+            return "the Authorization header is not of the form 'Bearer <key>': send Authorization: Bearer <key>"
+        token = token.strip()
+        # every key compared (no early exit): the time taken says nothing about which key was close
+        if not [key for key in self.keys if hmac.compare_digest(token, key)]:
+            return "wrong key: send Authorization: Bearer <key> with the service's primary or secondary key"
+        return None
 
     async def _score(self, scope: Scope, receive: Receive, send: Send, body: bytes | None, get: bool = False,
                      ids: list[tuple[bytes, bytes]] | str | None = None) -> int:
         ids = ids if isinstance(ids, list) else []
-        if not self._authorized(scope):
-            return await _reply(send, 401, _error("missing or wrong key: send Authorization: Bearer <key>"),
-                                [*_ERR, (b"www-authenticate", b"Bearer"), *ids])
         if body is None:
             return await _reply(send, 413, _error(f"the body is larger than {self.max_payload} bytes"), [*_ERR, *ids])
         content_type = b""

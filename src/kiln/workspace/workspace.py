@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln._files import write_text_atomic
-from kiln.errors import DefinitionError, NotFoundError, WorkspaceError
+from kiln.errors import NotFoundError, WorkspaceError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -204,19 +204,10 @@ class Workspace:
     def register_environment_ex(self, environment: Environment) -> tuple[Environment, bool]:
         """Register and say whether a new version was made (False: the definition was unchanged)."""
         from kiln.environment.names import check_user_name
-        from kiln.environment.secrets import is_reference, url_has_literal_password
+        from kiln.environment.secrets import is_reference
 
         check_user_name(environment.name)
-        environment.validate()
-        cd = environment.python.conda_dependencies
-        for channel in cd.conda_channels if cd is not None else []:
-            if url_has_literal_password(channel):
-                raise DefinitionError(f"environment {environment.name!r}: conda channel {_masked(channel)!r} holds a "
-                                      "password: write it as a reference, e.g. https://user:${CHANNEL_TOKEN}@host/ch")
-        for option in cd.pip_options if cd is not None else []:
-            if any(url_has_literal_password(word) for word in option.split()):
-                raise DefinitionError(f"environment {environment.name!r}: pip option {_masked(option)!r} holds a "
-                                      "password: write it as a reference, e.g. https://user:${INDEX_TOKEN}@host/simple")
+        environment.validate()  # refuses literal credentials (kiln.environment.secrets.literal_secret)
         password = environment.docker.base_image_registry.password
         if password is not None and not is_reference(password):
             log.warning("environment %r: the literal registry password is not stored; give it as a reference "
@@ -317,8 +308,3 @@ def _ranges(numbers: list[int]) -> str:
         return "none"
     return f"{numbers[0]}" if len(numbers) == 1 else f"{numbers[0]}..{numbers[-1]}"
 
-
-def _masked(text: str) -> str:
-    from kiln.environment.secrets import mask
-
-    return mask(text)

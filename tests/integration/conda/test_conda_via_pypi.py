@@ -131,7 +131,7 @@ def test_a_literal_channel_password_is_refused_and_not_saved(run_kiln: Any, tmp_
                       ["six"], [])
     code, out, err = run_kiln("env", "register", "-d", str(path))
     assert code == 1
-    assert "holds a password: write it as a reference" in err
+    assert "holds a literal credential" in err and "https://user:${CHANNEL_PASSWORD}@host/channel" in err
     assert PASSWORD not in out + err
     assert [p for p, data in everything_under(kiln_home).items() if PASSWORD.encode() in data] == []
 
