@@ -11,6 +11,7 @@ __all__ = [
     "CommandError",
     "DefinitionError",
     "FormatError",
+    "IgnoredSettingWarning",
     "KilnError",
     "NotFoundError",
     "ReadOnlyError",
@@ -21,6 +22,12 @@ __all__ = [
 
 class KilnError(Exception):
     """Root of every error Kiln raises on purpose."""
+
+
+class IgnoredSettingWarning(UserWarning):
+    """A setting Kiln accepts but can't apply yet (``docker.enabled``, ``docker.base_image`` before container
+    runs land): said out loud, never dropped silently. ``warnings.simplefilter("error", IgnoredSettingWarning)``
+    makes it an error."""
 
 
 class DefinitionError(KilnError):
