@@ -318,7 +318,8 @@ class Run(RunHistory):
         details: dict[str, Any] = {
             "runId": r.id, "experiment": r.experiment, "status": r.status, "target": d.get("target", "local"),
             "createdTimeUtc": _iso(r.created_at), "startTimeUtc": _iso(r.started_at), "endTimeUtc": _iso(r.ended_at),
-            "runDefinition": {"script": d.get("script"), "arguments": d.get("arguments", []), "source": d.get("source"),
+            "runDefinition": {"script": d.get("script"), "command": d.get("command"),
+                              "arguments": d.get("arguments", []), "source": d.get("source"),
                               "snapshotId": d.get("snapshot"),
                               "environment": None if r.environment is None else
                               {"name": r.environment, "version": str(r.environment_version)},

@@ -201,7 +201,9 @@ class _Supervisor:
         shutil.copyfile(inscript.__file__, folder / "run.py")
         (folder / "__init__.py").write_text(
             "# Kiln's in-run module; an installed Kiln package stays reachable\n"
-            "__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n")
+            "__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n"
+            "# Azure ML scripts' `from azureml.core import Run`, ported by the import: `from kiln import Run`\n"
+            "from kiln.run import Run\n")
         return folder.parent
 
     def _tail(self) -> str:
