@@ -24,6 +24,12 @@ class KilnError(Exception):
     """Root of every error Kiln raises on purpose."""
 
 
+class IgnoredSettingWarning(UserWarning):
+    """A setting Kiln accepts but can't apply yet (``docker.enabled``, ``docker.base_image`` before container
+    runs land): said out loud, never dropped silently. ``warnings.simplefilter("error", IgnoredSettingWarning)``
+    makes it an error."""
+
+
 class DefinitionError(KilnError):
     """An environment definition is invalid (a field or a combination of fields)."""
 

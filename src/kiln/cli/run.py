@@ -85,7 +85,15 @@ def submit(st: CliState, args: Namespace) -> int:
 
 def _env_label(details: dict[str, Any]) -> str:
     env = details["runDefinition"]["environment"]
-    return f"{env['name']}:{env['version']}"
+    return "-" if env is None else f"{env['name']}:{env['version']}"
+
+
+def _program(details: dict[str, Any]) -> str:
+    """The script, the command, or what an interactive run (``start_logging``, a child run) is."""
+    definition = details["runDefinition"]
+    if definition.get("command"):
+        return " ".join(definition["command"])
+    return definition["script"] or f"({details.get('runType', 'interactive')})"
 
 
 def list_(st: CliState, args: Namespace) -> None:
@@ -94,10 +102,11 @@ def list_(st: CliState, args: Namespace) -> None:
 
     experiment = args.experiment
     ws = st.workspace()
-    experiments = [Experiment(ws, experiment)] if experiment else Experiment.list(ws)
+    experiments = [Experiment(ws, experiment, _create_in_cloud=False)] if experiment \
+        else Experiment.list(ws, view_type="All")
     runs = sorted((r for e in experiments for r in Run.list(e)), key=lambda r: r.id, reverse=True)
     details = sorted((r.get_details() for r in runs), key=lambda d: d["createdTimeUtc"], reverse=True)
-    rows = [[d["runId"], d["experiment"], d["status"], _env_label(d), d["runDefinition"]["script"],
+    rows = [[d["runId"], d["experiment"], d["status"], _env_label(d), _program(d),
              _when(d["createdTimeUtc"])] for d in details]
     st.out.table("run.list", details, ["id", "experiment", "status", "environment", "script", "created"], rows)
 
@@ -109,7 +118,7 @@ def show(st: CliState, args: Namespace) -> None:
     files = run.get_file_names()
     lines = [f"{d['runId']}  {d['status']}",
              f"  experiment   {d['experiment']}",
-             f"  script       {d['runDefinition']['script']} {' '.join(d['runDefinition']['arguments'])}".rstrip(),
+             f"  script       {_program(d)} {' '.join(d['runDefinition']['arguments'])}".rstrip(),
              f"  environment  {_env_label(d)}"
              + (f"  (lock {d['runDefinition']['lockHash'][:12]})" if d["runDefinition"]["lockHash"] else ""),
              f"  created      {_when(d['createdTimeUtc'])}", f"  started      {_when(d['startTimeUtc'])}",

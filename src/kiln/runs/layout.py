@@ -8,6 +8,11 @@
     supervisor.log         the supervising process's own output (for Kiln's bugs)
     script.pid             the script's pid and start time (to stop it if the supervisor dies)
     cancel                 present once a cancel was asked for
+    children/<id>/         a child run started inside the script (``kiln.run``'s ``child_run``): its own
+                           metrics.jsonl and files/, recorded in the workspace by the supervisor
+
+A child run's folder is recorded in its definition (``folder``, relative to the workspace): its layout is
+``RunLayout(workspace, id, folder)``.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ __all__ = ["RunLayout"]
 class RunLayout:
     workspace: Path
     run_id: str
+    #: the run's folder relative to the workspace, when it is not ``runs/<id>`` (a child run made in a script)
+    folder: str | None = None
 
     @property
     def root(self) -> Path:
-        return self.workspace / "runs" / self.run_id
+        return self.workspace / self.folder if self.folder else self.workspace / "runs" / self.run_id
 
     @property
     def work(self) -> Path:
@@ -58,6 +65,10 @@ class RunLayout:
     @property
     def script_pid(self) -> Path:
         return self.root / "script.pid"
+
+    @property
+    def children(self) -> Path:
+        return self.root / "children"
 
     @property
     def cancel_marker(self) -> Path:

@@ -1,7 +1,9 @@
 """Reading a run's metrics file (written by ``kiln.run``) into Azure ML's ``get_metrics`` shape.
 
 A name logged once gives its value; logged several times, the list of values; ``log_list`` gives a
-list; ``log_row`` and ``log_table`` give a table (column name → list of values). Tags are separate.
+list; ``log_row`` and ``log_table`` give a table (column name → list of values); ``log_image`` the name of
+the image's file in the run's files (``images/<name>.png``). Tags, properties, a display name and the status
+a script asked for (``run.fail()``) are records of the same file, read apart.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_metrics", "read_tags"]
+__all__ = ["read_display_name", "read_metrics", "read_properties", "read_status", "read_tags"]
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -36,7 +38,7 @@ def read_metrics(path: Path) -> dict[str, Any]:
         kind, name = r.get("kind"), r.get("name")
         if not isinstance(name, str):
             continue
-        if kind == "metric":
+        if kind in ("metric", "image"):
             series.setdefault(name, []).append(r.get("value"))
         elif kind == "list":
             lists[name] = list(r.get("value") or [])
@@ -56,3 +58,26 @@ def read_metrics(path: Path) -> dict[str, Any]:
 
 def read_tags(path: Path) -> dict[str, Any]:
     return {r["name"]: r.get("value") for r in _records(path) if r.get("kind") == "tag" and "name" in r}
+
+
+def read_properties(path: Path) -> dict[str, Any]:
+    """Properties never change: the first value recorded for a name is its value."""
+    out: dict[str, Any] = {}
+    for r in _records(path):
+        if r.get("kind") == "property" and isinstance(r.get("name"), str):
+            out.setdefault(r["name"], r.get("value"))
+    return out
+
+
+def read_display_name(path: Path) -> str | None:
+    names = [r.get("value") for r in _records(path) if r.get("kind") == "display_name"]
+    return str(names[-1]) if names and names[-1] is not None else None
+
+
+def read_status(path: Path) -> tuple[str, str | None] | None:
+    """The last status the run's own code asked for (``complete()``, ``fail()``) and its error, or None."""
+    statuses = [r for r in _records(path) if r.get("kind") == "status" and isinstance(r.get("value"), str)]
+    if not statuses:
+        return None
+    last = statuses[-1]
+    return str(last["value"]), (None if last.get("error") is None else str(last["error"]))

@@ -35,11 +35,14 @@ def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *
     from kiln.builds import registered
     from kiln.builds.builder import cached_build
     from kiln.environment.curated import default_environment
+    from kiln.runs.ignored import ignored_settings, warn_ignored
     from kiln.workspace.snapshot import take_snapshot
     from kiln.workspace.store import RunRecord
 
     source = config.validate()
     target = target_name(config.run_config.target)
+    ignored = ignored_settings(config.run_config, config.environment)
+    warn_ignored(ignored)
     env = registered(config.environment, workspace) if config.environment is not None \
         else default_environment(workspace)
     history = config.run_config.history
@@ -52,7 +55,8 @@ def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *
         virtual_env = None if ready.virtual_env is None else str(ready.virtual_env)
     run_id = new_run_id(experiment)
     definition: dict[str, Any] = {
-        "script": config.script, "arguments": list(config.arguments), "source": str(source),
+        "type": "azureml.scriptrun", "script": config.script, "arguments": list(config.arguments),
+        "command": config.command, "source": str(source), "warnings": ignored,
         "snapshot": None if snapshot is None else snapshot.id,
         "snapshot_files": None if snapshot is None else snapshot.files,
         "snapshot_bytes": None if snapshot is None else snapshot.size,

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 from kiln._process import start_time
 from kiln.errors import KilnError
 from kiln.runs.layout import RunLayout
+from kiln.runs.metrics import read_status
 from kiln.runs.targets.interface import RunHandle, RunPlan
 from kiln.runs.targets.registry import DEFAULT_TARGET, get_target
 from kiln.settings import ENV_EXPERIMENT, ENV_RUN_DIR, ENV_RUN_ID, Settings
@@ -31,6 +32,8 @@ __all__ = ["main"]
 
 ACTIVE = frozenset({"Queued", "Preparing", "Running"})
 TAIL_LINES = 20
+#: how often child runs made by the script (``run.child_run()``) are recorded while it runs
+CHILDREN_EVERY = 1.0
 
 
 class _Canceled(Exception):
@@ -69,6 +72,8 @@ class _Supervisor:
         store.update_run(self.run_id, pid=os.getpid(), pid_start=start_time(os.getpid()))
         self.layout.logs.mkdir(parents=True, exist_ok=True)
         with open(self.layout.output_log, "ab") as out:
+            for warning in self.definition.get("warnings") or []:
+                self.say(out, f"warning: {warning}")
             try:
                 return self._run(out)
             except _Canceled:
@@ -115,15 +120,20 @@ class _Supervisor:
         problem = target.cannot_run(plan)
         if problem is not None:
             raise KilnError(f"compute target {target.name!r}: {problem}")
-        self.say(out, f"running {' '.join([plan.script, *plan.arguments])} with {python}")
+        program = list(plan.command) if plan.command else [plan.script, *plan.arguments]
+        self.say(out, f"running {' '.join(program)} with {python}")
         handle = target.start(plan=plan)
         store.update_run(self.run_id, status="Running", started_at=time.time(), only_if_status=ACTIVE)
         code, reason = self._wait(handle, d.get("max_run_duration_seconds"))
+        asked = read_status(self.layout.metrics)  # the script's own run.fail()
         if self.cancel_requested:
             self._final("Canceled", exit_code=code, error="canceled")
             return 1
         if reason is not None:
             self._final("Failed", exit_code=code, error=reason + self._tail())
+            return 1
+        if asked is not None and asked[0] == "Failed":
+            self._final("Failed", exit_code=code, error=asked[1] or "failed by run.fail()")
             return 1
         if code != 0:
             what = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
@@ -146,7 +156,8 @@ class _Supervisor:
         environ.update(ours, PYTHONPATH=_path_with(shim, environ.get("PYTHONPATH", "")))
         variables.update(ours, PYTHONPATH=_path_with(shim, variables.get("PYTHONPATH", "")))
         return RunPlan(
-            run_id=self.run_id, script=d["script"], arguments=tuple(d.get("arguments", [])), workdir=work,
+            run_id=self.run_id, script=d.get("script") or "", arguments=tuple(d.get("arguments", [])),
+            command=tuple(d["command"]) if d.get("command") else None, workdir=work,
             python=python, lock_hash=lock_hash, environ=environ, variables=variables, kiln_path=shim,
             run_dir=self.layout.root, log=self.layout.output_log,
             outputs=self.layout.outputs if d.get("output_collection", True) else None,
@@ -155,10 +166,14 @@ class _Supervisor:
     def _wait(self, handle: RunHandle, limit: float | None) -> tuple[int, str | None]:
         """The script's exit code (once its outputs are collected), and why Kiln stopped it, if it did."""
         deadline = None if not limit else time.monotonic() + float(limit)
+        children_at = time.monotonic() + CHILDREN_EVERY
         while True:
             code = handle.wait(timeout=0.1)
             if code is not None:
                 return code, None
+            if time.monotonic() > children_at:
+                self._children(final=None)
+                children_at = time.monotonic() + CHILDREN_EVERY
             if self.cancel_requested or self.layout.cancel_marker.exists():
                 self.cancel_requested = True
                 return _stopped(handle), None
@@ -186,7 +201,9 @@ class _Supervisor:
         shutil.copyfile(inscript.__file__, folder / "run.py")
         (folder / "__init__.py").write_text(
             "# Kiln's in-run module; an installed Kiln package stays reachable\n"
-            "__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n")
+            "__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n"
+            "# Azure ML scripts' `from azureml.core import Run`, ported by the import: `from kiln import Run`\n"
+            "from kiln.run import Run\n")
         return folder.parent
 
     def _tail(self) -> str:
@@ -197,8 +214,20 @@ class _Supervisor:
         lines = [line for line in lines if not line.startswith("[kiln] ")][-TAIL_LINES:]
         return ("\n" + "\n".join(lines)) if lines else ""
 
+    def _children(self, *, final: tuple[str, str | None] | None) -> None:
+        from kiln.runs.interactive import record_children
+
+        try:
+            record_children(self.ws, self.run_id, self.record.experiment, self.layout.children, final=final)
+        except (OSError, KilnError) as e:  # the run itself goes on: its children are a report of it
+            with open(self.layout.output_log, "ab") as out:
+                self.say(out, f"recording child runs failed: {e}")
+
     def _final(self, status: str, *, exit_code: int | None = None, error: str | None = None) -> None:
         assert status in FINAL_STATUSES
+        record = self.ws.store.get_run(self.run_id)
+        final = record.status if record is not None and record.status in FINAL_STATUSES else status
+        self._children(final=(final, error))
         self.ws.store.update_run(self.run_id, status=status, ended_at=time.time(), exit_code=exit_code, error=error,
                                  only_if_status=ACTIVE)
 

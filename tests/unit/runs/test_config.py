@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -80,9 +81,21 @@ def test_a_script_is_required(script: str | None) -> None:
         ScriptRunConfig(source_directory=".", script=script)
 
 
-def test_command_is_refused_with_what_to_do_instead() -> None:
-    with pytest.raises(DefinitionError, match=r"command=\.\.\.\) is not supported: give script= and arguments="):
+def test_command_and_script_exclude_each_other() -> None:
+    with pytest.raises(DefinitionError, match=r"give script= or command=, not both"):
         ScriptRunConfig(script="train.py", command=["python", "train.py"])
+
+
+@pytest.mark.parametrize("command", [["python", "train.py", "--alpha", 1], "python train.py --alpha 1"])
+def test_a_command_is_its_words(command: Any) -> None:
+    config = ScriptRunConfig(source_directory=".", command=command)
+    assert config.script is None
+    assert config.program() == (["python", "train.py", "--alpha", "1"], True)
+
+
+def test_an_empty_command_is_refused() -> None:
+    with pytest.raises(DefinitionError, match=r"command= is empty"):
+        ScriptRunConfig(command="")
 
 
 def test_a_missing_script(src: Path) -> None:

@@ -29,6 +29,9 @@ class RunPlan:
     #: the script, relative to ``workdir``, and its arguments (strings, passed as they are: no shell)
     script: str
     arguments: Sequence[str] = ()
+    #: instead of the script: a command (``ScriptRunConfig(command=...)``), its words as given (no shell), run
+    #: in ``workdir``; a first word ``python``/``python3`` means the environment's interpreter
+    command: Sequence[str] | None = None
     #: the script's current folder: the run's working copy of its snapshot, or the source folder itself
     workdir: Path
     #: the interpreter of the run's built environment on this machine (what the local target runs)

@@ -47,7 +47,11 @@ class LocalTarget(ComputeTarget):
         return None
 
     def start(self, *, plan: RunPlan) -> LocalHandle:
-        cmd = [plan.python, plan.script, *plan.arguments]
+        if plan.command:
+            first, *rest = plan.command
+            cmd = [plan.python if first in ("python", "python3") else first, *rest]
+        else:
+            cmd = [plan.python, plan.script, *plan.arguments]
         with open(plan.log, "ab") as out:  # the child keeps its own copy of the descriptor
             proc = subprocess.Popen(cmd, cwd=plan.workdir, env=dict(plan.environ), stdout=out,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
