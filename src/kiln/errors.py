@@ -79,8 +79,3 @@ class CommandError(KilnError):
         tail = output.strip().splitlines()[-15:]
         head = what or f"command {self.cmd[0]!r}"
         super().__init__(f"{head} failed with exit code {returncode}" + ("\n" + "\n".join(tail) if tail else ""))
-
-
-class IgnoredSettingWarning(UserWarning):
-    """A setting Kiln accepts (as Azure ML's) and can't honour yet, said rather than silently dropped.
-    ``warnings.simplefilter("error", IgnoredSettingWarning)`` makes it an error (strict)."""
