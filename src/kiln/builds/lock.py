@@ -94,9 +94,9 @@ class Lock:
 
     @property
     def summary(self) -> str:
-        """``"12 packages"``, or ``"3 conda + 2 pip packages"``."""
+        """``"12 packages"``, or ``"3 conda packages + 1 pip package"``."""
         if self.conda:
-            return f"{len(self.conda)} conda + {count(len(self.packages), 'pip package')}"
+            return f"{count(len(self.conda), 'conda package')} + {count(len(self.packages), 'pip package')}"
         return count(len(self.packages), "package")
 
     def version_of(self, name: str) -> str | None:
