@@ -1,15 +1,29 @@
-# The two commands of the README: `make demo` and `make test`. Each creates .venv if missing.
+# The two commands of the README: `make demo` and `make test`. Each creates .venv if missing, and makes it again
+# when PYTHON names another interpreter than the one .venv was made with.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kiln-installed
 
-.PHONY: demo test lint clean bytecode
+.PHONY: demo test lint clean bytecode FORCE
 
-$(BIN)/python:
+# A PYTHON given on the command line or in the environment is compared with .venv's own interpreter (version and
+# installation: a venv's sys.base_prefix is the interpreter it was made from); without one, .venv is kept.
+PYID := import sys; print(sys.version.split()[0], sys.base_prefix)
+ifneq ($(origin PYTHON),file)
+ifneq ($(shell $(PYTHON) -c '$(PYID)' 2>&1),$(shell $(BIN)/python -c '$(PYID)' 2>/dev/null))
+REMAKE_VENV := FORCE
+endif
+endif
+
+$(BIN)/python: $(REMAKE_VENV)
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), sys.version' || \
+		{ echo "make: PYTHON=$(PYTHON) is not a Python >= 3.10" >&2; exit 1; }
+	@if [ -e $(VENV) ]; then echo "$(VENV) was made with another Python: making it again with $(PYTHON)"; fi
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml $(REMAKE_VENV) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from kiln._words import count
 from kiln.errors import KilnError
 
 __all__ = ["LOCK_FORMAT", "CondaPackage", "Lock", "LockChange", "LockedPackage", "diff_locks",
@@ -93,10 +94,10 @@ class Lock:
 
     @property
     def summary(self) -> str:
-        """``"12 packages"``, or ``"3 conda + 2 pip packages"``."""
+        """``"12 packages"``, or ``"3 conda packages + 1 pip package"``."""
         if self.conda:
-            return f"{len(self.conda)} conda + {len(self.packages)} pip packages"
-        return f"{len(self.packages)} packages"
+            return f"{count(len(self.conda), 'conda package')} + {count(len(self.packages), 'pip package')}"
+        return count(len(self.packages), "package")
 
     def version_of(self, name: str) -> str | None:
         from packaging.utils import canonicalize_name

@@ -5,6 +5,8 @@ from __future__ import annotations
 from argparse import Namespace
 from typing import TYPE_CHECKING
 
+from kiln._words import count
+
 if TYPE_CHECKING:
     from kiln.cli.context import CliState
     from kiln.cli.parser import Commands
@@ -57,7 +59,7 @@ def du(st: CliState, args: Namespace) -> None:
     entries = cache.entries()
     total = disk_usage([cache.root]) if cache.root.exists() else 0
     data = {"path": str(cache.root), "bytes": total, "entries": len(entries)}
-    st.out.emit("cache.du", data, f"{human_size(total)} in {len(entries)} builds ({cache.root})")
+    st.out.emit("cache.du", data, f"{human_size(total)} in {count(len(entries), 'build')} ({cache.root})")
 
 
 def prune(st: CliState, args: Namespace) -> None:
@@ -74,6 +76,6 @@ def prune(st: CliState, args: Namespace) -> None:
     data = {"dry_run": dry_run, "removed": [e.key for e in result.removed], "freed": result.freed,
             "kept": len(result.kept), "size_before": result.size_before, "size_after": result.size_after}
     lines = [f"{verb} {e.key[:12]}  {e.meta.get('label')}" for e in result.removed]
-    lines.append(f"{verb} {len(result.removed)} builds, {'would free' if dry_run else 'freed'} "
+    lines.append(f"{verb} {count(len(result.removed), 'build')}, {'would free' if dry_run else 'freed'} "
                  f"{human_size(result.freed)}; kept {len(result.kept)} ({human_size(result.size_after)})")
     st.out.emit("cache.prune", data, "\n".join(lines))

@@ -49,7 +49,8 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("-f", "--follow", action="store_true", help="Keep printing until the run ends (then exit with "
                                                                "the script's exit code).")
 
-    p = commands.add("cancel", cancel, help="Stop a run (its script gets SIGTERM, then SIGKILL).",
+    p = commands.add("cancel", cancel, help="Stop a run (its script gets SIGTERM, then SIGKILL); a run that has "
+                                            "ended is an error.",
                      example="kiln run cancel RUN_ID")
     p.add_argument("run_id", metavar="ID", help="The run's id.")
 
@@ -148,8 +149,13 @@ def logs(st: CliState, args: Namespace) -> int:
 def cancel(st: CliState, args: Namespace) -> None:
     import time
 
+    from kiln.errors import KilnError
+    from kiln.workspace.store.interface import FINAL_STATUSES
+
     run = _get(st, args.run_id)
     before = run.status
+    if before in FINAL_STATUSES:  # nothing to stop: say so, rather than "Completed -> Completed" and exit 0
+        raise KilnError(f"run {run.id} is already {before}")
     run.cancel()
     deadline = time.monotonic() + 15
     while run.status not in ("Completed", "Failed", "Canceled") and time.monotonic() < deadline:

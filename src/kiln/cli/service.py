@@ -54,7 +54,8 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("name", metavar="NAME", help="Service name.")
     p.add_argument("-d", "--data", metavar="JSON", required=True, help="The request body (JSON); @FILE reads a "
                                                                        "file.")
-    p = commands.add("keys", keys, help="The service's keys (auth-enabled services).",
+    p = commands.add("keys", keys, help="The service's keys: a service has them when deployed with --auth "
+                                        "(kiln service deploy ... --auth turns auth on for an existing one).",
                      example="kiln service keys forest --regen secondary")
     p.add_argument("name", metavar="NAME", help="Service name.")
     p.add_argument("--regen", metavar="WHICH", help="Make a new key: primary or secondary.")
@@ -140,7 +141,12 @@ def call(st: CliState, args: Namespace) -> None:
 
 
 def keys(st: CliState, args: Namespace) -> None:
+    from kiln.errors import KilnError
+
     service = _get(st, args.name)
+    if not service.serialize()["authEnabled"]:  # the SDK's message names auth_enabled=True: here it is --auth
+        raise KilnError(f"service {service.name!r} has no keys: auth is off (to turn it on, deploy it again with "
+                        f"--auth: kiln service deploy --name {service.name} ... --auth)")
     if args.regen is not None:
         service.regen_key(args.regen)
     primary, secondary = service.get_keys()

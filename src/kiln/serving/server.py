@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kiln._words import count
 from kiln.serving.app import ScoringApp
 from kiln.serving.config import DEFAULT_MAX_PAYLOAD
 from kiln.serving.pool import InitFailed, Pool, PoolSettings
@@ -83,7 +84,8 @@ class Service:
         import uvicorn
 
         pool = self._pool(self.config)
-        _log(f"starting {pool.settings.workers} worker(s) for {self.config['name']} (generation {self.generation})")
+        _log(f"starting {count(pool.settings.workers, 'worker')} for {self.config['name']} "
+             f"(generation {self.generation})")
         try:
             await pool.start()
         except InitFailed as e:

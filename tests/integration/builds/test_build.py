@@ -302,7 +302,7 @@ def test_image_details(make_env: MakeEnv, workspace: Workspace) -> None:
     assert lines[step1 + 1] == "FROM docker.io/library/python:3.12-slim-bookworm"
     step2 = next(i for i, line in enumerate(lines) if line.startswith("# Step 2: "))
     assert step1 < step2
-    assert lines[step2] == f"# Step 2: the Python environment from lock {result.lock_hash} (1 packages)"
+    assert lines[step2] == f"# Step 2: the Python environment from lock {result.lock_hash} (1 package)"
     assert any("uv pip sync --require-hashes" in line for line in lines[step2:])
     assert 'ENV KILN_TEST_GREETING="hello"' in lines
     assert len(workspace.environment_versions("img")) == 1  # asking did not register a new version

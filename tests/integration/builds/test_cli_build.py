@@ -165,7 +165,7 @@ def test_cache_list_and_du(run_kiln: Any, tmp_path: Path, python: Interpreter, l
     entry_size = disk_usage([Path(first["path"])])
     assert du1["bytes"] >= entry_size > 0
     out, _ = ok(run_kiln, "cache", "du")
-    assert re.fullmatch(rf"\d+\.\d (KiB|MiB) in 1 builds \({re.escape(str(look.cache.root))}\)\n", out)
+    assert re.fullmatch(rf"\d+\.\d (KiB|MiB) in 1 build \({re.escape(str(look.cache.root))}\)\n", out)
 
     # another definition with the same packages and one more: its files are uv's, hardlinked, counted once
     register(run_kiln, tmp_path, "second", "six==1.16.0", "idna==3.7", "attrs==23.2.0", "packaging==24.1",
@@ -194,7 +194,7 @@ def test_cache_prune_keeps_what_a_workspace_references(run_kiln: Any, tmp_path: 
     out, err = ok(run_kiln, "cache", "prune", "--dry-run")
     lines = out.splitlines()
     assert lines[0] == f"would remove {gone['key'][:12]}  gone:1"
-    assert re.fullmatch(r"would remove 1 builds, would free \d+\.\d KiB; kept 1 \(\d+\.\d KiB\)", lines[1])
+    assert re.fullmatch(r"would remove 1 build, would free \d+\.\d KiB; kept 1 \(\d+\.\d KiB\)", lines[1])
     assert len(lines) == 2 and err == ""
     assert look.published() == sorted([kept["key"], gone["key"]])  # a dry run removes nothing
 

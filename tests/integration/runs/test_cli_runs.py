@@ -363,8 +363,16 @@ def test_run_cancel(run_kiln: RunKiln) -> None:
     assert follow(run_kiln, run_id) == 130
     data = show(run_kiln, run_id)
     assert data["status"] == "Canceled" and data["error"]["message"] == "canceled"
-    assert ok(run_kiln, "run", "cancel", run_id) == f"{run_id}: Canceled -> Canceled\n"
+    assert fails(run_kiln, "run", "cancel", run_id) == f"run {run_id} is already Canceled"
     assert "started\n" in ok(run_kiln, "run", "logs", run_id)
+
+
+def test_run_cancel_of_an_ended_run_says_it_has_ended(run_kiln: RunKiln) -> None:
+    script(Path.cwd(), "print('done')\n", "quick.py")
+    run_id = detach(run_kiln, "quick.py")
+    assert follow(run_kiln, run_id) == 0
+    assert fails(run_kiln, "run", "cancel", run_id) == f"run {run_id} is already Completed"
+    assert show(run_kiln, run_id)["status"] == "Completed"
 
 
 def test_run_download(run_kiln: RunKiln, project: Path, tmp_path: Path) -> None:

@@ -256,6 +256,9 @@ def test_service_errors(run_kiln: RunKiln, project: Path) -> None:
     assert run_kiln("service", "list")[1].splitlines()[1].split()[:2] == ["broken", "Failed"]
     assert "  error        init() failed: RuntimeError: init exploded\n" in run_kiln("service", "show", "broken")[1]
     assert run_kiln("service", "reload", "broken")[0] == 1
+    assert one_error(*run_kiln("service", "keys", "broken")) == (
+        "kiln: error: service 'broken' has no keys: auth is off (to turn it on, deploy it again with --auth: "
+        "kiln service deploy --name broken ... --auth)")
     assert run_kiln("service", "delete", "broken") == (0, "broken: deleted\n", "")
 
     for command in (("show", "ghost"), ("logs", "ghost"), ("call", "ghost", "--data", "{}"), ("keys", "ghost"),

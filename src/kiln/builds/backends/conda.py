@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from kiln._words import count
 from kiln.builds.backends.interface import Backend, BuildOutcome, BuildPlan
 from kiln.builds.backends.venv import link_mode_of
 from kiln.builds.uv import run_uv
@@ -32,7 +33,7 @@ class CondaBackend(Backend):
             raise KilnError(f"{plan.label}: a conda build needs its final path and a package cache")
         env = stage / "env"
         lock = plan.locked()
-        log(f"# installing {len(lock.conda)} conda packages with py-rattler (package cache {plan.cache_dir})")
+        log(f"# installing {count(len(lock.conda), 'conda package')} with py-rattler (package cache {plan.cache_dir})")
         # the prefix is built here and then renamed into place: placeholders get the final path
         standin = None
         if lock.python_source == "kiln":  # this cache's copy of the stand-in (the same bytes as the lock's)

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kiln._words import count
 from kiln.builds.conda.rattler import CondaError, index_channel, solve
 from kiln.builds.conda.standin import BUILD_STRING, conda_subdir, standin_channel
 from kiln.builds.lock import CondaPackage, Lock
@@ -66,7 +67,7 @@ def resolve_conda(env: Environment, interpreter: Interpreter, *, preferences: Lo
         wanted.append(f"python={interpreter.minor}")
     locked = preferences.conda_lock if preferences is not None and preferences.conda_lock else None
     shown = ", ".join(mask(name) for name in cd.conda_channels or [DEFAULT_CHANNEL])
-    say(f"# solving {len(wanted)} conda specs with py-rattler on {shown} ({subdir} + noarch)")
+    say(f"# solving {count(len(wanted), 'conda spec')} with py-rattler on {shown} ({subdir} + noarch)")
     answer = solve([*channels, standin.as_uri()], wanted, [subdir, "noarch"], locked=locked,
                    what=f"solving the conda packages of {env.name}")
     for value, reference in secrets.items():

@@ -56,8 +56,8 @@ def test_a_lock_written_before_conda_reads_with_empty_conda_fields() -> None:
 
 
 def test_the_summary_counts_both_kinds() -> None:
-    assert make_lock().summary == "3 conda + 1 pip packages"
-    assert make_lock(conda=()).summary == "1 packages"
+    assert make_lock().summary == "3 conda packages + 1 pip package"
+    assert make_lock(conda=()).summary == "1 package"
 
 
 @pytest.mark.parametrize("conda", [
