@@ -106,7 +106,7 @@ def _summary(env: Environment) -> dict[str, Any]:
         "name": env.name, "version": env.version, "hash": env.hash, "curated": is_curated_name(env.name),
         "python": _python_of(env), "description": env.description,
         "conda_packages": cd.conda_packages if cd else [], "pip_packages": cd.pip_packages if cd else [],
-        "base_image": env.docker.base_image,
+        "base_image": env.docker.base_image, "recreation_of": env.tags.get("kiln.recreation-of"),
     }
 
 
@@ -182,8 +182,14 @@ def _render(env: Environment) -> str:
         lines.append(f"  env          {k}={v}")
     for p in env.spark.packages:
         lines.append(f"  spark        {p}")
-    if env.tags:
-        lines.append("  tags         " + ", ".join(f"{k}={v}" for k, v in env.tags.items()))
+    recreation = env.tags.get("kiln.recreation-of")
+    if recreation:  # said plainly: this is Kiln's re-creation, not Azure's own environment
+        lines.append(f"  re-creation  Kiln's re-creation of Azure ML's curated environment {recreation}")
+        lines.append(f"  from         {env.tags.get('kiln.recreation-source', '-')}")
+        lines.append(f"  left out     {env.tags.get('kiln.recreation-omits', '-')}")
+    tags = {k: v for k, v in env.tags.items() if not k.startswith("kiln.recreation-")}
+    if tags:
+        lines.append("  tags         " + ", ".join(f"{k}={v}" for k, v in tags.items()))
     if env.python.conda_dependencies is not None:
         lines.append("  conda file:")
         lines += ["    " + line for line in env.python.conda_dependencies.serialize_to_string().splitlines()]

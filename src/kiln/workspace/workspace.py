@@ -240,13 +240,11 @@ class Workspace:
         from kiln.environment.names import is_curated_name
 
         if is_curated_name(name):
-            from kiln.environment.curated import curated_names, get_curated
+            from kiln.environment.curated import get_curated, unknown_curated_message
 
             env = get_curated(name, version)
             if env is None:
-                known = ", ".join(curated_names())
-                raise NotFoundError(f"no curated environment {name!r}" + (f" version {version}" if version else "")
-                                    + f" (curated: {known})")
+                raise NotFoundError(unknown_curated_message(name, version))
             return env
         number = _version_number(version)
         record = self.store.get_environment(name=name, version=number)
@@ -274,7 +272,9 @@ class Workspace:
         if is_curated_name(name):
             env = get_curated(name)
             if env is None:
-                raise NotFoundError(f"no curated environment {name!r}")
+                from kiln.environment.curated import unknown_curated_message
+
+                raise NotFoundError(unknown_curated_message(name))
             return [env]
         records = self.store.list_environment_versions(name=name)
         if not records:
