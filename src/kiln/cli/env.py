@@ -1,4 +1,4 @@
-"""``kiln env``: scaffold, register, list, show, download, diff, build, lock, python."""
+"""``kiln env``: scaffold, register, list, show, download, diff, build, lock, python, kernel."""
 
 from __future__ import annotations
 
@@ -81,6 +81,17 @@ def add_commands(commands: Commands) -> None:
                                                 "first if needed).",
                      example='kiln env python train\n"$(kiln env python train)" -c "import sklearn"')
     p.add_argument("ref", metavar="NAME[:VERSION]", help=REF_HELP)
+
+    p = commands.add("kernel", kernel_cmd, help="Register the built environment as a Jupyter kernel (building it "
+                                                "first if needed); it needs ipykernel in the environment.",
+                     example="kiln env kernel train\nkiln env kernel train:2 --prefix .venv --display-name 'Train'")
+    p.add_argument("ref", metavar="NAME[:VERSION]", help=REF_HELP)
+    p.add_argument("--name", dest="kernel_name", metavar="KERNEL", help="Kernel name (default: kiln-NAME-VERSION).")
+    p.add_argument("--display-name", metavar="TEXT", help="Name shown in Jupyter (default: Python X.Y (Kiln "
+                                                          "NAME:VERSION)).")
+    p.add_argument("--prefix", metavar="PATH", type=Path, help="Install under PATH/share/jupyter/kernels (e.g. the "
+                                                               "virtual environment Jupyter runs from) instead of "
+                                                               "the user's Jupyter data folder.")
 
     p = commands.add("lock", lock_cmd, help="Show the lock an environment builds from: exact versions, artifact "
                                             "hashes, indexes.",
@@ -270,6 +281,17 @@ def build_cmd(st: CliState, args: Namespace) -> None:
 def python_cmd(st: CliState, args: Namespace) -> None:
     result = _build(st, args.ref, quiet=True)
     st.out.emit("env.python", *python_output(result))
+
+
+def kernel_cmd(st: CliState, args: Namespace) -> None:
+    from kiln.builds.kernel import install_kernel
+
+    result = _build(st, args.ref, quiet=True)
+    spec = install_kernel(result, name=args.kernel_name, display_name=args.display_name, prefix=args.prefix)
+    st.out.emit("env.kernel", {"name": spec.name, "path": str(spec.path), "display_name": spec.display_name,
+                               "python": str(spec.python), "environment": result.environment},
+                f"Kernel {spec.name!r} ({spec.display_name}) written to {spec.path / 'kernel.json'}\n"
+                f"Pick it in Jupyter, or: jupyter console --kernel {spec.name}")
 
 
 def lock_cmd(st: CliState, args: Namespace) -> None:
