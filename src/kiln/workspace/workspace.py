@@ -105,6 +105,7 @@ class Workspace:
             ws = cls(folder, settings=settings)
             if ws.name != name:
                 raise WorkspaceError(f"{folder}: holds the workspace {ws.name!r}, not {name!r}")
+            ws._remember()  # one made by an older Kiln, or by another user's KILN_HOME: listed from now on
             return ws
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"format": WORKSPACE_FORMAT, "name": name, "store": store or DEFAULT_STORE}
