@@ -112,7 +112,8 @@ def resolve(env: Environment, interpreter: Interpreter, *, preferences: Lock | N
                             sink=sink)
     except UvError as e:
         if fallback is not None:
-            e.add_note_line(f"(Kiln tried PyPI because {fallback.split(':')[0]})")
+            e.add_note_line("(the conda channels can't be reached, so Kiln resolved the conda packages from PyPI "
+                            "under their PyPI names; --conda-via conda to forbid this)")
         raise
     if conda_specs(env):
         from dataclasses import replace
