@@ -196,7 +196,10 @@ class Workspace:
     def _marker(self) -> Path:
         import hashlib
 
-        return self.settings.home / "workspaces" / hashlib.sha256(str(self.path).encode()).hexdigest()[:16]
+        # the settings given, else the environment's now, without keeping them: a workspace opened without
+        # settings builds them on first real use (a test or a notebook may change KILN_* before that)
+        home = (self._settings or _settings()).home
+        return home / "workspaces" / hashlib.sha256(str(self.path).encode()).hexdigest()[:16]
 
     def _remember(self) -> None:
         try:
@@ -205,7 +208,7 @@ class Workspace:
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 write_text_atomic(marker, str(self.path) + "\n")
         except OSError as e:  # only Workspace.list/get miss it: creating the workspace succeeded
-            log.warning("could not remember workspace %s in %s: %s", self.path, self.settings.home, e)
+            log.warning("could not remember workspace %s: %s", self.path, e)
 
     def _forget(self) -> None:
         import contextlib

@@ -43,3 +43,10 @@ def test_delete_removes_the_workspace_and_only_its_own_folder(tmp_path: Path) ->
     with pytest.raises(WorkspaceError, match=r"holds files that aren't the workspace's \(notes.txt\)"):
         kept.delete()
     assert (kept.path / "notes.txt").exists() and (kept.path / "workspace.json").exists()
+
+
+def test_remembering_a_workspace_doesnt_fix_its_settings_early(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    ws = Workspace.create("late", path=tmp_path / "late")
+    monkeypatch.setenv("KILN_CACHE_DIR", str(tmp_path / "later-cache"))
+    assert ws.settings.cache_dir == (tmp_path / "later-cache").resolve()
