@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING
 from kiln._lazy import lazy_exports
 
 __version__ = "0.1.0"
+#: Azure ML SDK v1 spells it ``azureml.core.VERSION``
+VERSION = __version__
 
 __all__ = [
+    "VERSION",
     "CondaDependencies",
     "ContainerRegistry",
     "DockerBuildContext",

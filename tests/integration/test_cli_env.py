@@ -436,7 +436,9 @@ def test_env_list_name(run_kiln: Any, train: tuple[dict[str, Any], dict[str, Any
 
 def test_env_list_of_an_empty_workspace_has_the_curated_set(run_kiln: Any, ws: Path) -> None:
     listed = envelope(run_kiln, "env", "list", kind="env.list")
-    assert listed and all(e["name"].startswith("Kiln-") and e["curated"] for e in listed)
+    assert listed and all(e["name"].startswith(("Kiln-", "AzureML-")) and e["curated"] for e in listed)
+    # Azure's names are Kiln's re-creations, and say so
+    assert all((e["recreation_of"] == e["name"]) == e["name"].startswith("AzureML-") for e in listed)
 
 
 def test_env_show(run_kiln: Any, train: tuple[dict[str, Any], dict[str, Any]]) -> None:
@@ -468,7 +470,7 @@ def test_env_show_json(run_kiln: Any, train: tuple[dict[str, Any], dict[str, Any
     assert {k: v for k, v in data.items() if k != "definition"} == {
         "name": "train", "version": "1", "hash": train[0]["hash"], "curated": False, "python": "3.11",
         "description": None, "conda_packages": ["python=3.11"], "pip_packages": ["scikit-learn==1.5.2", "numpy==2.1.0"],
-        "base_image": "docker.io/library/python:3.12-slim-bookworm"}
+        "base_image": "docker.io/library/python:3.12-slim-bookworm", "recreation_of": None}
     definition = data["definition"]
     assert (definition["name"], definition["version"]) == ("train", "1")
     assert definition["environmentVariables"] == {"OMP_NUM_THREADS": "1"}

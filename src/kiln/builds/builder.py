@@ -10,6 +10,12 @@ The one place that orders the steps, the same for every backend:
    key's file lock and publishes it with one rename (``kiln.builds.staging``);
 4. only then record the lock with the version in the workspace: a failed build leaves no trace.
 
+A definition that leaves its Python to Kiln (``python_is_defaulted``) and whose pins don't install on
+Kiln's default Python (old pins: no wheel for a new Python, and their source builds fail) is built with
+the newest other interpreter of this machine on which they do; the build output says so, and the lock
+records that Python and why (``Lock.python_reason``), so later builds take it again. A definition that
+pins its Python is never moved.
+
 ``BuildResult``, ``Progress``, ``LockedError`` and ``lock_environment`` live in their own modules and
 are re-exported here, where the other packages import them from.
 """
@@ -27,9 +33,18 @@ from kiln.builds.cache import BuildCache, CacheEntry
 from kiln.builds.interpreters import Interpreter, named_interpreter
 from kiln.builds.keys import BUILD_FORMAT, build_key, resolve_key
 from kiln.builds.lock import Lock, LockChange, diff_locks
-from kiln.builds.locking import LockedError, interpreter_for, lock_environment, locked_error, newest_lock, stored_lock
+from kiln.builds.locking import (
+    LockedError,
+    interpreter_for,
+    lock_environment,
+    locked_error,
+    newest_lock,
+    python_is_defaulted,
+    stored_lock,
+)
 from kiln.builds.result import BuildResult, Progress
 from kiln.builds.staging import BuildLog, build_and_publish
+from kiln.builds.uv import UvError
 
 if TYPE_CHECKING:
     from kiln.environment.environment import Environment
@@ -59,7 +74,7 @@ def cached_build(env: Environment, workspace: Workspace, *, settings: Settings,
         return None
     say = progress or _quiet
     started = time.monotonic()
-    interpreter = interpreter_for(env, settings)
+    interpreter = interpreter_for(env, settings, workspace)
     lock = stored_lock(env, workspace, interpreter, settings)
     if lock is None:
         return None
@@ -78,8 +93,6 @@ def cached_build(env: Environment, workspace: Workspace, *, settings: Settings,
 def build_environment(env: Environment, workspace: Workspace, *, settings: Settings, upgrade: bool = False,
                       locked: bool = False, progress: Progress | None = None) -> BuildResult:
     """Build the registered ``env`` (or take its cached build). See the module docstring."""
-    from kiln.builds.resolver import conda_specs, requirements_of, resolve
-
     say = progress or _quiet
     started = time.monotonic()
     if env.python.user_managed_dependencies:
@@ -88,7 +101,60 @@ def build_environment(env: Environment, workspace: Workspace, *, settings: Setti
         ready = cached_build(env, workspace, settings=settings, progress=say)
         if ready is not None:
             return ready
-    interpreter = interpreter_for(env, settings)
+    interpreter = interpreter_for(env, settings, workspace)
+    try:
+        return _build_with(env, workspace, interpreter, settings=settings, upgrade=upgrade, locked=locked, say=say,
+                           started=started)
+    except UvError as e:
+        if locked or not _may_move_python(env, settings):
+            raise
+        return _build_on_another_python(env, workspace, interpreter, e, settings=settings, upgrade=upgrade,
+                                        say=say, started=started)
+
+
+def _may_move_python(env: Environment, settings: Settings) -> bool:
+    from kiln.builds.resolver import conda_specs
+
+    # conda packages bring their own python from the channels: the solver already picks a fitting one
+    return python_is_defaulted(env) and not (conda_specs(env) and settings.conda_via != "pypi")
+
+
+def _build_on_another_python(env: Environment, workspace: Workspace, tried: Interpreter, error: UvError, *,
+                             settings: Settings, upgrade: bool, say: Progress, started: float) -> BuildResult:
+    """``env``'s pins failed on ``tried`` (Kiln's default): build on the newest other interpreter on which they
+    install. Each failed try leaves nothing behind; when none works, ``error`` (the default's) is raised."""
+    from kiln.builds.interpreters import discover
+
+    by_minor: dict[str, Interpreter] = {}
+    for candidate in discover(cache_dir=settings.cache_dir):  # newest first: the first of each minor is its newest
+        by_minor.setdefault(candidate.minor, candidate)
+    others = [i for minor, i in by_minor.items() if minor != tried.minor]
+    first_line = str(error).splitlines()[0] if str(error) else "uv failed"
+    say("interpreter", f"the pins don't install on Python {tried.minor} (Kiln's default; the definition doesn't pin "
+                       f"Python): {first_line}")
+    failed: list[str] = []
+    for candidate in others:
+        reason = (f"the definition doesn't pin Python and its pins don't install on Python {tried.minor} (Kiln's "
+                  f"default); Python {candidate.minor} is the newest here on which they do")
+        try:
+            result = _build_with(env, workspace, candidate, settings=settings, upgrade=upgrade, locked=False, say=say,
+                                 started=started, python_reason=reason)
+        except UvError:
+            failed.append(candidate.minor)
+            continue
+        say("interpreter", f"using Python {candidate.version}: {reason} (recorded in the lock)")
+        return result
+    error.add_note_line(f"(the definition doesn't pin Python, so Kiln also tried Python "
+                        f"{', '.join(failed) or 'nothing else: no other interpreter here'}: the pins don't install "
+                        "there either; pin a Python version or change the pins)")
+    raise error
+
+
+def _build_with(env: Environment, workspace: Workspace, interpreter: Interpreter, *, settings: Settings,
+                upgrade: bool, locked: bool, say: Progress, started: float, python_reason: str = "") -> BuildResult:
+    """Build ``env`` with ``interpreter``: its stored lock, or a new resolve (see the module docstring)."""
+    from kiln.builds.resolver import conda_specs, requirements_of, resolve
+
     say("interpreter", f"Python {interpreter.version} ({interpreter.path})")
     cache = BuildCache(settings.cache_dir)
     log = BuildLog()
@@ -111,10 +177,12 @@ def build_environment(env: Environment, workspace: Workspace, *, settings: Setti
                 # a first build: install while resolving, then make the environment exactly the lock
                 requirements, options = requirements_of(env, cache_dir=settings.cache_dir)
                 return _build_first(env, workspace, cache, interpreter, requirements, options, log, say, started,
-                                    settings)
+                                    settings, python_reason)
             say("resolve", "resolving" + (" (upgrade)" if upgrade else ""))
             lock = resolve(env, interpreter, preferences=preferences, upgrade=upgrade, sink=log,
-                           cache_dir=settings.cache_dir, conda_via=settings.conda_via)
+                           cache_dir=settings.cache_dir, conda_via=settings.conda_via,
+                           notice=lambda message: say("resolve", message))
+            lock = replace(lock, python_reason=python_reason) if python_reason else lock
         say("lock", f"lock {lock.lock_hash[:12]} ({lock.summary})")
         plan = _plan(env, interpreter, lock, settings)
         backend = backend_for(plan)
@@ -124,7 +192,13 @@ def build_environment(env: Environment, workspace: Workspace, *, settings: Setti
             entry = cache.lookup(key)
             hit = entry is not None
             if entry is None:
-                entry = build_and_publish(cache, cache.stage(key), key, plan, backend, log, say)
+                try:
+                    entry = build_and_publish(cache, cache.stage(key), key, plan, backend, log, say)
+                except UvError as e:
+                    if lock.conda_via == "pypi" and settings.conda_via == "auto":
+                        e.add_note_line("(this lock took the conda packages from PyPI, under their PyPI names: the "
+                                        "conda channels couldn't be reached when it was made)")
+                    raise
     changes = diff_locks(previous, lock) if upgrade else []
     return _finish(env, workspace, cache, entry, lock, interpreter, backend.name, hit=hit, started=started, say=say,
                    resolved=resolved, changes=changes)
@@ -170,7 +244,7 @@ def _finish(env: Environment, workspace: Workspace, cache: BuildCache, entry: Ca
 
 def _build_first(env: Environment, workspace: Workspace, cache: BuildCache, interpreter: Interpreter,
                  requirements: list[str], options: list[str], log: BuildLog, say: Progress, started: float,
-                 settings: Settings) -> BuildResult:
+                 settings: Settings, python_reason: str = "") -> BuildResult:
     """A definition's first build: the backend installs the requirements while uv resolves the lock
     (as fast as a plain ``uv pip install``); then the build step makes the environment exactly the lock."""
     from concurrent.futures import ThreadPoolExecutor
@@ -193,6 +267,7 @@ def _build_first(env: Environment, workspace: Workspace, cache: BuildCache, inte
     except BaseException:
         cache.discard(stage)
         raise
+    lock = replace(lock, python_reason=python_reason) if python_reason else lock
     say("lock", f"lock {lock.lock_hash[:12]} ({lock.summary})")
     plan = _plan(env, interpreter, lock, settings)
     backend = backend_for(plan)

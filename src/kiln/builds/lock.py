@@ -74,6 +74,9 @@ class Lock:
     python_source: str = ""
     #: "conda" or "pypi": how the definition's conda packages were resolved
     conda_via: str = ""
+    #: why ``python`` is not Kiln's default for a definition that doesn't pin Python ("" when it is the default
+    #: or the definition's own): see ``kiln.builds.builder``
+    python_reason: str = ""
 
     @property
     def python_minor(self) -> str:
@@ -113,6 +116,7 @@ class Lock:
             "created_at": self.created_at, "lock_hash": self.lock_hash, "text": self.text,
             "conda": [c.to_dict() for c in self.conda], "conda_lock": self.conda_lock,
             "conda_platform": self.conda_platform, "python_source": self.python_source, "conda_via": self.conda_via,
+            **({"python_reason": self.python_reason} if self.python_reason else {}),
         }, indent=1)
 
     @classmethod
@@ -130,7 +134,7 @@ class Lock:
                 text=data["text"], resolver=data["resolver"], created_at=data["created_at"],
                 conda=tuple(CondaPackage(**c) for c in data.get("conda", [])), conda_lock=data.get("conda_lock", ""),
                 conda_platform=data.get("conda_platform", ""), python_source=data.get("python_source", ""),
-                conda_via=data.get("conda_via", ""),
+                conda_via=data.get("conda_via", ""), python_reason=data.get("python_reason", ""),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise KilnError(f"a stored lock is unreadable ({type(e).__name__}: {e})") from None

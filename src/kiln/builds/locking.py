@@ -16,6 +16,7 @@ from kiln.builds.backends.plan import label_of
 from kiln.builds.interpreters import Interpreter, find_interpreter
 from kiln.builds.lock import Lock
 from kiln.environment.conda import DEFAULT_PYTHON_VERSION
+from kiln.environment.conda_specs import conda_spec_name
 from kiln.errors import KilnError
 
 if TYPE_CHECKING:
@@ -24,17 +25,42 @@ if TYPE_CHECKING:
     from kiln.settings import Settings
     from kiln.workspace.workspace import Workspace
 
-__all__ = ["LockedError", "interpreter_for", "lock_environment", "locked_error", "newest_lock", "stored_lock"]
+__all__ = ["LockedError", "interpreter_for", "lock_environment", "locked_error", "newest_lock", "python_is_defaulted",
+           "stored_lock"]
 
 
 class LockedError(KilnError):
     """``locked=True`` and the environment has no lock: building would need a resolve."""
 
 
-def interpreter_for(env: Environment, settings: Settings) -> Interpreter:
-    """The interpreter Kiln builds ``env`` with: the newest one of this machine for its Python version."""
+def python_is_defaulted(env: Environment) -> bool:
+    """Does ``env`` leave its Python to Kiln? True without a version, and for exactly ``python=<Kiln's
+    default>``: Kiln writes that spec into definitions that name none (``CondaDependencies()``, a conda
+    file without python), so it is Kiln's choice, not the user's. Any other spec (``3.12.*``, ``3.12.4``,
+    ``3.11``) is the user's, and never changed."""
+    cd = env.python.conda_dependencies
+    if cd is None:
+        return True
+    specs = [s for s in cd.conda_packages if conda_spec_name(s) == "python"]
+    # the spec as written: ``python=3.12.*`` reads as version 3.12 too, but it is the user's pin
+    return not specs or [s.replace(" ", "") for s in specs] == [f"python={DEFAULT_PYTHON_VERSION}"]
+
+
+def interpreter_for(env: Environment, settings: Settings, workspace: Workspace | None = None) -> Interpreter:
+    """The interpreter Kiln builds ``env`` with: the newest one of this machine for its Python version.
+
+    A definition that leaves its Python to Kiln (``python_is_defaulted``) builds with the Python its
+    version's lock was made for, when that isn't the default: the builder chose it because the pins
+    don't install on the default, and every later build must take the same lock (one query, no resolve)."""
     cd = env.python.conda_dependencies
     spec = cd.get_python_version() if cd is not None else None
+    if workspace is not None and env.version is not None and python_is_defaulted(env):
+        locks = workspace.store.list_environment_locks(name=env.name, version=int(env.version))
+        if locks and locks[-1].python != DEFAULT_PYTHON_VERSION:
+            try:
+                return find_interpreter(locks[-1].python, default=DEFAULT_PYTHON_VERSION, cache_dir=settings.cache_dir)
+            except KilnError:
+                pass  # that Python is gone from this machine: the default again (and a fallback if needed)
     return find_interpreter(spec, default=DEFAULT_PYTHON_VERSION, cache_dir=settings.cache_dir)
 
 
@@ -77,7 +103,7 @@ def lock_environment(env: Environment, workspace: Workspace, *, settings: Settin
     from kiln.builds.resolver import resolve
 
     say = progress or (lambda phase, message: None)
-    interpreter = interpreter_for(env, settings)
+    interpreter = interpreter_for(env, settings, workspace)
     say("interpreter", f"Python {interpreter.version} ({interpreter.path})")
     previous = stored_lock(env, workspace, interpreter, settings)
     if previous is not None and not upgrade:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kiln.builds.lock import Lock, LockedPackage, packages_from_requirements
-from kiln.builds.uv import LineSink, run_uv, uv_version
+from kiln.builds.uv import LineSink, UvError, run_uv, uv_version
 from kiln.environment.conda_specs import conda_spec_name, conda_spec_version
 from kiln.environment.pip_requirements import normalize_pip_requirement, pip_requirement_name
 from kiln.environment.secrets import mask
@@ -85,8 +85,12 @@ def _conda_to_pip(name: str, version: str | None, *, exact: bool = False) -> str
 
 def resolve(env: Environment, interpreter: Interpreter, *, preferences: Lock | None = None,
             upgrade: bool = False, sink: LineSink | None = None, cache_dir: Path | None = None,
-            conda_via: str = "auto") -> Lock:
-    """Resolve ``env`` for ``interpreter`` into a new ``Lock`` (``KilnError`` with the resolver's explanation)."""
+            conda_via: str = "auto", notice: LineSink | None = None) -> Lock:
+    """Resolve ``env`` for ``interpreter`` into a new ``Lock`` (``KilnError`` with the resolver's explanation).
+
+    ``notice`` hears what the user must be told as it happens (the build output): a fallback from the
+    conda channels to PyPI. The same fallback is named in the error when the PyPI resolve then fails."""
+    fallback = None
     if conda_specs(env) and conda_via != "pypi":
         from kiln.builds.conda.rattler import CondaError
         from kiln.builds.conda.resolve import resolve_conda, unreachable
@@ -97,10 +101,20 @@ def resolve(env: Environment, interpreter: Interpreter, *, preferences: Lock | N
         except CondaError as e:
             if conda_via != "auto" or not unreachable(e):
                 raise
-            if sink is not None:
-                sink(f"# the conda channels can't be reached ({e}); resolving the conda packages from PyPI instead")
+            fallback = (f"the conda channels can't be reached ({mask(str(e).splitlines()[0])}): the conda packages "
+                        "are resolved from PyPI under their PyPI names instead (--conda-via conda to forbid this)")
+            for hear in (sink, notice):
+                if hear is not None:
+                    hear(f"# {fallback}" if hear is sink else fallback)
     requirements, options = requirements_of(env, cache_dir=cache_dir)
-    lock = _resolve_pip(env, interpreter, requirements, options, preferences=preferences, upgrade=upgrade, sink=sink)
+    try:
+        lock = _resolve_pip(env, interpreter, requirements, options, preferences=preferences, upgrade=upgrade,
+                            sink=sink)
+    except UvError as e:
+        if fallback is not None:
+            e.add_note_line("(the conda channels can't be reached, so Kiln resolved the conda packages from PyPI "
+                            "under their PyPI names; --conda-via conda to forbid this)")
+        raise
     if conda_specs(env):
         from dataclasses import replace
 

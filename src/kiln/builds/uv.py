@@ -22,14 +22,29 @@ __all__ = ["UvError", "run_uv", "uv_binary", "uv_version"]
 LineSink = Callable[[str], None]
 
 
+#: an explanation longer than this keeps its first and last lines (the root cause of a failed sdist build is
+#: usually the last line of its traceback)
+_HEAD_LINES = 20
+_TAIL_LINES = 60
+
+
 class UvError(CommandError):
-    """uv failed; the message is uv's own explanation (the resolver's, the installer's), first line first."""
+    """uv failed; the message is uv's own explanation (the resolver's, the installer's), whole: a failed
+    source build's traceback ends with its root cause. Very long ones keep their head and tail."""
 
     def __init__(self, cmd: Sequence[str], returncode: int, output: str, what: str | None = None) -> None:
         super().__init__(cmd, returncode, output, what)
-        lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+        lines = [line.rstrip() for line in output.strip().splitlines() if line.strip()]
+        if len(lines) > _HEAD_LINES + _TAIL_LINES:
+            left_out = len(lines) - _HEAD_LINES - _TAIL_LINES
+            lines = [*lines[:_HEAD_LINES], f"[... {left_out} lines of uv's output left out ...]",
+                     *lines[-_TAIL_LINES:]]
         head = what or "uv"
-        self.args = (f"{head}: " + "\n".join(lines[:15]) if lines else f"{head} failed with exit code {returncode}",)
+        self.args = (f"{head}: " + "\n".join(lines) if lines else f"{head} failed with exit code {returncode}",)
+
+    def add_note_line(self, note: str) -> None:
+        """Append ``note`` to the message (what Kiln did before uv failed, e.g. a fallback it took)."""
+        self.args = (f"{self.args[0]}\n{note}",)
 
 
 _FIND = threading.Lock()

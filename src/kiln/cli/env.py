@@ -1,4 +1,4 @@
-"""``kiln env``: scaffold, register, list, show, download, diff, build, lock, python."""
+"""``kiln env``: scaffold, register, list, show, download, diff, build, lock, python, kernel."""
 
 from __future__ import annotations
 
@@ -84,6 +84,17 @@ def add_commands(commands: Commands) -> None:
                      example='kiln env python train\n"$(kiln env python train)" -c "import sklearn"')
     p.add_argument("ref", metavar="NAME[:VERSION]", help=REF_HELP)
 
+    p = commands.add("kernel", kernel_cmd, help="Register the built environment as a Jupyter kernel (building it "
+                                                "first if needed); it needs ipykernel in the environment.",
+                     example="kiln env kernel train\nkiln env kernel train:2 --prefix .venv --display-name 'Train'")
+    p.add_argument("ref", metavar="NAME[:VERSION]", help=REF_HELP)
+    p.add_argument("--name", dest="kernel_name", metavar="KERNEL", help="Kernel name (default: kiln-NAME-VERSION).")
+    p.add_argument("--display-name", metavar="TEXT", help="Name shown in Jupyter (default: Python X.Y (Kiln "
+                                                          "NAME:VERSION)).")
+    p.add_argument("--prefix", metavar="PATH", type=Path, help="Install under PATH/share/jupyter/kernels (e.g. the "
+                                                               "virtual environment Jupyter runs from) instead of "
+                                                               "the user's Jupyter data folder.")
+
     p = commands.add("lock", lock_cmd, help="Show the lock an environment builds from: exact versions, artifact "
                                             "hashes, indexes.",
                      example="kiln env lock train\nkiln env lock train:2 --history")
@@ -108,7 +119,7 @@ def _summary(env: Environment) -> dict[str, Any]:
         "name": env.name, "version": env.version, "hash": env.hash, "curated": is_curated_name(env.name),
         "python": _python_of(env), "description": env.description,
         "conda_packages": cd.conda_packages if cd else [], "pip_packages": cd.pip_packages if cd else [],
-        "base_image": env.docker.base_image,
+        "base_image": env.docker.base_image, "recreation_of": env.tags.get("kiln.recreation-of"),
     }
 
 
@@ -184,8 +195,14 @@ def _render(env: Environment) -> str:
         lines.append(f"  env          {k}={v}")
     for p in env.spark.packages:
         lines.append(f"  spark        {p}")
-    if env.tags:
-        lines.append("  tags         " + ", ".join(f"{k}={v}" for k, v in env.tags.items()))
+    recreation = env.tags.get("kiln.recreation-of")
+    if recreation:  # said plainly: this is Kiln's re-creation, not Azure's own environment
+        lines.append(f"  re-creation  Kiln's re-creation of Azure ML's curated environment {recreation}")
+        lines.append(f"  from         {env.tags.get('kiln.recreation-source', '-')}")
+        lines.append(f"  left out     {env.tags.get('kiln.recreation-omits', '-')}")
+    tags = {k: v for k, v in env.tags.items() if not k.startswith("kiln.recreation-")}
+    if tags:
+        lines.append("  tags         " + ", ".join(f"{k}={v}" for k, v in tags.items()))
     if env.python.conda_dependencies is not None:
         lines.append("  conda file:")
         lines += ["    " + line for line in env.python.conda_dependencies.serialize_to_string().splitlines()]
@@ -266,6 +283,17 @@ def build_cmd(st: CliState, args: Namespace) -> None:
 def python_cmd(st: CliState, args: Namespace) -> None:
     result = _build(st, args.ref, quiet=True)
     st.out.emit("env.python", *python_output(result))
+
+
+def kernel_cmd(st: CliState, args: Namespace) -> None:
+    from kiln.builds.kernel import install_kernel
+
+    result = _build(st, args.ref, quiet=True)
+    spec = install_kernel(result, name=args.kernel_name, display_name=args.display_name, prefix=args.prefix)
+    st.out.emit("env.kernel", {"name": spec.name, "path": str(spec.path), "display_name": spec.display_name,
+                               "python": str(spec.python), "environment": result.environment},
+                f"Kernel {spec.name!r} ({spec.display_name}) written to {spec.path / 'kernel.json'}\n"
+                f"Pick it in Jupyter, or: jupyter console --kernel {spec.name}")
 
 
 def lock_cmd(st: CliState, args: Namespace) -> None:

@@ -65,7 +65,7 @@ def environment_to_dict(env: Definition, *, inline_files: bool = True, include_s
     python: dict[str, Any] = {
         "userManagedDependencies": env.python.user_managed_dependencies,
         "interpreterPath": env.python.interpreter_path,
-        "condaDependenciesFile": None,
+        "condaDependenciesFile": env.python.conda_dependencies_file,
         "baseCondaEnvironment": env.python.base_conda_environment,
     }
     if inline_files and env.python.conda_dependencies is not None:
@@ -76,6 +76,8 @@ def environment_to_dict(env: Definition, *, inline_files: bool = True, include_s
     if password is not None and not include_secrets and not is_reference(password):
         password = None
     docker_dict: dict[str, Any] = {"enabled": docker.enabled, "baseImage": docker.base_image}
+    if docker.gpu_support:  # written only when set: every other definition keeps its text (and registry version)
+        docker_dict["gpuSupport"] = True
     if inline_files or docker.base_dockerfile is None:
         docker_dict["baseDockerfile"] = docker.base_dockerfile
     bc = docker.build_context
@@ -162,6 +164,8 @@ def read_into(env: Definition, data: Mapping[str, Any], source: str, *, conda: C
                                                   False)
     env.python.interpreter_path = r.opt_str(python, "interpreterPath", "python.interpreterPath") or "python"
     env.python.base_conda_environment = r.opt_str(python, "baseCondaEnvironment", "python.baseCondaEnvironment")
+    # the file's name only: its content is the inline condaDependencies (or the folder's conda file)
+    env.python._conda_file = r.opt_str(python, "condaDependenciesFile", "python.condaDependenciesFile")
     if conda is None and python.get("condaDependencies") is not None:
         inline = python["condaDependencies"]
         if not isinstance(inline, Mapping):
@@ -173,7 +177,7 @@ def read_into(env: Definition, data: Mapping[str, Any], source: str, *, conda: C
 
     docker = r.section(data, "docker")
     r.no_snake(docker, "docker.", ("baseImage", "baseDockerfile", "buildContext", "sharedVolumes", "shmSize",
-                                   "baseImageRegistry"))
+                                   "baseImageRegistry", "gpuSupport"))
     d = env.docker
     base_image = r.opt_str(docker, "baseImage", "docker.baseImage")
     inline_dockerfile = r.opt_str(docker, "baseDockerfile", "docker.baseDockerfile")
@@ -191,6 +195,7 @@ def read_into(env: Definition, data: Mapping[str, Any], source: str, *, conda: C
         raise FormatError(source, str(e), "docker.baseDockerfile") from None
     d.build_context = build_context
     d.enabled = r.bool(docker, "enabled", "docker.enabled", False)
+    d.gpu_support = r.bool(docker, "gpuSupport", "docker.gpuSupport", False)
     d.shared_volumes = r.bool(docker, "sharedVolumes", "docker.sharedVolumes", True)
     shm = r.opt_str(docker, "shmSize", "docker.shmSize")
     try:

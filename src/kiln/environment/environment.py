@@ -81,6 +81,9 @@ class Environment:
         self.tags: dict[str, str] = {}
         #: Azure ML v2's routes for serving (liveness, readiness, scoring), kept as data
         self.inference_config: dict[str, Any] | None = None
+        #: the label this object was fetched by (``Environment.get(ws, name, label="latest")``); not part of
+        #: the definition: Kiln's only label is ``latest``
+        self.label: str | None = None
 
     # ---- identity -----------------------------------------------------------------------------
 
@@ -135,7 +138,10 @@ class Environment:
             include_secrets=True)
 
     def __repr__(self) -> str:
-        return f"Environment(name={self.name!r}, version={self.version!r})"
+        """The definition as JSON, as Azure ML prints an environment (a literal registry password left out)."""
+        import json
+
+        return json.dumps(self.to_dict(), indent=4, ensure_ascii=False)
 
     # ---- copies -------------------------------------------------------------------------------
 
@@ -165,9 +171,34 @@ class Environment:
         return workspace.register_environment(self)
 
     @staticmethod
-    def get(workspace: _Registry, name: str, version: str | int | None = None) -> Environment:
-        """A registered or curated environment; the latest version when ``version`` is None."""
-        return workspace.get_environment(name, None if version is None else str(version))
+    def get(workspace: _Registry, name: str, version: str | int | None = None, label: str | None = None
+            ) -> Environment:
+        """A registered or curated environment; the latest version when ``version`` is None.
+
+        ``label="latest"`` is the latest version too; Kiln has no other labels."""
+        if label is not None and label != "latest":
+            raise DefinitionError(f"label {label!r}: Kiln's environments have one label, 'latest' (give a version "
+                                  "instead)")
+        if label is not None and version is not None:
+            raise DefinitionError("give version or label, not both (as in Azure ML)")
+        env = workspace.get_environment(name, None if version is None else str(version))
+        env.label = label
+        return env
+
+    @staticmethod
+    def get_default_cpu_image() -> str:
+        """The base image of a new environment (Kiln's default, written in the definition; no image is built
+        from it unless you build one)."""
+        from kiln.environment.sections import DEFAULT_CPU_IMAGE
+
+        return DEFAULT_CPU_IMAGE
+
+    @staticmethod
+    def get_default_gpu_image() -> str:
+        """Azure's default GPU base image name, for definitions that name it (Kiln builds run without CUDA)."""
+        from kiln.environment.sections import DEFAULT_GPU_IMAGE
+
+        return DEFAULT_GPU_IMAGE
 
     @staticmethod
     def list(workspace: _Registry) -> dict[str, Environment]:

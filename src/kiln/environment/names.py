@@ -1,4 +1,8 @@
-"""Environment names: what is allowed, and the curated prefix only Kiln may use."""
+"""Environment names: what is allowed, and the curated prefixes only Kiln may use.
+
+``Kiln-`` names Kiln's own curated environments; ``AzureML-`` names Kiln's re-creations of Azure ML's
+curated environments (Azure reserves that prefix too), so that ported code finds them by their Azure names.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,12 @@ import re
 
 from kiln.errors import DefinitionError
 
-__all__ = ["CURATED_PREFIX", "MAX_NAME_LENGTH", "check_name", "check_user_name", "is_curated_name"]
+__all__ = ["AZUREML_PREFIX", "CURATED_PREFIX", "CURATED_PREFIXES", "MAX_NAME_LENGTH", "check_name", "check_user_name",
+           "is_curated_name"]
 
 CURATED_PREFIX = "Kiln-"
+AZUREML_PREFIX = "AzureML-"
+CURATED_PREFIXES = (CURATED_PREFIX, AZUREML_PREFIX)
 MAX_NAME_LENGTH = 255
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -30,13 +37,14 @@ def check_name(name: object, what: str = "environment name") -> str:
 
 
 def is_curated_name(name: str) -> bool:
-    return name.lower().startswith(CURATED_PREFIX.lower())
+    return name.lower().startswith(tuple(p.lower() for p in CURATED_PREFIXES))
 
 
 def check_user_name(name: object, what: str = "environment name") -> str:
     """A name a user may register: valid, and not under the curated prefix."""
     checked = check_name(name, what)
     if is_curated_name(checked):
-        raise DefinitionError(f"{what}: {checked!r} starts with {CURATED_PREFIX!r}, which is reserved for Kiln's "
+        prefix = next(p for p in CURATED_PREFIXES if checked.lower().startswith(p.lower()))
+        raise DefinitionError(f"{what}: {checked!r} starts with {prefix!r}, which is reserved for Kiln's "
                               "curated environments; clone it under another name: env.clone('my-env')")
     return checked

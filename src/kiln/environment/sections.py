@@ -16,6 +16,7 @@ from kiln.errors import DefinitionError
 
 __all__ = [
     "DEFAULT_CPU_IMAGE",
+    "DEFAULT_GPU_IMAGE",
     "DEFAULT_SHM_SIZE",
     "ContainerRegistry",
     "DockerBuildContext",
@@ -27,6 +28,8 @@ __all__ = [
 
 #: Kiln's default base image (Azure ML used mcr.microsoft.com/azureml/openmpi...-ubuntu22.04).
 DEFAULT_CPU_IMAGE = "docker.io/library/python:3.12-slim-bookworm"
+#: Azure ML SDK v1's default GPU base image, for definitions that name one (Kiln's builds have no CUDA of their own)
+DEFAULT_GPU_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-cuda11.8-cudnn8-ubuntu22.04"
 DEFAULT_SHM_SIZE = "2g"
 BUILD_CONTEXT_LOCATION_TYPES = ("git", "storageAccount")
 
@@ -41,6 +44,7 @@ class PythonSection:
         self.user_managed_dependencies = user_managed_dependencies
         self.interpreter_path = interpreter_path
         self.base_conda_environment = base_conda_environment
+        self._conda_file: str | None = None
 
     @property
     def conda_dependencies(self) -> CondaDependencies | None:
@@ -51,6 +55,28 @@ class PythonSection:
         if value is not None and not isinstance(value, CondaDependencies):
             raise DefinitionError(f"python.conda_dependencies: expected a CondaDependencies, got {value!r}")
         self._conda_dependencies = value
+
+    @property
+    def conda_dependencies_file(self) -> str | None:
+        """The conda file ``conda_dependencies`` was read from, as given (kept with the definition)."""
+        return self._conda_file
+
+    @conda_dependencies_file.setter
+    def conda_dependencies_file(self, value: str | os.PathLike[str] | None) -> None:
+        """Read the conda file ``value`` into ``conda_dependencies`` now. Azure ML reads it when a run starts,
+        relative to the run's source folder; Kiln reads it when set, so that what is registered and locked
+        is what the file said then, not whatever it says later."""
+        if value is None:
+            self._conda_file = None
+            return
+        if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+            raise DefinitionError(f"python.conda_dependencies_file: expected a path, got {value!r}")
+        path = Path(value)
+        if not path.is_file():
+            raise DefinitionError(f"python.conda_dependencies_file: {str(path)!r} does not exist (Kiln reads the "
+                                  "file when it is set, relative to the current folder)")
+        self.conda_dependencies = CondaDependencies(path)
+        self._conda_file = str(value)
 
     @property
     def user_managed_dependencies(self) -> bool:
@@ -129,6 +155,9 @@ class DockerSection:
         self._base_dockerfile: str | None = None
         self._build_context: DockerBuildContext | None = None
         self.enabled = False
+        #: Azure ML's ``gpu_support`` (deprecated there: GPUs are detected). Accepted and kept with the
+        #: definition; it changes nothing Kiln builds (not part of the build identity)
+        self.gpu_support = False
         self.shared_volumes = True
         self.shm_size: str | None = DEFAULT_SHM_SIZE
         self.arguments: list[str] = []

@@ -18,13 +18,46 @@ if TYPE_CHECKING:
     from kiln.builds.handle import BuildHandle
     from kiln.builds.image import ImageDetails
     from kiln.environment.environment import Environment
+    from kiln.runs.experiment import Experiment
+    from kiln.runs.targets.interface import ComputeTarget
     from kiln.serving.model import Model
+    from kiln.serving.webservice import Webservice
 
 __all__ = ["Workspace"]
 
 
 class Workspace(_registry.Workspace):
     """A workspace folder (see ``kiln.workspace.workspace.Workspace``), with builds and model registration."""
+
+    # ---- Azure ML's collections: name → object -------------------------------------------------------
+
+    @property
+    def models(self) -> dict[str, Model]:
+        """Name → the latest version of each registered model."""
+        from kiln.serving.model import Model
+
+        return {m.name: m for m in sorted(Model.list(self, latest=True), key=lambda m: m.name)}
+
+    @property
+    def experiments(self) -> dict[str, Experiment]:
+        """Name → each experiment that has runs."""
+        from kiln.runs.experiment import Experiment
+
+        return {e.name: e for e in Experiment.list(self)}
+
+    @property
+    def webservices(self) -> dict[str, Webservice]:
+        """Name → each deployed service."""
+        from kiln.serving.webservice import Webservice
+
+        return {w.name: w for w in Webservice.list(self)}
+
+    @property
+    def compute_targets(self) -> dict[str, ComputeTarget]:
+        """Name → each compute target runs can use here (``local`` for now)."""
+        from kiln.runs.targets.registry import get_target, target_names
+
+        return {name: get_target(name) for name in target_names()}
 
     def build_environment(self, environment: Environment, *, upgrade: bool = False, locked: bool = False,
                           progress: Progress | None = None) -> BuildResult:

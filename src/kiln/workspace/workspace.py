@@ -7,10 +7,16 @@ Layout of a workspace folder::
 
 A project points at a workspace with ``.kiln/config.json`` (``ws.write_config()``), found by
 ``Workspace.from_config()`` from the current folder upward, as Azure ML finds ``config.json``.
+
+Azure's cloud attributes have local meanings: ``subscription_id`` and ``resource_group`` are
+``"local"``, ``location`` is the workspace folder. The workspaces this user created are remembered
+under ``KILN_HOME/workspaces/`` (one marker file each), which is what ``Workspace.list`` and
+``Workspace.get`` search.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
@@ -28,7 +34,7 @@ if TYPE_CHECKING:
     from kiln.workspace.blobs import BlobStore
     from kiln.workspace.store import EnvironmentRecord, Store
 
-__all__ = ["CONFIG_DIR", "CONFIG_FILE", "WORKSPACE_FILE", "Workspace"]
+__all__ = ["CONFIG_DIR", "CONFIG_FILE", "LOCAL", "WORKSPACE_FILE", "Workspace"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,11 @@ CONFIG_DIR = ".kiln"
 CONFIG_FILE = "config.json"
 WORKSPACE_FORMAT = 1
 DEFAULT_STORE = "registry.sqlite"
+#: ``subscription_id`` and ``resource_group`` of every Kiln workspace: there is no cloud account behind it
+LOCAL = "local"
+#: what a workspace folder may hold for ``delete`` to remove it whole (anything else: it refuses)
+_WORKSPACE_ENTRIES = frozenset({WORKSPACE_FILE, DEFAULT_STORE, f"{DEFAULT_STORE}-wal", f"{DEFAULT_STORE}-shm",
+                                f"{DEFAULT_STORE}-journal", "blobs", "runs", "services", "locks", "tmp", CONFIG_DIR})
 
 
 class Workspace:
@@ -94,13 +105,116 @@ class Workspace:
             ws = cls(folder, settings=settings)
             if ws.name != name:
                 raise WorkspaceError(f"{folder}: holds the workspace {ws.name!r}, not {name!r}")
+            ws._remember()  # one made by an older Kiln, or by another user's KILN_HOME: listed from now on
             return ws
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"format": WORKSPACE_FORMAT, "name": name, "store": store or DEFAULT_STORE}
         write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
         ws = cls(folder, settings=settings)
         ws.store.schema_version  # create the database and its schema now, so that a failure shows here  # noqa: B018
+        ws._remember()
         return ws
+
+    # ---- Azure ML's workspace attributes, with local meanings ---------------------------------------
+
+    @property
+    def subscription_id(self) -> str:
+        """``"local"``: a Kiln workspace belongs to no cloud subscription."""
+        return LOCAL
+
+    @property
+    def resource_group(self) -> str:
+        """``"local"``: a Kiln workspace belongs to no resource group."""
+        return LOCAL
+
+    @property
+    def location(self) -> str:
+        """Where the workspace is: its folder."""
+        return str(self.path)
+
+    def get_details(self) -> dict[str, Any]:
+        """Azure's keys, with local values (no key vault, registry or insights), plus the folder and its store."""
+        meta = self.path / WORKSPACE_FILE
+        import datetime as dt
+
+        created = dt.datetime.fromtimestamp(meta.stat().st_mtime, dt.timezone.utc).replace(microsecond=0).isoformat()
+        return {"id": f"kiln:{self.path}", "name": self.name, "friendlyName": self.name, "location": self.location,
+                "subscriptionId": LOCAL, "resourceGroup": LOCAL, "type": "Kiln workspace (local)",
+                "creationTime": created, "path": str(self.path), "store": self.store.name,
+                "storageAccount": str(self.path / "blobs"), "containerRegistry": None, "keyVault": None,
+                "applicationInsights": None, "hbiWorkspace": False, "sku": "local"}
+
+    @classmethod
+    def list(cls, subscription_id: str | None = None, auth: object = None, resource_group: str | None = None, *,
+             settings: Settings | None = None) -> dict[str, builtins.list[Self]]:
+        """Name → the workspaces of that name this user created (and the default one), as Azure's ``list``.
+        ``subscription_id``, ``auth`` and ``resource_group`` are accepted for ported code and don't filter."""
+        del subscription_id, auth, resource_group
+        settings = settings or _settings()
+        out: dict[str, builtins.list[Self]] = {}
+        for folder in _known(settings):
+            try:
+                ws = cls(folder, settings=settings)
+            except WorkspaceError:
+                continue  # deleted or moved since: not a workspace any more
+            out.setdefault(ws.name, []).append(ws)
+        return dict(sorted(out.items()))
+
+    @classmethod
+    def get(cls, name: str, auth: object = None, subscription_id: str | None = None,
+            resource_group: str | None = None, location: str | None = None, *, settings: Settings | None = None,
+            **kwargs: object) -> Self:
+        """The workspace ``name`` among those this user created (see ``list``); ``location``, if given, is its
+        folder. The other Azure arguments are accepted for ported code."""
+        del auth, subscription_id, resource_group, kwargs
+        found = cls.list(settings=settings).get(name, [])
+        if location is not None:
+            found = [ws for ws in found if ws.path == Path(location).expanduser().resolve()]
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            known = ", ".join(cls.list(settings=settings)) or "none"
+            raise NotFoundError(f"no workspace {name!r} known here (workspaces: {known}); create it with "
+                                f"Workspace.create({name!r}) or open its folder with Workspace(path)")
+        raise WorkspaceError(f"{len(found)} workspaces are named {name!r} ({', '.join(str(w.path) for w in found)}): "
+                             "give location=<its folder>")
+
+    def delete(self, delete_dependent_resources: bool = False, no_wait: bool = False) -> None:
+        """Delete the workspace: its folder, with its registry, runs, models and services. A folder holding
+        anything else is left alone (a ``WorkspaceError`` names what): Kiln deletes only what it made."""
+        del delete_dependent_resources, no_wait
+        import shutil
+
+        others = sorted(p.name for p in self.path.iterdir() if p.name not in _WORKSPACE_ENTRIES)
+        if others:
+            raise WorkspaceError(f"{self.path}: holds files that aren't the workspace's ({', '.join(others[:10])}): "
+                                 "not deleted; move them away or delete the folder yourself")
+        self.close()
+        shutil.rmtree(self.path)
+        self._forget()
+
+    def _marker(self) -> Path:
+        import hashlib
+
+        # the settings given, else the environment's now, without keeping them: a workspace opened without
+        # settings builds them on first real use (a test or a notebook may change KILN_* before that)
+        home = (self._settings or _settings()).home
+        return home / "workspaces" / hashlib.sha256(str(self.path).encode()).hexdigest()[:16]
+
+    def _remember(self) -> None:
+        try:
+            marker = self._marker()
+            if not marker.exists():
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                write_text_atomic(marker, str(self.path) + "\n")
+        except OSError as e:  # only Workspace.list/get miss it: creating the workspace succeeded
+            log.warning("could not remember workspace %s: %s", self.path, e)
+
+    def _forget(self) -> None:
+        import contextlib
+
+        with contextlib.suppress(OSError):
+            self._marker().unlink()
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, *, settings: Settings | None = None
@@ -231,13 +345,11 @@ class Workspace:
         from kiln.environment.names import is_curated_name
 
         if is_curated_name(name):
-            from kiln.environment.curated import curated_names, get_curated
+            from kiln.environment.curated import get_curated, unknown_curated_message
 
             env = get_curated(name, version)
             if env is None:
-                known = ", ".join(curated_names())
-                raise NotFoundError(f"no curated environment {name!r}" + (f" version {version}" if version else "")
-                                    + f" (curated: {known})")
+                raise NotFoundError(unknown_curated_message(name, version))
             return env
         number = _version_number(version)
         record = self.store.get_environment(name=name, version=number)
@@ -258,14 +370,16 @@ class Workspace:
             out[record.name] = self._environment(record)
         return dict(sorted(out.items()))
 
-    def environment_versions(self, name: str) -> list[Environment]:
+    def environment_versions(self, name: str) -> builtins.list[Environment]:
         """Every registered version of ``name``, oldest first."""
         from kiln.environment.curated import get_curated, is_curated_name
 
         if is_curated_name(name):
             env = get_curated(name)
             if env is None:
-                raise NotFoundError(f"no curated environment {name!r}")
+                from kiln.environment.curated import unknown_curated_message
+
+                raise NotFoundError(unknown_curated_message(name))
             return [env]
         records = self.store.list_environment_versions(name=name)
         if not records:
@@ -287,6 +401,26 @@ class Workspace:
                                     trusted=True)
         env._remember_hash(record.definition, record.hash)
         return env
+
+
+def _settings() -> Settings:
+    from kiln.settings import Settings
+
+    return Settings.from_env()
+
+
+def _known(settings: Settings) -> list[Path]:
+    """The folders of the workspaces this user created, and the default workspace if it exists."""
+    folders = [settings.default_workspace] if (settings.default_workspace / WORKSPACE_FILE).is_file() else []
+    marks = settings.home / "workspaces"
+    for marker in sorted(marks.iterdir()) if marks.is_dir() else []:
+        try:
+            folder = Path(marker.read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError):
+            continue
+        if folder not in folders:
+            folders.append(folder)
+    return folders
 
 
 def _same_definition(stored: str, new: str) -> bool:

@@ -71,9 +71,25 @@ def test_unreachable_channels_fall_back_to_pypi(run_kiln: Any, tmp_path: Path, p
     log = (Path(result["path"]) / "build.log").read_text()
     assert f"# solving 2 conda specs with py-rattler on {url} (linux-64 + noarch)" in log
     assert "# the conda channels can't be reached (solving the conda packages of offline: " in log
-    assert "; resolving the conda packages from PyPI instead" in log
+    assert "): the conda packages are resolved from PyPI under their PyPI names instead (--conda-via conda to " \
+           "forbid this)" in log
     assert "# conda packages resolved under their PyPI names (conda-pypi's map), installed with uv" in log
     assert envelope(run_kiln, "env", "lock", "offline", kind="env.lock")["conda_via"] == "pypi"
+
+
+def test_the_fallback_to_pypi_is_said_in_the_build_output_and_in_its_error(run_kiln: Any, tmp_path: Path,
+                                                                          python: Interpreter) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/conda"
+    register(run_kiln, tmp_path, "told", [url], ["six=1.16"])
+    code, _, err = run_kiln("env", "build", "told")
+    assert code == 0, err
+    assert "told:1: the conda channels can't be reached (solving the conda packages of told: " in err
+    assert "the conda packages are resolved from PyPI under their PyPI names instead" in err
+    register(run_kiln, tmp_path, "nowhere", [url], ["six=99.1"])
+    message = fails(run_kiln, "env", "build", "nowhere")
+    assert message.startswith("resolving nowhere: ")
+    assert message.endswith("\n  (the conda channels can't be reached, so Kiln resolved the conda packages from PyPI "
+                            "under their PyPI names; --conda-via conda to forbid this)")
 
 
 def test_unreachable_channels_are_an_error_when_conda_is_asked_for(run_kiln: Any, tmp_path: Path,

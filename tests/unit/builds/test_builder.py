@@ -118,7 +118,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
                        f"upgrade={upgrade}")
         return w.resolved
 
-    monkeypatch.setattr(builder, "interpreter_for", lambda env, settings: PYTHON)
+    monkeypatch.setattr(builder, "interpreter_for", lambda env, settings, workspace=None: PYTHON)
     monkeypatch.setattr(builder, "stored_lock", lambda env, workspace, interpreter, settings: w.stored)
     monkeypatch.setattr(builder, "newest_lock", lambda env, workspace, interpreter: w.newest)
     monkeypatch.setattr(builder, "backend_for", lambda plan: FakeBackend(w.calls))

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kiln.environment import curated
 
 DEFINITIONS = Path(curated.__file__).with_name("definitions.json")
@@ -30,8 +32,10 @@ def test_stored_definitions_are_the_computed_ones() -> None:
         "regenerate: .venv/bin/python tests/unit/environment/test_curated_definitions.py"
 
 
-def test_a_curated_environment_needs_no_spec_parser() -> None:
-    code = ("import sys; from kiln.environment.curated import get_curated; env = get_curated('Kiln-minimal-py311'); "
+@pytest.mark.parametrize("name", ["Kiln-minimal-py311", "AzureML-lightgbm-3.2-ubuntu18.04-py37-cpu"])
+def test_a_curated_environment_needs_no_spec_parser(name: str) -> None:
+    code = (f"import sys; from kiln.environment.curated import get_curated; env = get_curated({name!r}); "
+            "from kiln.builds.locking import python_is_defaulted; python_is_defaulted(env); "
             "env.hash; print(sorted(m for m in ('rattler', 'ruamel.yaml') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out == "[]\n"

@@ -1,8 +1,15 @@
-"""Curated environments: ready definitions shipped with Kiln under the reserved ``Kiln-`` prefix.
+"""Curated environments: ready definitions shipped with Kiln under the reserved ``Kiln-`` and ``AzureML-`` prefixes.
 
-They are data (``environments.json`` beside this file), visible in every workspace without
-registration, and immutable: ``Environment.get`` returns a fresh copy each time, and changing one
-means cloning it under a name of your own.
+They are data (``environments.json`` for Kiln's own, ``azureml.json`` for re-creations of Azure ML's
+curated environments under their Azure names), visible in every workspace without registration, and
+immutable: ``Environment.get`` returns a fresh copy each time, and changing one means cloning it under
+a name of your own.
+
+A re-creation has Azure's Python version and package pins (from Azure's published definitions, named
+in its ``source``), without what Kiln replaces (the Azure ML SDK, Azure's inference server) or can't
+install from PyPI (CUDA, Horovod...): those are listed in its ``omitted`` field. Its tags say so
+(``kiln.recreation-of``, ``kiln.recreation-source``, ``kiln.recreation-omits``), so ``kiln env show``
+and ``env.tags`` tell a re-creation from Azure's own.
 """
 
 from __future__ import annotations
@@ -17,13 +24,15 @@ from kiln.environment.environment import Environment
 from kiln.environment.names import is_curated_name
 from kiln.errors import NotFoundError
 
-__all__ = ["DEFAULT_ENVIRONMENT", "curated_names", "default_environment", "get_curated", "is_curated_name",
-           "list_curated"]
+__all__ = ["DEFAULT_ENVIRONMENT", "RECREATION_TAG", "curated_names", "default_environment", "get_curated",
+           "is_curated_name", "list_curated", "unknown_curated_message"]
 
 #: the environment runs and services use when none is given: Kiln's defaults (Kiln's default Python, no packages)
 DEFAULT_ENVIRONMENT = "default-env"
 #: the data files' folder (not importlib.resources: it imports zipfile and tempfile, ~8 ms of a cache hit)
 _HERE = Path(__file__).parent
+#: the tag that marks a re-creation of an Azure ML curated environment; its value is the Azure name
+RECREATION_TAG = "kiln.recreation-of"
 
 
 class _Registry(Protocol):
@@ -34,8 +43,10 @@ class _Registry(Protocol):
 
 @lru_cache(maxsize=1)
 def _data() -> dict[str, dict[str, Any]]:
-    text = _HERE.joinpath("environments.json").read_text(encoding="utf-8")
-    return {item["name"]: item for item in json.loads(text)}
+    items = []
+    for file in ("environments.json", "azureml.json"):
+        items += json.loads(_HERE.joinpath(file).read_text(encoding="utf-8"))
+    return {item["name"]: item for item in items}
 
 
 @lru_cache(maxsize=1)
@@ -76,6 +87,9 @@ def _make(item: dict[str, Any]) -> Environment:
     env.description = item["description"]
     env.docker.base_image = item["base_image"]
     env.tags = {"curated": "true"}
+    if "source" in item:  # a re-creation of Azure's: say so wherever the environment is shown
+        env.tags.update({RECREATION_TAG: item["name"], "kiln.recreation-source": item["source"],
+                         "kiln.recreation-omits": ", ".join(item.get("omitted", [])) or "nothing"})
     cd = CondaDependencies.create(python_version=item["python"])
     for option in item.get("pip_options", []):
         cd.set_pip_option(option)
@@ -95,6 +109,23 @@ def get_curated(name: str, version: str | None = None) -> Environment | None:
         if key.lower() == name.lower() and (version is None or version == item["version"]):
             return _build(item)
     return None
+
+
+def unknown_curated_message(name: str, version: str | None = None) -> str:
+    """The message for a curated-looking ``name`` Kiln doesn't ship: the closest known names first."""
+    import difflib
+
+    names = curated_names()
+    if version is not None and get_curated(name) is not None:
+        return f"curated environment {name!r} has no version {version} (Kiln ships version 1 of each)"
+    by_lower = {n.lower(): n for n in names}
+    close = [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=5, cutoff=0.5)]
+    if close:
+        hint = "closest: " + ", ".join(close)
+    else:
+        family = name.split("-")[0].lower() + "-"  # Kiln- or AzureML-: the names of the same kind
+        hint = "curated: " + ", ".join(n for n in names if n.lower().startswith(family))
+    return f"no curated environment {name!r} ({hint}); `kiln env list` shows them all"
 
 
 def list_curated() -> dict[str, Environment]:
