@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.environment.conda import CondaDependencies
+from kiln.environment.limits import check_shape
 from kiln.errors import DefinitionError, FormatError
 
 if TYPE_CHECKING:
@@ -37,18 +38,12 @@ def load(path: Path) -> Environment:
 
 
 def load_text(text: str, source: str, *, base_dir: Path | None = None) -> Environment:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
+    from kiln.environment.safe_yaml import load_yaml
     from kiln.environment.sections import DockerBuildContext
     from kiln.environment.serialize import empty_environment
 
-    try:
-        data = YAML(typ="safe").load(text)
-    except YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise FormatError(source, f"not valid YAML: {where}{getattr(e, 'problem', None) or e}") from None
+    data = load_yaml(text, source)
+    check_shape(data, source)
     if not isinstance(data, Mapping):
         raise FormatError(source, f"expected a mapping of environment fields, got {type(data).__name__}")
     conda_keys = [k for k in data if k in _CONDA_ONLY_KEYS]

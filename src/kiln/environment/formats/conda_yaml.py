@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kiln.environment.conda_specs import parse_conda_spec
+from kiln.environment.limits import check_shape
 from kiln.environment.pip_options import check_pip_option, is_pip_option
 from kiln.environment.pip_requirements import parse_pip_requirement
 from kiln.errors import FormatError
@@ -55,17 +56,12 @@ def plain(value: Any) -> Any:
 
 
 def load_yaml_text(text: str, source: str) -> Any:
-    from ruamel.yaml.error import YAMLError
+    from kiln.environment.safe_yaml import load_yaml
 
     if "\x00" in text:
         raise FormatError(source, "binary content, not a conda environment file")
-    try:
-        data = rt_yaml().load(text)
-    except YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise FormatError(source, f"not valid YAML: {where}{problem}") from None
+    data = load_yaml(text, source, round_trip=True)
+    check_shape(data, source)
     if data is None:
         from ruamel.yaml.comments import CommentedMap
 
