@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kiln.environment.limits import cut
+
 if TYPE_CHECKING:
     from kiln.builds.builder import BuildResult
 
@@ -15,11 +17,17 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
     name, sep, version = ref.rpartition(":")
     if not sep:
         return ref, None
-    if not name:
-        from kiln.cli.failures import UsageError
+    from kiln.cli.failures import UsageError
 
-        raise UsageError(f"{ref!r}: expected NAME or NAME:VERSION")
-    return name, None if version in ("", "latest") else version
+    if not name:
+        raise UsageError(f"{cut(ref)!r}: expected NAME or NAME:VERSION")
+    if version == "latest":
+        return name, None
+    # "NAME:" is a typo more often than a wish for the latest; "٢" is a digit to str.isdigit, not to anyone
+    if not (version.isascii() and version.isdigit()) or len(version) > 18 or int(version) < 1:
+        raise UsageError(f"{cut(ref)!r}: the version must be a number (1, 2, 3...) or 'latest', "
+                         f"not {cut(version, 40)!r}")
+    return name, version
 
 
 def build_text(result: BuildResult, *, upgrade: bool = False) -> str:

@@ -22,14 +22,13 @@ from typing import Any
 
 from kiln.errors import FormatError
 
-__all__ = ["MAX_DEPTH", "MAX_FIELD", "MAX_FILE_BYTES", "MAX_ITEMS", "MAX_LINE", "MAX_NODES", "MAX_TEXT", "SHOWN",
+__all__ = ["MAX_DEPTH", "MAX_FIELD", "MAX_FILE_BYTES", "MAX_ITEMS", "MAX_NODES", "MAX_TEXT", "SHOWN",
            "check_depth", "check_shape", "cut", "shown"]
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 32
 MAX_NODES = 100_000
-MAX_FIELD = 4096
-MAX_LINE = 8192  # a requirement, a conda spec, a pip option line (URLs with tokens are long)
+MAX_FIELD = 8192  # a requirement line with a long URL is the longest word a definition needs
 MAX_TEXT = 256 * 1024
 MAX_ITEMS = 10_000
 SHOWN = 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kiln.environment.checks import check_definition
 from kiln.environment.formats.registry import FORMATS, get_format, yaml_keys
 from kiln.environment.names import check_name
 from kiln.errors import DefinitionError, FormatError
@@ -58,4 +59,7 @@ def load_any(path: Path, *, name: str | None = None, format: str | None = None) 
         fmt = get_format(detected)
     except DefinitionError as e:  # an unknown --format: the message names the known ones
         raise FormatError(str(path), str(e)) from None
-    return fmt.load(path, name=name)
+    env = fmt.load(path, name=name)
+    # checked here too, where the file is known, and not only at registration
+    check_definition(env, str(path / "azureml_environment.json" if path.is_dir() else path))
+    return env
