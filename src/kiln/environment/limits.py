@@ -79,6 +79,12 @@ def check_shape(data: Any, source: str, field: str = "") -> None:
             if len(value) > limit:
                 raise FormatError(source, f"a value of {len(value)} characters (at most {limit}): too long "
                                           "for this field", where or None)
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON): no file or database can hold it
+                    raise FormatError(source, "holds a lone UTF-16 surrogate, which is not text", where or None) \
+                        from None
         elif isinstance(value, Mapping):
             if len(value) > MAX_ITEMS:
                 raise FormatError(source, f"{len(value)} entries (at most {MAX_ITEMS})", where or None)

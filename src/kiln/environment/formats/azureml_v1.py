@@ -18,7 +18,7 @@ from typing import Any
 from kiln._files import temp_beside
 from kiln.environment.canonical import Definition, environment_to_dict
 from kiln.environment.conda import CondaDependencies
-from kiln.environment.limits import MAX_TEXT, check_depth, check_shape, cut
+from kiln.environment.limits import MAX_TEXT, check_depth, check_shape, cut, shown
 from kiln.environment.textfile import read_utf8
 from kiln.errors import FormatError
 
@@ -107,6 +107,26 @@ def load_json(text: str, source: str) -> Any:
     return data
 
 
+def _named_conda_file(folder: Path, data: Any, source: str) -> Path | None:
+    """The file ``python.condaDependenciesFile`` names, relative to the folder as the SDK reads it;
+    a path leaving the folder (absolute, ``..``, a link out) is refused: a definition reads its own files."""
+    python = data.get("python") if isinstance(data, dict) else None
+    value = python.get("condaDependenciesFile") if isinstance(python, dict) else None
+    if value is None:
+        return None
+    field = "python.condaDependenciesFile"
+    if not isinstance(value, str) or not value.strip():
+        raise FormatError(source, f"expected a file name in the folder, got {shown(value)}", field)
+    target = folder / value
+    root = folder.resolve()
+    if Path(value).is_absolute() or not target.resolve().is_relative_to(root):
+        raise FormatError(source, f"{shown(value)} is outside the environment folder: put the conda file "
+                                  "in the folder", field)
+    if not target.is_file():
+        raise FormatError(source, f"{shown(value)}: file not found in the environment folder", field)
+    return target
+
+
 def read(path: Path) -> Folder:
     """Read the folder ``path``. A JSON file holding only ``name`` (and ``version``) is a reference to a
     registered environment, as in the SDK: the ``Folder`` has a ``reference`` and nothing else."""
@@ -134,6 +154,12 @@ def read(path: Path) -> Folder:
         if version is not None and (isinstance(version, bool) or not isinstance(version, (str, int))):
             raise FormatError(source, f"expected a version string, got {version!r}", "version")
         return Folder(source, reference=(name, None if version is None else str(version)))
+    named = _named_conda_file(path, data, source)
+    if named is not None and has_conda and named.resolve() != conda_path.resolve():
+        raise FormatError(source, f"names {named.name!r} but the folder also has {CONDA_FILE}: keep one",
+                          "python.condaDependenciesFile")
+    if named is not None:
+        conda_path, has_conda = named, True
     conda = CondaDependencies(conda_dependencies_file_path=conda_path) if has_conda else None
     dockerfile = None
     if has_dockerfile:

@@ -40,7 +40,8 @@ def detect_format(path: Path) -> str:
             return detect_format(resolve_input(path))
         raise FormatError(str(path), "no azureml_environment.json, environment.yml or requirements.txt in this folder")
     if not path.is_file():
-        raise FormatError(str(path), "no such file or folder")
+        raise FormatError(str(path), "not a regular file (a device, pipe or socket)" if path.exists()
+                          else "no such file or folder")
     yaml_keys(path)  # an unreadable file is reported as such, whatever its name
     for fmt in FORMATS.values():
         if fmt.sniff(path):

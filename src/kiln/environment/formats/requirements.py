@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kiln.environment.limits import MAX_FIELD, cut
+from kiln.environment.limits import MAX_DEPTH, MAX_FIELD, cut
 from kiln.environment.pip_options import PipOption, is_pip_option, parse_pip_options
 from kiln.environment.pip_requirements import (
     looks_like_path,
@@ -204,8 +204,8 @@ class _Reader:
                 raise SpecError(
                     requirement,
                     "pip requirement",
-                    f"can't derive a package name from the local path {str(target)!r}: write it as "
-                    f"'name @ {target.as_uri()}' or use -e",
+                    f"{cut(str(target), 120)!r} is a local path: build a wheel (uv build) and install it from an "
+                    "index (--extra-index-url ${MY_INDEX}) or a --find-links folder",
                 )
             requirement = url_to_requirement(target.as_uri())
         else:
@@ -242,6 +242,9 @@ class _Reader:
         if not target.is_file():
             state = "is not a file" if target.exists() else "not found"
             raise FormatError(display, f"-r {value!r}: requirements file {str(target)!r} {state}", field=where)
+        if len(stack) >= MAX_DEPTH:  # each include is a level of recursion
+            raise FormatError(display, f"-r {cut(value, 80)!r}: includes nested more than {MAX_DEPTH} deep",
+                              field=where)
         resolved = [p.resolve() for p in stack]
         if target.resolve() in resolved:
             chain = [p.name for p in stack[resolved.index(target.resolve()) :]] + [target.name]
