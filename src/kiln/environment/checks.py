@@ -24,28 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from kiln.environment.limits import check_shape, cut, shown
+from kiln.environment.variables import variable_problem
 from kiln.errors import DefinitionError, FormatError, KilnError
 
-__all__ = ["ARCHITECTURES", "OPERATING_SYSTEMS", "check_definition", "check_variable"]
+__all__ = ["ARCHITECTURES", "OPERATING_SYSTEMS", "check_definition"]
 
 OPERATING_SYSTEMS = ("linux", "windows")
 ARCHITECTURES = ("amd64", "arm64")
-_POSIX_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PYTHON_VERSION = re.compile(r"[0-9<>=!~,.*| ]+")
 _LOCAL = ("an editable or local-path requirement can't be built reproducibly (the lock can't pin a folder on "
           "this machine): build a wheel (uv build) and install it from an index (--extra-index-url ${MY_INDEX}) "
           "or a --find-links folder")
-
-
-def check_variable(name: Any, value: Any) -> str | None:
-    """Why ``name=value`` can't be an environment variable, or None."""
-    if not isinstance(name, str) or not _POSIX_NAME.fullmatch(name):
-        return f"{shown(name, 60)} is not a variable name (letters, digits and '_', not starting with a digit)"
-    if not isinstance(value, str):
-        return f"expected a string value, got {shown(value, 60)}"
-    if "\x00" in value:
-        return "the value holds a NUL byte, which no process environment can carry"
-    return None
 
 
 def _fail(source: str | None, name: str, message: str, field: str) -> KilnError:
@@ -64,7 +53,7 @@ def check_definition(env: Any, source: str | None = None) -> None:
     except FormatError as e:
         raise _fail(source, name, e.detail, e.field or "definition") from None
     for key, value in env.environment_variables.items():
-        problem = check_variable(key, value)
+        problem = variable_problem(key, value)
         if problem:
             raise _fail(source, name, problem, f"environment variable {cut(str(key), 60)!r}")
     platform = env.docker.platform or {}
@@ -77,6 +66,10 @@ def check_definition(env: Any, source: str | None = None) -> None:
     cd = env.python.conda_dependencies
     if cd is None:
         return
+    # name the conda file when the problem is in it (a v1 folder's conda_dependencies.yml, a v2 conda_file)
+    conda_source = getattr(cd, "_source", None)
+    if source is not None and isinstance(conda_source, str) and Path(conda_source).is_file():
+        source = conda_source
     _check_python_pins(cd.conda_packages, source, name)
     for entry in cd.pip_options:
         _check_pip_option(entry, source, name)

@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from kiln.environment.conda_specs import parse_conda_spec
-from kiln.environment.limits import check_shape
+from kiln.environment.limits import check_shape, shown
 from kiln.environment.pip_options import check_pip_option, is_pip_option
 from kiln.environment.pip_requirements import parse_pip_requirement
+from kiln.environment.variables import variable_problem
 from kiln.errors import FormatError
 
 __all__ = ["KNOWN_KEYS", "check_channel", "dump_yaml", "is_blank", "load_yaml_text", "plain", "rt_yaml",
@@ -97,8 +98,11 @@ def validate_conda_data(data: Any, source: str) -> None:
         if not isinstance(variables, Mapping):
             raise FormatError(source, f"expected a mapping of names to values, got {variables!r}", "variables")
         for k, v in variables.items():
-            if not isinstance(k, str) or not k or isinstance(v, (Mapping, list)):
-                raise FormatError(source, f"{k!r}: {v!r} is not a NAME: value pair", "variables")
+            if isinstance(v, (Mapping, list)):
+                raise FormatError(source, f"{shown(k, 60)}: {shown(v, 60)} is not a NAME: value pair", "variables")
+            problem = variable_problem(k, "" if v is None else str(v))
+            if problem:
+                raise FormatError(source, problem, f"variables.{shown(k, 60)}")
     deps = data.get("dependencies")
     if deps is None:
         return

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from kiln.environment.checks import check_definition
 from kiln.environment.formats.registry import FORMATS, get_format, yaml_keys
+from kiln.environment.limits import cut
 from kiln.environment.names import check_name
 from kiln.errors import DefinitionError, FormatError
 
@@ -52,10 +53,13 @@ def detect_format(path: Path) -> str:
 
 def load_any(path: Path, *, name: str | None = None, format: str | None = None) -> Environment:
     """An ``Environment`` from ``path``; ``name`` overrides (and is required for a requirements file)."""
-    path = resolve_input(path)
     if name is not None:
         name = check_name(name)
-    detected = format or detect_format(path)
+    try:
+        path = resolve_input(path)
+        detected = format or detect_format(path)
+    except OSError as e:  # a name too long for the file system, a folder we may not list...
+        raise FormatError(cut(str(path)), e.strerror or type(e).__name__) from None
     try:
         fmt = get_format(detected)
     except DefinitionError as e:  # an unknown --format: the message names the known ones

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kiln.environment.limits import MAX_DEPTH, MAX_FIELD, cut
+from kiln.environment.limits import MAX_DEPTH, MAX_FIELD, MAX_ITEMS, cut
 from kiln.environment.pip_options import PipOption, is_pip_option, parse_pip_options
 from kiln.environment.pip_requirements import (
     looks_like_path,
@@ -125,6 +125,7 @@ class _Reader:
         self.packages: list[str] = []
         self.options: list[str] = []
         self._index_url: tuple[str, str] | None = None  # value, "file: line N"
+        self._seen: set[str] = set()
 
     def read(self, path: Path, *, display: str, stack: tuple[Path, ...]) -> None:
         echo = _echoes(path)
@@ -251,9 +252,12 @@ class _Reader:
             raise FormatError(display, f"-r {value!r}: include cycle {' -> '.join(chain)}", field=where)
         self.read(target, display=str(target), stack=stack)
 
-    @staticmethod
-    def _add(entries: list[str], entry: str) -> None:
-        if entry not in entries:  # the same line twice (e.g. one file included twice) means the same thing
+    def _add(self, entries: list[str], entry: str) -> None:
+        # the same line twice (e.g. one file included twice) means the same thing; a set keeps this linear
+        if entry not in self._seen:
+            if len(entries) >= MAX_ITEMS:
+                raise SpecError(cut(entry, 80), "pip requirement", f"more than {MAX_ITEMS} entries in the file")
+            self._seen.add(entry)
             entries.append(entry)
 
 
