@@ -5,8 +5,8 @@ Every case must fail the same way: exit code 1, nothing on stdout, exactly one l
 (``kiln: error: ...``, at most 400 characters) naming the file and the field or value at fault, no
 traceback, and nothing written (the workspace's files, hashes and mtimes, and every table's row
 count, compared before and after; the inputs unchanged). Each case runs under a resource limit:
-a driver process imports Kiln once and forks one child per case, which sets ``RLIMIT_AS`` (512 MB)
-and ``RLIMIT_CPU`` (10 s) and runs the CLI in-process (``kiln.cli.main.main``). A case that blows a
+a driver process imports Kiln once and forks one child per case, which sets ``RLIMIT_AS`` (512 MB),
+``RLIMIT_CPU`` (10 s) and an alarm (30 s) and runs the CLI in-process (``kiln.cli.main.main``). A case that blows a
 limit dies or fails with exit 2, and the test says which.
 """
 
@@ -432,11 +432,11 @@ def _files_for(case: Case) -> dict[str, str | bytes]:
 # ---- the driver: one process imports Kiln, forks a child per case under resource limits --------------------------
 
 DRIVER = r'''
-import gc, hashlib, io, json, os, resource, sqlite3, sys, time
+import gc, hashlib, io, json, os, resource, signal, sqlite3, sys, time
 from pathlib import Path
 
 import kiln.cli.main
-import kiln.environment.formats.detect, kiln.environment.safe_yaml, kiln.environment.checks  # warm imports
+import kiln.environment.formats.detect  # warm imports: each child starts with them loaded
 import packaging.requirements, ruamel.yaml
 
 ws = Path(os.environ["KILN_WORKSPACE"])
@@ -474,6 +474,7 @@ for case in json.load(sys.stdin):
         try:
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+            signal.alarm(3 * cpu)  # a wall-clock bound too: a read that blocks (a named pipe) uses no CPU
             os.chdir(case["dir"])
             out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)

@@ -67,7 +67,9 @@ def _composer() -> Any:
     from ruamel.yaml.composer import Composer
 
     class BoundedComposer(Composer):
-        warn_double_anchors = False  # a reused anchor name is legal YAML: not a warning (warnings are errors)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.warn_double_anchors = False  # a reused anchor name is legal YAML: the later one wins
 
         def compose_document(self) -> Any:
             node = super().compose_document()
