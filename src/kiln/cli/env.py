@@ -229,7 +229,7 @@ def diff(st: CliState, args: Namespace) -> None:
     old, new = args.old, args.new
     ws = st.workspace()
     old_name, old_version = parse_ref(old)
-    new_name, new_version = parse_ref(new) if ":" in new or not new.isdigit() else (old_name, new)
+    new_name, new_version = parse_ref(new) if ":" in new or not (new.isascii() and new.isdigit()) else (old_name, new)
     result = diff_environments(ws.get_environment(old_name, old_version), ws.get_environment(new_name, new_version))
     lines = [f"--- {result.old}  (hash {result.old_hash[:12]})", f"+++ {result.new}  (hash {result.new_hash[:12]})"]
     lines += [str(c) for c in result.changes] or ["no differences"]

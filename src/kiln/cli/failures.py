@@ -47,7 +47,7 @@ def _failure(error: BaseException, *, traceback: bool) -> tuple[int, str]:
     if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "kiln: interrupted\n"
     if isinstance(error, UsageError):
-        return EXIT_USER, f"kiln: error: {error}\n"
+        return EXIT_USER, f"kiln: error: {_cut(str(error))}\n"
     code = EXIT_USER if isinstance(error, KilnError) else EXIT_INTERNAL
     if traceback:
         import traceback as tb
@@ -55,7 +55,17 @@ def _failure(error: BaseException, *, traceback: bool) -> tuple[int, str]:
         return code, "".join(tb.format_exception(type(error), error, error.__traceback__))
     if isinstance(error, KilnError):
         first, *rest = str(error).splitlines() or [type(error).__name__]
-        return code, "".join([f"kiln: error: {first}\n", *(f"  {line}\n" for line in rest)])
+        return code, "".join([f"kiln: error: {_cut(first)}\n", *(f"  {_cut(line)}\n" for line in rest)])
     detail = str(error).splitlines()
-    return code, (f"kiln: internal error: {type(error).__name__}" + (f": {detail[0]}" if detail else "")
+    return code, (f"kiln: internal error: {type(error).__name__}" + (f": {_cut(detail[0])}" if detail else "")
                   + " (run with --traceback for details)\n")
+
+
+#: the longest error line: messages quote values (a name, a path, a spec), and a value can be a megabyte
+MAX_LINE = 400
+
+
+def _cut(line: str) -> str:
+    if len(line) <= MAX_LINE:
+        return line
+    return f"{line[:MAX_LINE - 40]}... ({len(line)} characters)"

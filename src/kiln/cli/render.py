@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kiln.environment.limits import cut
+
 if TYPE_CHECKING:
     from kiln.builds.builder import BuildResult
 
@@ -11,15 +13,20 @@ __all__ = ["build_text", "parse_ref", "python_output"]
 
 
 def parse_ref(ref: str) -> tuple[str, str | None]:
-    """``NAME[:VERSION]`` → (name, version or None). ``latest`` means None."""
+    """``NAME[:VERSION]`` → (name, version or None). ``latest`` means None; ``NAME:`` is an error. Whether
+    the version is a number is the registry's check (ASCII digits only: ``"٢".isdigit()`` is true)."""
     name, sep, version = ref.rpartition(":")
     if not sep:
         return ref, None
-    if not name:
-        from kiln.cli.failures import UsageError
+    from kiln.cli.failures import UsageError
 
-        raise UsageError(f"{ref!r}: expected NAME or NAME:VERSION")
-    return name, None if version in ("", "latest") else version
+    if not name:
+        raise UsageError(f"{cut(ref)!r}: expected NAME or NAME:VERSION")
+    if version == "latest":
+        return name, None
+    if not version:  # "NAME:" is a typo more often than a wish for the latest
+        raise UsageError(f"{cut(ref)!r}: no version after ':' (write NAME for the latest, or NAME:VERSION)")
+    return name, version
 
 
 def build_text(result: BuildResult, *, upgrade: bool = False) -> str:

@@ -197,6 +197,20 @@ class CondaDependencies:
                 return
         pip.append(pip_package)
 
+    def _add_pip_packages(self, packages: Iterable[str]) -> None:
+        """``add_pip_package`` for each of ``packages``, in linear time: each project name is computed
+        once (``add_pip_package`` compares with every package already there: quadratic for a file)."""
+        pip = self._pip_list(create=True)
+        index = {pip_requirement_name(str(p)): i for i, p in enumerate(pip) if not is_pip_option(str(p))}
+        for package in packages:
+            name = _canon(parse_pip_requirement(package, where=self._source).name)
+            if name in index:
+                pip[index[name]] = package
+            else:
+                index[name] = len(pip)
+                pip.append(package)
+        self._drop_empty_pip()
+
     def remove_pip_package(self, pip_package: str) -> None:
         """Remove the pip requirement named by ``pip_package`` (a name or a requirement)."""
         name = pip_requirement_name(pip_package)

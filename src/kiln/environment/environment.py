@@ -324,10 +324,9 @@ class Environment:
 
     def validate(self) -> None:
         """Check the whole definition (the setters check single fields)."""
-        for key, value in self.environment_variables.items():
-            if not isinstance(key, str) or not key or "=" in key or not isinstance(value, str):
-                raise DefinitionError(f"environment_variables: {key!r}: {value!r} is not a NAME: 'value' pair "
-                                      "of strings")
+        from kiln.environment.checks import check_definition
+
+        check_definition(self)
         if self.python.conda_dependencies is None and not self.python.user_managed_dependencies \
                 and self.docker.build_context is None and self.docker.base_dockerfile is None:
             raise DefinitionError(f"environment {self.name!r}: python.conda_dependencies is None: give packages "

@@ -42,9 +42,9 @@ def conda_from_pip_requirements(path: Path, *, pip_version: str | None = None) -
         cd.add_conda_package(f"pip={pip_version}")
     for option in parsed.options:
         cd.set_pip_option(option)
-    for package in parsed.packages:
-        cd.add_pip_package(package)
+    cd._add_pip_packages(parsed.packages)
     return cd
+
 
 
 def conda_of_conda_specification(path: Path) -> tuple[CondaDependencies, dict[str, str]]:

@@ -43,7 +43,9 @@ __all__ = [
 PIP = "pip requirement"
 _HASH_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _HASH_RE = re.compile(r"^(?P<algo>[a-z0-9]+):(?P<digest>[0-9a-fA-F]+)$")
-_COMMENT_RE = re.compile(r"(^|\s+)#.*$")
+# a comment starts at a "#" at the start or after whitespace; the lookbehind keeps this linear ("\s+#" was
+# tried at every space of a long line: quadratic). Callers strip the whitespace left before it.
+_COMMENT_RE = re.compile(r"(?:^|(?<=\s))#.*$")
 _VCS = ("git", "hg", "svn", "bzr")
 _URL_SCHEMES = {"http", "https", "file"}
 _VCS_SCHEMES = {f"{vcs}+{scheme}" for vcs in _VCS for scheme in ("http", "https", "ssh", "file", "git", "svn")}

@@ -269,8 +269,8 @@ class Model:
 
 def _version(version: int | str) -> int:
     text = str(version).strip()
-    if not text.isdigit() or int(text) < 1:
-        raise NotFoundError(f"{version!r} is not a model version (1, 2, 3...)")
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:  # "٢".isdigit()
+        raise NotFoundError(f"{str(version)[:40]!r} is not a model version (1, 2, 3...)")
     return int(text)
 
 

@@ -432,8 +432,8 @@ def _version_number(version: str | None) -> int | None:
     if version is None:
         return None
     text = str(version).strip()
-    if not text.isdigit() or int(text) < 1:
-        raise NotFoundError(f"{version!r} is not a version number (versions are 1, 2, 3...)")
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:  # "٢".isdigit()
+        raise NotFoundError(f"{str(version)[:40]!r} is not a version number (versions are 1, 2, 3...)")
     return int(text)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.environment.conda import CondaDependencies
+from kiln.environment.limits import check_shape, shown
 from kiln.errors import DefinitionError, FormatError
 
 if TYPE_CHECKING:
@@ -37,18 +38,12 @@ def load(path: Path) -> Environment:
 
 
 def load_text(text: str, source: str, *, base_dir: Path | None = None) -> Environment:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
+    from kiln.environment.safe_yaml import load_yaml
     from kiln.environment.sections import DockerBuildContext
     from kiln.environment.serialize import empty_environment
 
-    try:
-        data = YAML(typ="safe").load(text)
-    except YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise FormatError(source, f"not valid YAML: {where}{getattr(e, 'problem', None) or e}") from None
+    data = load_yaml(text, source)
+    check_shape(data, source)
     if not isinstance(data, Mapping):
         raise FormatError(source, f"expected a mapping of environment fields, got {type(data).__name__}")
     conda_keys = [k for k in data if k in _CONDA_ONLY_KEYS]
@@ -97,6 +92,13 @@ def load_text(text: str, source: str, *, base_dir: Path | None = None) -> Enviro
         dockerfile_path = build.get("dockerfile_path") or "Dockerfile"
         if not isinstance(dockerfile_path, str):
             raise FormatError(source, f"expected a path, got {dockerfile_path!r}", "build.dockerfile_path")
+        if "://" not in location:  # a local context: its Dockerfile must be there now, not at build time
+            context = Path(location)
+            if not context.is_dir():
+                raise FormatError(source, f"{shown(build['path'])}: no such folder", "build.path")
+            if not (context / dockerfile_path).is_file():
+                raise FormatError(source, f"{shown(build['path'])} has no {shown(dockerfile_path)} (a build "
+                                          "context needs a Dockerfile; set build.dockerfile_path)", "build.path")
         kind = "git" if "://" in location else "storageAccount"
         env.docker.build_context = DockerBuildContext(location=location, location_type=kind,
                                                       dockerfile_path=dockerfile_path)
@@ -153,8 +155,9 @@ def _inference_config(value: Any, source: str) -> dict[str, Any] | None:
         if key not in _ROUTE_KEYS:
             raise FormatError(source, f"unknown field (routes are {', '.join(_ROUTE_KEYS)})", field)
         if not isinstance(route, Mapping) or set(route) - {"port", "path"} or \
-                not isinstance(route.get("path"), str) or not isinstance(route.get("port"), int):
-            raise FormatError(source, f"expected {{port: int, path: str}}, got {route!r}", field)
+                not isinstance(route.get("path"), str) or not isinstance(route.get("port"), int) or \
+                isinstance(route["port"], bool) or not 0 < route["port"] < 65536:
+            raise FormatError(source, f"expected {{port: 1..65535, path: str}}, got {shown(route)}", field)
         out[str(key)] = {"port": route["port"], "path": route["path"]}
     return out
 

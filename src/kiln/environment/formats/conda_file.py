@@ -73,8 +73,7 @@ def _inline_includes(cd: CondaDependencies, source: str, base_dir: Path | None) 
     options = [p for p in kept if pip_options.is_pip_option(p)]
     packages = [p for p in kept if not pip_options.is_pip_option(p)]
     pip[:] = options + packages
-    for package in included_packages:
-        cd.add_pip_package(package)
+    cd._add_pip_packages(included_packages)
 
 
 def _include_target(line: str) -> str | None:

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from kiln.environment.conda_specs import parse_conda_spec
+from kiln.environment.limits import check_shape, shown
 from kiln.environment.pip_options import check_pip_option, is_pip_option
 from kiln.environment.pip_requirements import parse_pip_requirement
+from kiln.environment.variables import variable_problem
 from kiln.errors import FormatError
 
 __all__ = ["KNOWN_KEYS", "check_channel", "dump_yaml", "is_blank", "load_yaml_text", "plain", "rt_yaml",
@@ -55,17 +57,12 @@ def plain(value: Any) -> Any:
 
 
 def load_yaml_text(text: str, source: str) -> Any:
-    from ruamel.yaml.error import YAMLError
+    from kiln.environment.safe_yaml import load_yaml
 
     if "\x00" in text:
         raise FormatError(source, "binary content, not a conda environment file")
-    try:
-        data = rt_yaml().load(text)
-    except YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise FormatError(source, f"not valid YAML: {where}{problem}") from None
+    data = load_yaml(text, source, round_trip=True)
+    check_shape(data, source)
     if data is None:
         from ruamel.yaml.comments import CommentedMap
 
@@ -101,8 +98,11 @@ def validate_conda_data(data: Any, source: str) -> None:
         if not isinstance(variables, Mapping):
             raise FormatError(source, f"expected a mapping of names to values, got {variables!r}", "variables")
         for k, v in variables.items():
-            if not isinstance(k, str) or not k or isinstance(v, (Mapping, list)):
-                raise FormatError(source, f"{k!r}: {v!r} is not a NAME: value pair", "variables")
+            if isinstance(v, (Mapping, list)):
+                raise FormatError(source, f"{shown(k, 60)}: {shown(v, 60)} is not a NAME: value pair", "variables")
+            problem = variable_problem(k, "" if v is None else str(v))
+            if problem:
+                raise FormatError(source, problem, f"variables.{shown(k, 60)}")
     deps = data.get("dependencies")
     if deps is None:
         return

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kiln.environment.checks import check_definition
 from kiln.environment.formats.registry import FORMATS, get_format, yaml_keys
+from kiln.environment.limits import cut
 from kiln.environment.names import check_name
 from kiln.errors import DefinitionError, FormatError
 
@@ -39,7 +41,8 @@ def detect_format(path: Path) -> str:
             return detect_format(resolve_input(path))
         raise FormatError(str(path), "no azureml_environment.json, environment.yml or requirements.txt in this folder")
     if not path.is_file():
-        raise FormatError(str(path), "no such file or folder")
+        raise FormatError(str(path), "not a regular file (a device, pipe or socket)" if path.exists()
+                          else "no such file or folder")
     yaml_keys(path)  # an unreadable file is reported as such, whatever its name
     for fmt in FORMATS.values():
         if fmt.sniff(path):
@@ -50,12 +53,18 @@ def detect_format(path: Path) -> str:
 
 def load_any(path: Path, *, name: str | None = None, format: str | None = None) -> Environment:
     """An ``Environment`` from ``path``; ``name`` overrides (and is required for a requirements file)."""
-    path = resolve_input(path)
     if name is not None:
         name = check_name(name)
-    detected = format or detect_format(path)
+    try:
+        path = resolve_input(path)
+        detected = format or detect_format(path)
+    except OSError as e:  # a name too long for the file system, a folder we may not list...
+        raise FormatError(cut(str(path)), e.strerror or type(e).__name__) from None
     try:
         fmt = get_format(detected)
     except DefinitionError as e:  # an unknown --format: the message names the known ones
         raise FormatError(str(path), str(e)) from None
-    return fmt.load(path, name=name)
+    env = fmt.load(path, name=name)
+    # checked here too, where the file is known, and not only at registration
+    check_definition(env, str(path / "azureml_environment.json" if path.is_dir() else path))
+    return env

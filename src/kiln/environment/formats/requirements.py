@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kiln.environment.limits import MAX_DEPTH, MAX_FIELD, MAX_ITEMS, cut
 from kiln.environment.pip_options import PipOption, is_pip_option, parse_pip_options
 from kiln.environment.pip_requirements import (
     looks_like_path,
@@ -39,11 +40,12 @@ from kiln.environment.pip_requirements import (
     url_to_requirement,
 )
 from kiln.environment.secrets import mask
+from kiln.environment.textfile import check_file_size
 from kiln.errors import FormatError, SpecError
 
 __all__ = ["RequirementsFile", "parse_requirements", "write_requirements"]
 
-_COMMENT_RE = re.compile(r"(^|\s+)#.*$")
+_COMMENT_RE = re.compile(r"(?:^|(?<=\s))#.*$")  # linear: see pip_requirements
 _YAML_KEY_RE = re.compile(r"^[A-Za-z_][\w.-]*:(\s|$)")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
@@ -82,6 +84,14 @@ def write_requirements(packages: Sequence[str], options: Sequence[str]) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
+def _echoes(path: Path) -> bool:
+    """Whether errors may quote the lines of ``path``: yes for a file named like a requirements file
+    (``*.txt``, ``*.in``, ``*requirements*``...), no for anything else (``-r /etc/passwd``, ``-r ~/.netrc``):
+    an error names the line and the problem, and never shows what such a file holds."""
+    name = path.name.lower()
+    return name.endswith((".txt", ".in", ".pip")) or "requirement" in name or "constraint" in name
+
+
 def _absolute(path: Path) -> Path:
     return Path(os.path.normpath(path.absolute()))
 
@@ -92,7 +102,7 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
     parts: list[str] = []
     # Split on line ends only (str.splitlines also splits on \x1c, \u2028...), so numbers match editors.
     for number, line in enumerate(_LINE_BREAK_RE.split(text), start=1):
-        is_comment = bool(_COMMENT_RE.match(line))
+        is_comment = line.lstrip().startswith("#")
         if line.endswith("\\") and not is_comment:
             if not parts:
                 start = number
@@ -115,18 +125,23 @@ class _Reader:
         self.packages: list[str] = []
         self.options: list[str] = []
         self._index_url: tuple[str, str] | None = None  # value, "file: line N"
+        self._seen: set[str] = set()
 
     def read(self, path: Path, *, display: str, stack: tuple[Path, ...]) -> None:
-        text = self._decode(path, display)
+        echo = _echoes(path)
+        text = self._decode(path, display, echo=echo)
         base = _absolute(path).parent
         first = True
         for number, raw in _logical_lines(text):
+            where = f"line {number}"
+            if len(raw) > MAX_FIELD:  # described, never echoed: it may be anything but a requirement
+                raise FormatError(display, f"{len(raw)} characters: too long for a requirements line (at most "
+                                           f"{MAX_FIELD})", field=where)
             line = _COMMENT_RE.sub("", raw).strip()
             if not line:
                 continue
-            where = f"line {number}"
             if first:
-                self._not_another_format(line, display, where)
+                self._not_another_format(line, display, where, echo=echo)
                 first = False
             try:
                 if is_pip_option(line):
@@ -135,14 +150,20 @@ class _Reader:
                 else:
                     self._add(self.packages, self._package(line, base=base))
             except SpecError as error:
-                shown = mask(line)
                 kind = "pip option line" if is_pip_option(line) else "pip requirement"
+                if not echo:  # -r /etc/passwd: say what is wrong without showing what the file holds
+                    raise FormatError(display, f"not a valid {kind} ({error.reason}): is this a requirements "
+                                               "file?", field=where) from None
+                shown = cut(mask(line))
                 raise FormatError(display, f"{shown!r} is not a valid {kind}: {error.reason}", field=where) from None
 
     @staticmethod
-    def _decode(path: Path, display: str) -> str:
+    def _decode(path: Path, display: str, *, echo: bool) -> str:
         try:
+            check_file_size(path)
             data = path.read_bytes()
+        except FormatError as error:
+            raise FormatError(display, error.detail) from None
         except OSError as error:
             raise FormatError(display, f"can't read the requirements file: {error.strerror or error}") from None
         try:
@@ -158,23 +179,21 @@ class _Reader:
         if match:
             number = len(_LINE_BREAK_RE.split(text[: match.start()]))
             line = _LINE_BREAK_RE.split(text)[number - 1]
-            raise FormatError(
-                display,
-                f"control character {match[0]!r} in {mask(line)[:80]!r}: is this a binary file?",
-                field=f"line {number}",
-            )
+            shown = f" in {cut(mask(line), 80)!r}" if echo else ""
+            raise FormatError(display, f"control character {match[0]!r}{shown}: is this a binary file?",
+                              field=f"line {number}")
         return text
 
     @staticmethod
-    def _not_another_format(line: str, display: str, where: str) -> None:
+    def _not_another_format(line: str, display: str, where: str, *, echo: bool) -> None:
         kind = None
         if line.startswith(("{", "[")):
             kind = "a JSON document"
         elif line == "---" or _YAML_KEY_RE.match(line):
             kind = "a YAML document (conda environment files are read with from_conda_specification)"
         if kind:
-            shown = mask(line)[:80]
-            raise FormatError(display, f"{shown!r}: this looks like {kind}, not a pip requirements file", field=where)
+            shown = f"{cut(mask(line), 80)!r}: " if echo else ""
+            raise FormatError(display, f"{shown}this looks like {kind}, not a pip requirements file", field=where)
 
     def _package(self, line: str, *, base: Path) -> str:
         requirement, hashes = split_hashes(line)
@@ -186,8 +205,8 @@ class _Reader:
                 raise SpecError(
                     requirement,
                     "pip requirement",
-                    f"can't derive a package name from the local path {str(target)!r}: write it as "
-                    f"'name @ {target.as_uri()}' or use -e",
+                    f"{cut(str(target), 120)!r} is a local path: build a wheel (uv build) and install it from an "
+                    "index (--extra-index-url ${MY_INDEX}) or a --find-links folder",
                 )
             requirement = url_to_requirement(target.as_uri())
         else:
@@ -224,15 +243,21 @@ class _Reader:
         if not target.is_file():
             state = "is not a file" if target.exists() else "not found"
             raise FormatError(display, f"-r {value!r}: requirements file {str(target)!r} {state}", field=where)
+        if len(stack) >= MAX_DEPTH:  # each include is a level of recursion
+            raise FormatError(display, f"-r {cut(value, 80)!r}: includes nested more than {MAX_DEPTH} deep",
+                              field=where)
         resolved = [p.resolve() for p in stack]
         if target.resolve() in resolved:
             chain = [p.name for p in stack[resolved.index(target.resolve()) :]] + [target.name]
             raise FormatError(display, f"-r {value!r}: include cycle {' -> '.join(chain)}", field=where)
         self.read(target, display=str(target), stack=stack)
 
-    @staticmethod
-    def _add(entries: list[str], entry: str) -> None:
-        if entry not in entries:  # the same line twice (e.g. one file included twice) means the same thing
+    def _add(self, entries: list[str], entry: str) -> None:
+        # the same line twice (e.g. one file included twice) means the same thing; a set keeps this linear
+        if entry not in self._seen:
+            if len(entries) >= MAX_ITEMS:
+                raise SpecError(cut(entry, 80), "pip requirement", f"more than {MAX_ITEMS} entries in the file")
+            self._seen.add(entry)
             entries.append(entry)
 
 

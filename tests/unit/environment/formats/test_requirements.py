@@ -305,8 +305,9 @@ def test_malformed_local_directory(tmp_path: Path, exists: bool) -> None:
     with pytest.raises(FormatError) as info:
         parse_requirements(path)
     assert str(info.value) == (
-        f"{path}: line 2: './pkgdir' is not a valid pip requirement: can't derive a package name from the "
-        f"local path {str(tmp_path / 'pkgdir')!r}: write it as 'name @ {(tmp_path / 'pkgdir').as_uri()}' or use -e"
+        f"{path}: line 2: './pkgdir' is not a valid pip requirement: {str(tmp_path / 'pkgdir')!r} is a local "
+        "path: build a wheel (uv build) and install it from an index (--extra-index-url ${MY_INDEX}) or a "
+        "--find-links folder"
     )
 
 
