@@ -11,8 +11,9 @@ so every way in meets the same rules:
 - one Python pin at most, with a numeric version (``python=3.x.y`` is refused);
 - no editable (``-e``) or local-path requirement (``./pkg``, ``file:``): a build installs what the
   lock names, and a folder on this machine is neither hashed nor reachable elsewhere, so Kiln
-  would drop it or build something the lock can't reproduce. Build a wheel and serve it from an
-  index (``--extra-index-url ${MY_INDEX}``) or a ``--find-links`` folder instead;
+  would drop it or build something the lock can't reproduce. Build a wheel and add it with
+  ``Environment.add_private_pip_wheel`` (a wheel stored by its hash is the one local file allowed), or
+  serve it from an index (``--extra-index-url ${MY_INDEX}``) or a ``--find-links`` folder;
 - ``-c`` constraints files exist and parse;
 - every field is within its size (``limits.check_shape``).
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 from kiln.environment.limits import check_shape, cut, shown
 from kiln.environment.variables import variable_problem
+from kiln.environment.wheels import is_stored_wheel_url
 from kiln.errors import DefinitionError, FormatError, KilnError
 
 __all__ = ["ARCHITECTURES", "OPERATING_SYSTEMS", "check_definition"]
@@ -33,8 +35,8 @@ OPERATING_SYSTEMS = ("linux", "windows")
 ARCHITECTURES = ("amd64", "arm64")
 _PYTHON_VERSION = re.compile(r"[0-9<>=!~,.*| ]+")
 _LOCAL = ("an editable or local-path requirement can't be built reproducibly (the lock can't pin a folder on "
-          "this machine): build a wheel (uv build) and install it from an index (--extra-index-url ${MY_INDEX}) "
-          "or a --find-links folder")
+          "this machine): build a wheel (uv build) and add it with Environment.add_private_pip_wheel(ws, path), "
+          "or install it from an index (--extra-index-url ${MY_INDEX}) or a --find-links folder")
 
 
 def _fail(source: str | None, name: str, message: str, field: str) -> KilnError:
@@ -110,6 +112,8 @@ def _check_pip_package(entry: str, source: str | None, name: str) -> None:
     except DefinitionError:
         return  # the readers report malformed requirements themselves
     url = (requirement.url or "").lower()
+    if url.startswith("file:") and is_stored_wheel_url(requirement.url or ""):
+        return  # a workspace's private wheel, named by its content hash (kiln.environment.wheels)
     if url.startswith("file:") or re.match(r"^[a-z]+\+file:", url):
         from kiln.environment.secrets import mask
 

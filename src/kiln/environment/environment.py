@@ -245,6 +245,17 @@ class Environment:
             return EnvironmentReference(*folder.reference)
         return Environment._from_data(folder.data, folder.source, conda=folder.conda, dockerfile=folder.dockerfile)
 
+    @staticmethod
+    def add_private_pip_wheel(workspace: Any, file_path: str | os.PathLike[str], exist_ok: bool = False) -> str:
+        """Store the wheel ``file_path`` in ``workspace`` by its content hash and return the requirement that
+        installs it, for ``CondaDependencies.add_pip_package`` (as Azure ML returns the wheel's URL). The
+        same bytes give the same requirement; a different wheel of the same file name is refused unless
+        ``exist_ok`` (then both are kept, each under its own hash: nothing stored is ever replaced)."""
+        add = getattr(workspace, "add_private_wheel", None)
+        if add is None:
+            raise KilnError(f"{workspace!r} can't store wheels: pass a kiln.Workspace (from kiln import Workspace)")
+        return str(add(file_path, exist_ok=exist_ok))
+
     # ---- factories ----------------------------------------------------------------------------
 
     @staticmethod

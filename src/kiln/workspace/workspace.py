@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln._files import write_text_atomic
-from kiln.errors import NotFoundError, WorkspaceError
+from kiln.errors import DefinitionError, NotFoundError, WorkspaceError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -43,6 +43,8 @@ CONFIG_DIR = ".kiln"
 CONFIG_FILE = "config.json"
 WORKSPACE_FORMAT = 1
 DEFAULT_STORE = "registry.sqlite"
+#: wheels added with Environment.add_private_pip_wheel, by content hash: wheels/<sha256>/<file>.whl
+WHEELS_DIR = "wheels"
 #: ``subscription_id`` and ``resource_group`` of every Kiln workspace: there is no cloud account behind it
 LOCAL = "local"
 #: what a workspace folder may hold for ``delete`` to remove it whole (anything else: it refuses)
@@ -386,6 +388,38 @@ class Workspace:
             raise NotFoundError(f"no environment {name!r} in workspace {self.name!r}")
         return [self._environment(r) for r in records]
 
+    def add_private_wheel(self, file_path: str | os.PathLike[str], *, exist_ok: bool = False) -> str:
+        """See ``Environment.add_private_pip_wheel``: store a wheel by its content hash under ``wheels/`` and
+        return the requirement that installs it (``name @ file:///.../wheels/<sha256>/<file>.whl``)."""
+        from kiln.environment.wheels import stored_wheel_requirement, wheel_name
+
+        source = Path(file_path)
+        if not source.is_file():
+            raise DefinitionError(f"add_private_pip_wheel: {str(file_path)[:300]!r} is not a file")
+        project = wheel_name(source.name)
+        digest = _sha256(source)
+        folder = self.path / WHEELS_DIR
+        others = [p for p in folder.glob(f"*/{source.name}") if p.parent.name != digest] if folder.is_dir() else []
+        if others and not exist_ok:
+            raise DefinitionError(f"add_private_pip_wheel: a different wheel named {source.name!r} is stored already "
+                                  f"(sha256 {others[0].parent.name[:12]}...): exist_ok=True stores this one beside it")
+        target = folder / digest / source.name
+        if not target.is_file():
+            import shutil
+
+            from kiln._files import temp_beside
+
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = temp_beside(target)
+            try:
+                shutil.copyfile(source, tmp)
+                tmp.chmod(0o444)
+                os.replace(tmp, target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        return stored_wheel_requirement(project, target)
+
     @property
     def environments(self) -> dict[str, Environment]:
         """As in Azure ML: ``ws.environments["name"]``."""
@@ -421,6 +455,16 @@ def _known(settings: Settings) -> list[Path]:
         if folder not in folders:
             folders.append(folder)
     return folders
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _same_definition(stored: str, new: str) -> bool:

@@ -1,0 +1,96 @@
+"""``Environment.add_private_pip_wheel`` as in Azure ML v1: the wheel is stored in the workspace by its
+content hash, the definition names it, the lock pins it, and the built environment imports it. Offline:
+the wheel is made here and has no dependencies."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from kiln import CondaDependencies, Environment, Workspace
+from kiln.errors import DefinitionError
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("module_build_cache")]
+
+
+def make_wheel(folder: Path, name: str, version: str, body: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    info = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": body,
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: kiln-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = []
+    for member, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{member},sha256={digest},{len(text.encode())}")
+    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
+    with zipfile.ZipFile(path, "w") as z:
+        for member, text in files.items():
+            z.writestr(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), text)
+    return path
+
+
+def test_a_private_wheel_is_stored_by_hash_named_by_the_definition_and_built(tmp_path: Path) -> None:
+    ws = Workspace.create("wheels", path=tmp_path / "ws")
+    wheel = make_wheel(tmp_path / "dist", "kilnpriv", "0.1", "ANSWER = 42\n")
+
+    url = Environment.add_private_pip_wheel(workspace=ws, file_path=str(wheel), exist_ok=True)
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    stored = ws.path / "wheels" / digest / wheel.name
+    assert url == f"kilnpriv @ {stored.as_uri()}" and stored.read_bytes() == wheel.read_bytes()
+    assert Environment.add_private_pip_wheel(ws, wheel) == url  # the same bytes: the same requirement
+
+    env = Environment("private")
+    env.python.conda_dependencies = CondaDependencies.create(pip_packages=[url], python_version="3.12")
+    registered = env.register(ws)
+    result = registered.build_local(ws)
+    out = subprocess.run([str(result.python), "-c", "import kilnpriv; print(kilnpriv.ANSWER)"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout == "42\n"
+    (package,) = [p for p in result.lock.packages if p.name == "kilnpriv"]
+    assert digest in (package.url or "")  # the lock names the stored file and pins its bytes
+    assert package.hashes == (f"sha256:{digest}",)
+
+    # another wheel of the same file name: refused unless exist_ok, then kept beside the first
+    other = make_wheel(tmp_path / "dist2", "kilnpriv", "0.1", "ANSWER = 43\n")
+    with pytest.raises(DefinitionError, match=re.escape("a different wheel named 'kilnpriv-0.1-py3-none-any.whl'")):
+        Environment.add_private_pip_wheel(ws, other)
+    second = Environment.add_private_pip_wheel(ws, other, exist_ok=True)
+    assert second != url and stored.read_bytes() == wheel.read_bytes()
+
+
+def test_a_local_wheel_outside_the_store_or_changed_since_is_refused(tmp_path: Path) -> None:
+    ws = Workspace.create("wheels2", path=tmp_path / "ws")
+    wheel = make_wheel(tmp_path / "dist", "kilnpriv", "0.1", "ANSWER = 1\n")
+    env = Environment("loose")
+    env.python.conda_dependencies = CondaDependencies.create(
+        pip_packages=[f"kilnpriv @ {wheel.as_uri()}"], python_version="3.12")
+    with pytest.raises(DefinitionError, match="add_private_pip_wheel"):
+        env.register(ws)
+    assert ws.store.get_environment(name="loose") is None
+
+    url = Environment.add_private_pip_wheel(ws, wheel)
+    stored = Path(url.split(" @ file://", 1)[1])
+    stored.chmod(0o644)
+    stored.write_bytes(stored.read_bytes() + b"\0")  # no longer the bytes its name hashes
+    env.python.conda_dependencies = CondaDependencies.create(pip_packages=[url], python_version="3.12")
+    with pytest.raises(DefinitionError, match="local-path requirement"):
+        env.register(ws)
+
+
+def test_not_a_wheel_is_refused_and_nothing_is_stored(tmp_path: Path) -> None:
+    ws = Workspace.create("wheels3", path=tmp_path / "ws")
+    bad = tmp_path / "notawheel.zip"
+    bad.write_bytes(b"PK")
+    with pytest.raises(DefinitionError, match="is not a wheel file name"):
+        Environment.add_private_pip_wheel(ws, bad)
+    with pytest.raises(DefinitionError, match="is not a file"):
+        Environment.add_private_pip_wheel(ws, tmp_path / "missing.whl")
+    assert not (ws.path / "wheels").exists()
