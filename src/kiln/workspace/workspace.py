@@ -49,7 +49,8 @@ WHEELS_DIR = "wheels"
 LOCAL = "local"
 #: what a workspace folder may hold for ``delete`` to remove it whole (anything else: it refuses)
 _WORKSPACE_ENTRIES = frozenset({WORKSPACE_FILE, DEFAULT_STORE, f"{DEFAULT_STORE}-wal", f"{DEFAULT_STORE}-shm",
-                                f"{DEFAULT_STORE}-journal", "blobs", "runs", "services", "locks", "tmp", CONFIG_DIR})
+                                f"{DEFAULT_STORE}-journal", "blobs", "runs", "services", "locks", "tmp", CONFIG_DIR,
+                                "experiments", WHEELS_DIR})
 
 
 class Workspace:
