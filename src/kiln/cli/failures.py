@@ -66,6 +66,7 @@ MAX_LINE = 400
 
 
 def _cut(line: str) -> str:
-    if len(line) <= MAX_LINE:
+    room = MAX_LINE - len("kiln: internal error: ")  # the whole printed line stays within MAX_LINE
+    if len(line) <= room:
         return line
-    return f"{line[:MAX_LINE - 40]}... ({len(line)} characters)"
+    return f"{line[:room - 40]}... ({len(line)} characters)"

@@ -34,9 +34,9 @@ __all__ = ["ARCHITECTURES", "OPERATING_SYSTEMS", "check_definition"]
 OPERATING_SYSTEMS = ("linux", "windows")
 ARCHITECTURES = ("amd64", "arm64")
 _PYTHON_VERSION = re.compile(r"[0-9<>=!~,.*| ]+")
-_LOCAL = ("an editable or local-path requirement can't be built reproducibly (the lock can't pin a folder on "
-          "this machine): build a wheel (uv build) and add it with Environment.add_private_pip_wheel(ws, path), "
-          "or install it from an index (--extra-index-url ${MY_INDEX}) or a --find-links folder")
+_LOCAL = ("an editable or local-path requirement can't be locked: build a wheel and add it with "
+          "Environment.add_private_pip_wheel, or install it from an index (--extra-index-url ${MY_INDEX}) or a "
+          "--find-links folder")
 
 
 def _fail(source: str | None, name: str, message: str, field: str) -> KilnError:
