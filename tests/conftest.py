@@ -64,3 +64,23 @@ def module_build_cache(kiln_home: Path, shared_cache: Path, monkeypatch: pytest.
     into, and take builds from, the module's cache."""
     monkeypatch.setenv("KILN_CACHE_DIR", str(shared_cache))
     return shared_cache
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_detached_process_left() -> Iterator[None]:
+    """Whatever a test started detached (run supervisors, service servers) has ended by the session's end:
+    the tests stop what they start."""
+    yield
+    import time
+
+    from kiln._process import _children
+
+    deadline = time.monotonic() + 20  # supervisors of canceled runs and draining servers end on their own
+    while any(p.poll() is None for p in _children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [" ".join(map(str, p.args)) for p in _children if p.poll() is None]  # type: ignore[union-attr]
+    for p in _children:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert not left, f"still running at the end of the session: {left}"
