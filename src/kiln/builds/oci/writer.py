@@ -34,7 +34,8 @@ from kiln.errors import KilnError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["IMAGE_PATH", "OciImage", "base_image_of", "image_interpreter", "write_image", "write_tar"]
+__all__ = ["IMAGE_PATH", "LABEL", "OciImage", "base_image_of", "canonical", "image_interpreter", "write_image",
+           "write_tar"]
 
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -43,7 +44,7 @@ LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 LABEL = "io.kiln"
 
 
-def _canonical(data: Any) -> bytes:
+def canonical(data: Any) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -126,7 +127,7 @@ def write_image(*, env_dir: Path, name: str, tag: str, python_version: str, labe
         "rootfs": {"type": "layers", "diff_ids": [x.diff_id for x in layers]},
         "history": [{"created_by": f"kiln: {x.title}", "created": _created(mtime)} for x in layers],
     }
-    config_bytes = _canonical(config)
+    config_bytes = canonical(config)
     config_digest = _blob(blobs, config_bytes)
     manifest = {
         "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
@@ -135,9 +136,9 @@ def write_image(*, env_dir: Path, name: str, tag: str, python_version: str, labe
                     "annotations": {"org.opencontainers.image.title": x.title}} for x in layers],
         "annotations": {"org.opencontainers.image.base.name": base},
     }
-    manifest_bytes = _canonical(manifest)
+    manifest_bytes = canonical(manifest)
     digest = _blob(blobs, manifest_bytes)
-    (layout / "oci-layout").write_bytes(_canonical({"imageLayoutVersion": "1.0.0"}))
+    (layout / "oci-layout").write_bytes(canonical({"imageLayoutVersion": "1.0.0"}))
     _add_to_index(layout, {"mediaType": MANIFEST_TYPE, "digest": digest, "size": len(manifest_bytes),
                            "annotations": {"org.opencontainers.image.ref.name": tag,
                                            "io.containerd.image.name": f"{name}:{tag}"}})
@@ -176,7 +177,7 @@ def _add_to_index(layout: Path, descriptor: dict[str, Any]) -> None:
     kept = [m for m in index.get("manifests", []) if m.get("annotations", {}).get("io.containerd.image.name") != ref]
     index["manifests"] = sorted([*kept, descriptor], key=lambda m: m["annotations"]["io.containerd.image.name"])
     tmp = path.with_name(f".index.json.{os.getpid()}.tmp")
-    tmp.write_bytes(_canonical(index))
+    tmp.write_bytes(canonical(index))
     os.replace(tmp, path)
 
 
@@ -193,9 +194,9 @@ def write_tar(image: OciImage, tar: Path) -> Path:
                             "annotations": {"org.opencontainers.image.ref.name": image.tag,
                                             "io.containerd.image.name": image.reference}}]}
     entries = [Entry("blobs", "dir"), Entry("blobs/sha256", "dir"),
-               Entry("index.json", "file", data=_canonical(index)),
-               Entry("manifest.json", "file", data=_canonical(docker)),
-               Entry("oci-layout", "file", data=_canonical({"imageLayoutVersion": "1.0.0"})),
+               Entry("index.json", "file", data=canonical(index)),
+               Entry("manifest.json", "file", data=canonical(docker)),
+               Entry("oci-layout", "file", data=canonical({"imageLayoutVersion": "1.0.0"})),
                *(Entry(f"blobs/sha256/{n}", "file", source=blobs / n) for n in dict.fromkeys(names))]
     tar.parent.mkdir(parents=True, exist_ok=True)
     tmp = tar.with_name(f".{tar.name}.{os.getpid()}.tmp")
