@@ -7,7 +7,7 @@ second image writes only its new layers; ``layout``/``tar`` write it elsewhere a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kiln.builds.image import image_name
 from kiln.builds.oci.writer import LABEL, OciImage, write_image, write_tar
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from kiln.settings import Settings
     from kiln.workspace.workspace import Workspace
 
-__all__ = ["IMAGES_FOLDER", "build_image"]
+__all__ = ["IMAGES_FOLDER", "build_image", "written_image"]
 
 IMAGES_FOLDER = "images-v1"
 
@@ -53,3 +53,19 @@ def build_image(env: Environment, workspace: Workspace, *, settings: Settings, l
         write_tar(image, tar)
         say(f"tar {tar}")
     return image
+
+
+def written_image(settings: Settings, name: str, lock_hash: str) -> dict[str, Any] | None:
+    """The fields ``get_image_details`` adds for an image written for ``lock_hash`` (None: not written)."""
+    from kiln.builds.oci.store import list_images
+
+    reference = f"{name}:{lock_hash[:16]}"
+    found = next((i for i in list_images(settings.cache_dir / IMAGES_FOLDER) if i.reference == reference), None)
+    if found is None:
+        return None
+    data = found.to_dict()
+    return {"imageExistState": "Succeeded", "digest": found.digest, "tag": lock_hash[:16], "reference": reference,
+            "layout": str(settings.cache_dir / IMAGES_FOLDER), "size": found.size, "layers": data["layers"],
+            "baseImage": data["base_image"],
+            "interpreterSource": f"the base image's ({data['base_image']}) at {data['interpreter']}",
+            "labels": data["labels"]}
