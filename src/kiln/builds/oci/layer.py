@@ -95,22 +95,47 @@ def _info(entry: Entry, mtime: int) -> tarfile.TarInfo:
     return info
 
 
+class _Null(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        return len(b)
+
+
+def _tar(entries: dict[str, Entry], sink: BinaryIO, mtime: int) -> str:
+    """Write the tar of ``entries`` into ``sink``; return its sha256 (the layer's ``diff_id``)."""
+    inner = _Hashing(sink)
+    with tarfile.open(fileobj=inner, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(entries, key=lambda n: n.encode()):
+            add_entry(tar, entries[name], mtime)
+    return f"sha256:{inner.sha.hexdigest()}"
+
+
 def write_layer(entries: list[Entry], blobs: Path, *, title: str, mtime: int = 0) -> Layer:
     """Write ``entries`` as a gzipped tar into ``blobs`` (``blobs/<hex>``, named by its digest); return it.
 
     Entries are sorted by name; a name given twice (a parent folder named by several files) is written once.
+    A layer already in ``blobs`` (found by its tar's digest, remembered in ``blobs/../../kiln-diff-ids/``) is
+    not compressed again: compressing is most of an image's time, and most layers of a new image are old.
     """
     unique = {e.name: e for e in entries}
     blobs.mkdir(parents=True, exist_ok=True)
+    known = blobs.parent.parent / "kiln-diff-ids"
+    diff_id = _tar(unique, _Null(), mtime)  # type: ignore[arg-type]
+    remembered = known / diff_id[7:]
+    if remembered.is_file():
+        digest, _, size = remembered.read_text(encoding="ascii").partition(" ")
+        if (blobs / digest[7:]).is_file():
+            return Layer(digest=digest, diff_id=diff_id, size=int(size), title=title)
     tmp = blobs / f".layer-{os.getpid()}-{id(entries)}.tmp"
     try:
         with open(tmp, "wb") as raw:
             outer = _Hashing(raw)
             with gzip.GzipFile(filename="", mode="wb", fileobj=outer, compresslevel=GZIP_LEVEL, mtime=0) as gz:
-                inner = _Hashing(gz)  # type: ignore[arg-type]
-                with tarfile.open(fileobj=inner, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                    for name in sorted(unique, key=lambda n: n.encode()):
-                        add_entry(tar, unique[name], mtime)
+                written = _tar(unique, gz, mtime)  # type: ignore[arg-type]
+        if written != diff_id:
+            raise KilnError(f"{title}: the environment's files changed while its image layer was written")
         digest = outer.sha.hexdigest()
         final = blobs / digest
         if final.exists():
@@ -119,7 +144,11 @@ def write_layer(entries: list[Entry], blobs: Path, *, title: str, mtime: int = 0
             os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    return Layer(digest=f"sha256:{digest}", diff_id=f"sha256:{inner.sha.hexdigest()}", size=outer.size, title=title)
+    known.mkdir(exist_ok=True)
+    note = known / f".{diff_id[7:]}.{os.getpid()}.tmp"
+    note.write_text(f"sha256:{digest} {outer.size}", encoding="ascii")
+    os.replace(note, remembered)
+    return Layer(digest=f"sha256:{digest}", diff_id=diff_id, size=outer.size, title=title)
 
 
 def add_entry(tar: tarfile.TarFile, entry: Entry, mtime: int) -> None:

@@ -93,4 +93,9 @@ def remove_image(layout: Path, reference: str) -> tuple[StoredImage, int]:
         if f"sha256:{blob.name}" not in kept:
             freed += blob.stat().st_size
             blob.unlink()
+    notes = layout / "kiln-diff-ids"  # the writer's memory of compressed layers: drop those of removed blobs
+    for note in notes.iterdir() if notes.is_dir() else []:
+        digest = note.read_text(encoding="ascii").partition(" ")[0]
+        if digest not in kept:
+            note.unlink(missing_ok=True)
     return found, freed

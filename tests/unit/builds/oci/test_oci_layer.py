@@ -64,3 +64,15 @@ def test_source_date_epoch_sets_the_time(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(KilnError, match="SOURCE_DATE_EPOCH"):
         source_date_epoch()
+
+
+def test_a_layer_already_written_is_not_compressed_again(tmp_path: Path) -> None:
+    layout = tmp_path / "layout"
+    blobs = layout / "blobs" / "sha256"
+    first = write_layer(_tree(tmp_path / "a", 1), blobs, title="x")
+    blob = blobs / first.digest[7:]
+    os.utime(blob, (5, 5))
+    again = write_layer(_tree(tmp_path / "b", 2), blobs, title="x")
+    assert again == first and blob.stat().st_mtime == 5  # found by its tar's digest: not written again
+    blob.unlink()  # a remembered layer whose blob is gone is written again
+    assert write_layer(_tree(tmp_path / "c", 3), blobs, title="x") == first and blob.is_file()
