@@ -30,6 +30,9 @@ def add_commands(commands: Commands) -> None:
     where.add_argument("--layout", metavar="DIR", help="Also write the image as an OCI layout folder (-o/--output is "
                        "the output format, as for every command).")
     where.add_argument("--tar", metavar="FILE", help="Also write a tar that podman load / docker load accept.")
+    p.add_argument("--base-layout", metavar="DIR[:TAG]",
+                   help="A base image in an OCI layout folder (e.g. from skopeo copy): its layers go under the "
+                        "environment's, so the image runs as it is. Default: the environment's layers only.")
     commands.add("list", list_cmd, help="The images in Kiln's cache.", example="kiln image list")
     p = commands.add("show", show_cmd, help="An image: name, digest, labels, interpreter, its layers.",
                      example="kiln image show kiln/kiln_6e69...:8fa76973\nkiln image show train:2")
@@ -52,11 +55,13 @@ def build_cmd(st: CliState, args: Namespace) -> None:
     name, version = parse_ref(args.ref)
     ws = st.workspace()
     env = ws.get_environment(name, version)
+    base_layout, base_tag = _base(args.base_layout)
     with build_progress(f"{env.name}:{env.version}", quiet=st.json_mode) as progress:
         image = build_image(env, ws, settings=st.settings, progress=progress,
-                            tar=Path(args.tar) if args.tar else None)
+                            tar=Path(args.tar) if args.tar else None, base_layout=base_layout, base_tag=base_tag)
         if args.layout:  # the same bytes again, into the user's folder
-            image = build_image(env, ws, settings=st.settings, layout=Path(args.layout))
+            image = build_image(env, ws, settings=st.settings, layout=Path(args.layout), base_layout=base_layout,
+                                base_tag=base_tag)
     data = image.to_dict()
     if args.tar:
         data["tar"] = str(Path(args.tar))
@@ -64,6 +69,16 @@ def build_cmd(st: CliState, args: Namespace) -> None:
             f"interpreter: the base image's ({image.base_image}) at {image.interpreter}"
             + (f"\nwritten to {args.tar}" if args.tar else f"\nlayout: {image.layout}"))
     st.out.emit("image.build", data, text)
+
+
+def _base(value: str | None) -> tuple[Path | None, str | None]:
+    """``DIR`` or ``DIR:TAG`` (a folder whose name has a colon is taken whole when it exists)."""
+    if value is None:
+        return None, None
+    folder, colon, tag = value.rpartition(":")
+    if colon and folder and not Path(value).is_dir():
+        return Path(folder), tag
+    return Path(value), None
 
 
 def _find(st: CliState, ref: str) -> list[StoredImage]:

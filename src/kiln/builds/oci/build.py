@@ -27,8 +27,13 @@ IMAGES_FOLDER = "images-v1"
 
 
 def build_image(env: Environment, workspace: Workspace, *, settings: Settings, layout: Path | None = None,
-                tar: Path | None = None, progress: Progress | None = None) -> OciImage:
-    """Build ``env`` (registering it if needed) and write its image; returns the image written."""
+                tar: Path | None = None, progress: Progress | None = None, base_layout: Path | None = None,
+                base_tag: str | None = None) -> OciImage:
+    """Build ``env`` (registering it if needed) and write its image; returns the image written.
+
+    ``base_layout`` (an OCI layout folder; ``base_tag`` picks one of its images): the base image whose layers
+    go under the environment's; without it the image holds the environment's layers only.
+    """
     from kiln.builds import build, registered
     from kiln.builds.backends.plan import DockerPlan
 
@@ -44,11 +49,16 @@ def build_image(env: Environment, workspace: Workspace, *, settings: Settings, l
     labels = {f"{LABEL}.definition-hash": result.identity, f"{LABEL}.lock-hash": result.lock.lock_hash,
               f"{LABEL}.environment": result.environment, f"{LABEL}.python": result.python_version}
     docker = DockerPlan.of(target.docker)
+    base = None
+    if base_layout is not None:
+        from kiln.builds.oci.base import read_base
+
+        base = read_base(base_layout, base_tag)
     image = write_image(env_dir=result.path / "env", name=image_name(target), tag=result.lock.lock_hash[:16],
                         python_version=result.python_version, labels=labels,
                         variables=dict(target.environment_variables),
                         layout=layout or settings.cache_dir / IMAGES_FOLDER, base_image=docker.base_image,
-                        platform=docker.platform, log=say)
+                        platform=docker.platform, base=base, log=say)
     if tar is not None:
         write_tar(image, tar)
         say(f"tar {tar}")

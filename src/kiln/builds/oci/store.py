@@ -63,7 +63,7 @@ def list_images(layout: Path) -> list[StoredImage]:
         config = _read(blobs / manifest["config"]["digest"].removeprefix("sha256:"))
         size = descriptor["size"] + manifest["config"]["size"] + sum(x["size"] for x in manifest["layers"])
         layers = [{"digest": x["digest"], "size": x["size"],
-                   "title": x.get("annotations", {}).get("org.opencontainers.image.title", "")}
+                   "title": x.get("annotations", {}).get("org.opencontainers.image.title") or "base"}
                   for x in manifest["layers"]]
         out.append(StoredImage(reference=ref, digest=descriptor["digest"], size=size,
                                labels=config.get("config", {}).get("Labels", {}) or {}, layers=layers,

@@ -34,6 +34,8 @@ from kiln.errors import KilnError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from kiln.builds.oci.base import BaseImage
+
 __all__ = ["IMAGE_PATH", "LABEL", "OciImage", "base_image_of", "canonical", "image_interpreter", "write_image",
            "write_tar"]
 
@@ -77,6 +79,8 @@ class OciImage:
     interpreter: str
     base_image: str
     env: list[str] = field(default_factory=list)
+    #: the base image's layers, under ``layers`` (none: the image is Kiln's layers only)
+    base_layers: list[Layer] = field(default_factory=list)
 
     @property
     def reference(self) -> str:
@@ -84,19 +88,20 @@ class OciImage:
 
     @property
     def size(self) -> int:
-        return sum(layer.size for layer in self.layers)
+        return sum(layer.size for layer in [*self.base_layers, *self.layers])
 
     def to_dict(self) -> dict[str, Any]:
         return {"image": self.reference, "name": self.name, "tag": self.tag, "digest": self.digest,
                 "config_digest": self.config_digest, "layout": str(self.layout), "size": self.size,
                 "interpreter": self.interpreter, "interpreter_source": f"the base image's ({self.base_image})",
                 "base_image": self.base_image, "labels": dict(self.labels), "env": list(self.env),
+                "base_layers": [{"digest": x.digest, "size": x.size} for x in self.base_layers],
                 "layers": [{"digest": x.digest, "size": x.size, "title": x.title} for x in self.layers]}
 
 
 def write_image(*, env_dir: Path, name: str, tag: str, python_version: str, labels: dict[str, str],
                 variables: dict[str, str], layout: Path, base_image: str | None = None, platform: str = "linux/amd64",
-                log: Callable[[str], None] | None = None) -> OciImage:
+                base: BaseImage | None = None, log: Callable[[str], None] | None = None) -> OciImage:
     """Write the environment in ``env_dir`` (a published ``venv`` build's ``env``) as an image into ``layout``.
 
     ``layout`` is created if needed; blobs already there are kept (a second image shares the unchanged
@@ -107,34 +112,44 @@ def write_image(*, env_dir: Path, name: str, tag: str, python_version: str, labe
         raise KilnError(f"{env_dir}: not a built environment (no pyvenv.cfg): build it first")
     mtime = source_date_epoch()
     interpreter = image_interpreter(python_version)
-    base = base_image_of(python_version, base_image)
-    say(f"interpreter: the base image's ({base}) at {interpreter}; the image holds the environment at {ENV_PREFIX}")
+    base_name = base.name if base is not None else base_image_of(python_version, base_image)
+    held = f"its layers go first ({base.digest})" if base is not None else "the image holds the environment only"
+    say(f"interpreter: the base image's ({base_name}) at {interpreter}; {held}; the environment is at {ENV_PREFIX}")
     blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
+    if base is not None:
+        base.copy_layers(blobs)
     layers: list[Layer] = []
     for group in split_environment(env_dir, prefix=ENV_PREFIX, interpreter=interpreter):
         layer = write_layer(group.entries, blobs, title=group.title, mtime=mtime)
         say(f"layer {layer.digest[7:19]} {layer.size:>10} bytes  {group.title}")
         layers.append(layer)
     os_name, _, arch = platform.partition("/")
-    image_env = [f"PATH={ENV_PREFIX}/bin:{IMAGE_PATH}", f"VIRTUAL_ENV={ENV_PREFIX}",
-                 *(f"{k}={v}" for k, v in sorted(variables.items()))]
-    all_labels = {**labels, f"{LABEL}.interpreter": interpreter, f"{LABEL}.base-image": base,
-                  "org.opencontainers.image.base.name": base}
+    inherited = dict(item.partition("=")[::2] for item in (base.env if base is not None else []))
+    image_env = [f"{k}={v}" for k, v in inherited.items() if k not in ("PATH", "VIRTUAL_ENV", *variables)]
+    image_env += [f"PATH={ENV_PREFIX}/bin:{inherited.get('PATH') or IMAGE_PATH}", f"VIRTUAL_ENV={ENV_PREFIX}",
+                  *(f"{k}={v}" for k, v in sorted(variables.items()))]
+    all_labels = {**(base.labels if base is not None else {}), **labels, f"{LABEL}.interpreter": interpreter,
+                  f"{LABEL}.base-image": base_name, "org.opencontainers.image.base.name": base_name}
+    if base is not None:
+        all_labels["org.opencontainers.image.base.digest"] = base.digest
     config = {
         "architecture": arch or "amd64", "os": os_name or "linux",
         "config": {"Env": image_env, "Cmd": [f"{ENV_PREFIX}/bin/python"], "Labels": all_labels},
-        "rootfs": {"type": "layers", "diff_ids": [x.diff_id for x in layers]},
-        "history": [{"created_by": f"kiln: {x.title}", "created": _created(mtime)} for x in layers],
+        "rootfs": {"type": "layers", "diff_ids": [*(base.diff_ids if base is not None else []),
+                                                  *(x.diff_id for x in layers)]},
+        "history": [*(base.history if base is not None else []),
+                    *({"created_by": f"kiln: {x.title}", "created": _created(mtime)} for x in layers)],
     }
     config_bytes = canonical(config)
     config_digest = _blob(blobs, config_bytes)
     manifest = {
         "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
         "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": len(config_bytes)},
-        "layers": [{"mediaType": LAYER_TYPE, "digest": x.digest, "size": x.size,
-                    "annotations": {"org.opencontainers.image.title": x.title}} for x in layers],
-        "annotations": {"org.opencontainers.image.base.name": base},
+        "layers": [*(base.layers if base is not None else []),
+                   *({"mediaType": LAYER_TYPE, "digest": x.digest, "size": x.size,
+                      "annotations": {"org.opencontainers.image.title": x.title}} for x in layers)],
+        "annotations": {"org.opencontainers.image.base.name": base_name},
     }
     manifest_bytes = canonical(manifest)
     digest = _blob(blobs, manifest_bytes)
@@ -144,7 +159,10 @@ def write_image(*, env_dir: Path, name: str, tag: str, python_version: str, labe
                                            "io.containerd.image.name": f"{name}:{tag}"}})
     say(f"image {name}:{tag} {digest}")
     return OciImage(layout=layout, name=name, tag=tag, digest=digest, config_digest=config_digest, layers=layers,
-                    labels=all_labels, interpreter=interpreter, base_image=base, env=image_env)
+                    labels=all_labels, interpreter=interpreter, base_image=base_name, env=image_env,
+                    base_layers=[] if base is None else [Layer(digest=x["digest"], diff_id=d, size=int(x["size"]),
+                                                               title="base")
+                                                         for x, d in zip(base.layers, base.diff_ids, strict=True)])
 
 
 def _created(mtime: int) -> str:
@@ -186,9 +204,10 @@ def write_tar(image: OciImage, tar: Path) -> Path:
     plus ``manifest.json``; entries sorted, times fixed, so the tar too is the same for the same image."""
     blobs = image.layout / "blobs" / "sha256"
     manifest_bytes = (blobs / image.digest[7:]).read_bytes()
-    names = [image.digest[7:], image.config_digest[7:], *(x.digest[7:] for x in image.layers)]
+    every = [*image.base_layers, *image.layers]
+    names = [image.digest[7:], image.config_digest[7:], *(x.digest[7:] for x in every)]
     docker = [{"Config": f"blobs/sha256/{image.config_digest[7:]}", "RepoTags": [image.reference],
-               "Layers": [f"blobs/sha256/{x.digest[7:]}" for x in image.layers]}]
+               "Layers": [f"blobs/sha256/{x.digest[7:]}" for x in every]}]
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
              "manifests": [{"mediaType": MANIFEST_TYPE, "digest": image.digest, "size": len(manifest_bytes),
                             "annotations": {"org.opencontainers.image.ref.name": image.tag,
