@@ -21,7 +21,12 @@ from pathlib import Path, PurePosixPath
 from kiln.builds.oci.layer import Entry
 from kiln.errors import KilnError
 
-__all__ = ["Group", "split_environment"]
+__all__ = ["MAX_PACKAGE_LAYERS", "SMALL", "Group", "group_small", "split_environment"]
+
+#: above this many distributions, small ones share layers (engines cap an image's layers: Docker at ~125)
+MAX_PACKAGE_LAYERS = 100
+#: a distribution under this many bytes is "small"
+SMALL = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -126,3 +131,29 @@ def _pyvenv_cfg(path: Path, interpreter: str) -> bytes:
             line = f"home = {PurePosixPath(interpreter).parent}"
         lines.append(line)
     return ("\n".join(lines) + "\n").encode()
+
+
+def _bytes(group: Group) -> int:
+    return sum(len(e.data) if e.data is not None else (e.source.stat().st_size if e.source is not None else 0)
+               for e in group.entries)
+
+
+def group_small(groups: list[Group], *, limit: int = MAX_PACKAGE_LAYERS, small: int = SMALL) -> list[Group]:
+    """``groups`` (the ``environment`` group first) with at most about ``limit`` package layers: when there are
+    more, the small distributions share one layer per first letter of their name, so adding a small
+    package changes one shared layer, and a large one only its own."""
+    head, packages = groups[:1], groups[1:]
+    if len(packages) <= limit:
+        return groups
+    own: list[Group] = []
+    shared: dict[str, list[Group]] = {}
+    for group in packages:
+        if _bytes(group) >= small:
+            own.append(group)
+        else:
+            letter = group.title[:1] if group.title[:1].isalpha() else "0"
+            shared.setdefault(letter, []).append(group)
+    merged = [Group(f"{letter}*: " + ", ".join(g.title for g in sorted(members, key=lambda g: g.title)),
+                    [e for g in members for e in g.entries])
+              for letter, members in shared.items()]
+    return [*head, *sorted([*own, *merged], key=lambda g: g.title)]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.builds.image import ENV_PREFIX
-from kiln.builds.oci.content import split_environment
+from kiln.builds.oci.content import group_small, split_environment
 from kiln.builds.oci.layer import Entry, Layer, add_entry, source_date_epoch, write_layer
 from kiln.errors import KilnError
 
@@ -120,7 +120,7 @@ def write_image(*, env_dir: Path, name: str, tag: str, python_version: str, labe
     if base is not None:
         base.copy_layers(blobs)
     layers: list[Layer] = []
-    for group in split_environment(env_dir, prefix=ENV_PREFIX, interpreter=interpreter):
+    for group in group_small(split_environment(env_dir, prefix=ENV_PREFIX, interpreter=interpreter)):
         layer = write_layer(group.entries, blobs, title=group.title, mtime=mtime)
         say(f"layer {layer.digest[7:19]} {layer.size:>10} bytes  {group.title}")
         layers.append(layer)
