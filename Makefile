@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kiln-installed
 
-.PHONY: demo test lint clean bytecode FORCE
+.PHONY: demo test lint clean bytecode container-tools FORCE
 
 # A PYTHON given on the command line or in the environment is compared with .venv's own interpreter (version and
 # installation: a venv's sys.base_prefix is the interpreter it was made from); without one, .venv is kept.
@@ -41,7 +41,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: lint bytecode
+# the OCI tools the image tests check Kiln's images with (Debian packages; fast when already installed)
+container-tools:
+	@command -v skopeo >/dev/null && command -v umoci >/dev/null && command -v podman >/dev/null && \
+		command -v runc >/dev/null || \
+		(apt-get update -q && apt-get install -y -q --no-install-recommends skopeo umoci podman runc catatonit)
+
+test: lint bytecode container-tools
 	$(BIN)/pytest
 
 clean:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from kiln.settings import Settings
     from kiln.workspace.workspace import Workspace
 
-__all__ = ["build", "build_in_background", "get_image_details", "registered"]
+__all__ = ["build", "build_image_details", "build_in_background", "get_image_details", "registered"]
 
 
 def registered(env: Environment, workspace: Workspace) -> Environment:
@@ -54,5 +54,22 @@ def get_image_details(env: Environment, workspace: Workspace, *, settings: Setti
     target = registered(env, workspace)
     if target.python.user_managed_dependencies:
         return image_details(target, None, None, uv_version())
-    interpreter, lock, _, _ = lock_environment(target, workspace, settings=settings or workspace.settings)
-    return image_details(target, lock, interpreter, uv_version())
+    settings = settings or workspace.settings
+    interpreter, lock, _, _ = lock_environment(target, workspace, settings=settings)
+    details = image_details(target, lock, interpreter, uv_version())
+    from kiln.builds.oci.build import written_image
+
+    written = written_image(settings, details.image, lock.lock_hash)
+    if written is not None:  # what was really built: its digest and layers
+        details.update(written)
+    return details
+
+
+def build_image_details(env: Environment, workspace: Workspace, *, settings: Settings | None = None,
+                        progress: Progress | None = None) -> ImageDetails:
+    """``build_local(useDocker=True)``: build ``env``, write its OCI image into Kiln's cache, return its details."""
+    from kiln.builds.oci.build import build_image
+
+    settings = settings or workspace.settings
+    build_image(env, workspace, settings=settings, progress=progress)
+    return get_image_details(env, workspace, settings=settings)

@@ -37,6 +37,12 @@ class ImageDetails(dict[str, Any]):
         return str(self["image"])
 
     @property
+    def digest(self) -> str | None:
+        """The manifest digest of the image Kiln wrote (``build_local(useDocker=True)``); None before."""
+        value = self.get("digest")
+        return None if value is None else str(value)
+
+    @property
     def interpreter_path(self) -> str:
         return str(self["interpreterPath"])
 

@@ -9,7 +9,7 @@ from typing import Any
 
 __all__ = ["build_progress"]
 
-_STEPS = {"interpreter": 1, "lock": 2, "resolve": 2, "wait": 3, "build": 3, "done": 4}
+_STEPS = {"interpreter": 1, "lock": 2, "resolve": 2, "wait": 3, "build": 3, "done": 4, "image": 4}
 
 
 @contextmanager

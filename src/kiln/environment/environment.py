@@ -48,6 +48,8 @@ class _Builder(Protocol):
 
     def environment_image_details(self, environment: Environment) -> Any: ...
 
+    def build_environment_image(self, environment: Environment) -> Any: ...
+
 
 def _builder(workspace: Any) -> _Builder:
     if not hasattr(workspace, "build_environment"):
@@ -214,15 +216,20 @@ class Environment:
 
     def build_local(self, workspace: Any, platform: str | None = None, *, useDocker: bool = False,
                     pushImageToWorkspaceAcr: bool = False, upgrade: bool = False, **kwargs: Any) -> Any:
-        """Build here and return when done (a ``BuildResult``). ``useDocker=True`` (an image) comes later."""
+        """Build here and return when done (a ``BuildResult``). ``useDocker=True``: also write the environment's
+        OCI image (no daemon needed) and return its details (``get_image_details``, with its ``digest``)."""
         del platform, kwargs
-        if useDocker or pushImageToWorkspaceAcr:
-            raise DefinitionError("build_local(useDocker=True): container image builds are not available yet in "
-                                  "this Kiln; build without Docker (useDocker=False)")
+        if pushImageToWorkspaceAcr:
+            raise DefinitionError("build_local(pushImageToWorkspaceAcr=True): pushing images to a registry is not "
+                                  "available yet in this Kiln; use useDocker=True, then `kiln image build NAME --tar "
+                                  "FILE` and push with podman or skopeo")
+        if useDocker:
+            return _builder(workspace).build_environment_image(self)
         return _builder(workspace).build_environment(self, upgrade=upgrade)
 
     def get_image_details(self, workspace: Any) -> Any:
-        """The image Kiln would build: its Dockerfile (two steps), name ``kiln/kiln_<hash>`` and interpreter path."""
+        """The image Kiln would build: its Dockerfile (two steps), name ``kiln/kiln_<hash>`` and interpreter path;
+        once written (``build_local(useDocker=True)``, ``kiln image build``), also its ``digest`` and layers."""
         return _builder(workspace).environment_image_details(self)
 
     # ---- files --------------------------------------------------------------------------------

@@ -72,6 +72,12 @@ class Workspace(_registry.Workspace):
 
         return build_in_background(environment, self, settings=self.settings, upgrade=upgrade)
 
+    def build_environment_image(self, environment: Environment, *, progress: Progress | None = None) -> ImageDetails:
+        """See ``Environment.build_local(useDocker=True)``: build, write the OCI image, return its details."""
+        from kiln.builds import build_image_details
+
+        return build_image_details(environment, self, settings=self.settings, progress=progress)
+
     def environment_image_details(self, environment: Environment) -> ImageDetails:
         """See ``Environment.get_image_details``."""
         from kiln.builds import get_image_details

@@ -308,15 +308,25 @@ def test_image_details(make_env: MakeEnv, workspace: Workspace) -> None:
     assert len(workspace.environment_versions("img")) == 1  # asking did not register a new version
 
 
-def test_build_local_with_docker_is_not_available_yet(make_env: MakeEnv, workspace: Workspace,
-                                                      look: Any) -> None:
+def test_build_local_with_docker_writes_the_image_and_its_details_show_it(make_env: MakeEnv, workspace: Workspace,
+                                                                          look: Any) -> None:
     env = make_env("dockered", "six==1.16.0")
-    with pytest.raises(DefinitionError, match=r"build_local\(useDocker=True\): container image builds are not "
+    with pytest.raises(DefinitionError, match=r"pushImageToWorkspaceAcr=True\): pushing images to a registry is not "
                                               r"available yet"):
-        env.build_local(workspace, useDocker=True)
+        env.build_local(workspace, useDocker=True, pushImageToWorkspaceAcr=True)
     with pytest.raises(NotFoundError):
         workspace.get_environment("dockered")
     assert look.published() == []
+    assert env.get_image_details(workspace).digest is None  # registers, locks, writes nothing
+    details = env.build_local(workspace, useDocker=True)
+    assert SHA256.fullmatch(details.digest)
+    assert details["imageExistState"] == "Succeeded"
+    assert [layer["title"] for layer in details["layers"]] == ["environment", "six 1.16.0"]
+    assert details["interpreterSource"] == ("the base image's (docker.io/library/python:3.12-slim-bookworm) at "
+                                            "/usr/local/bin/python3.12")
+    assert details["labels"]["io.kiln.lock-hash"] == details["lockHash"]
+    assert Environment.get(workspace, "dockered").get_image_details(workspace) == details
+    assert len(look.published()) == 1
 
 
 # ---- user-managed interpreters -------------------------------------------------------------------

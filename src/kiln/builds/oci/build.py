@@ -1,0 +1,81 @@
+"""An environment's image: build the environment (or take its cached build), then write the image.
+
+Images go into one OCI layout in Kiln's cache (``images-v1/``), whose blobs all images share, so a
+second image writes only its new layers; ``layout``/``tar`` write it elsewhere as well.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kiln.builds.image import image_name
+from kiln.builds.oci.writer import LABEL, OciImage, write_image, write_tar
+from kiln.errors import KilnError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from kiln.builds.result import Progress
+    from kiln.environment.environment import Environment
+    from kiln.settings import Settings
+    from kiln.workspace.workspace import Workspace
+
+__all__ = ["IMAGES_FOLDER", "build_image", "written_image"]
+
+IMAGES_FOLDER = "images-v1"
+
+
+def build_image(env: Environment, workspace: Workspace, *, settings: Settings, layout: Path | None = None,
+                tar: Path | None = None, progress: Progress | None = None, base_layout: Path | None = None,
+                base_tag: str | None = None) -> OciImage:
+    """Build ``env`` (registering it if needed) and write its image; returns the image written.
+
+    ``base_layout`` (an OCI layout folder; ``base_tag`` picks one of its images): the base image whose layers
+    go under the environment's; without it the image holds the environment's layers only.
+    """
+    from kiln.builds import build, registered
+    from kiln.builds.backends.plan import DockerPlan
+
+    target = registered(env, workspace)
+    if target.python.user_managed_dependencies:
+        raise KilnError(f"{target.name}: python.user_managed_dependencies is set: Kiln installs nothing, so it has "
+                        "no environment layers to write (an image from the base image alone comes later)")
+    result = build(target, workspace, settings=settings, progress=progress)
+    if result.backend != "venv" or result.path is None or result.lock is None:
+        raise KilnError(f"{result.environment}: images are written from venv builds; this one was built by the "
+                        f"{result.backend} backend")
+    say: Callable[[str], None] = (lambda line: progress("image", line)) if progress else (lambda line: None)
+    labels = {f"{LABEL}.definition-hash": result.identity, f"{LABEL}.lock-hash": result.lock.lock_hash,
+              f"{LABEL}.environment": result.environment, f"{LABEL}.python": result.python_version}
+    docker = DockerPlan.of(target.docker)
+    base = None
+    if base_layout is not None:
+        from kiln.builds.oci.base import read_base
+
+        base = read_base(base_layout, base_tag)
+    image = write_image(env_dir=result.path / "env", name=image_name(target), tag=result.lock.lock_hash[:16],
+                        python_version=result.python_version, labels=labels,
+                        variables=dict(target.environment_variables),
+                        layout=layout or settings.cache_dir / IMAGES_FOLDER, base_image=docker.base_image,
+                        platform=docker.platform, base=base, log=say)
+    if tar is not None:
+        write_tar(image, tar)
+        say(f"tar {tar}")
+    return image
+
+
+def written_image(settings: Settings, name: str, lock_hash: str) -> dict[str, Any] | None:
+    """The fields ``get_image_details`` adds for an image written for ``lock_hash`` (None: not written)."""
+    from kiln.builds.oci.store import list_images
+
+    reference = f"{name}:{lock_hash[:16]}"
+    found = next((i for i in list_images(settings.cache_dir / IMAGES_FOLDER) if i.reference == reference), None)
+    if found is None:
+        return None
+    data = found.to_dict()
+    return {"imageExistState": "Succeeded", "digest": found.digest, "tag": lock_hash[:16], "reference": reference,
+            "layout": str(settings.cache_dir / IMAGES_FOLDER), "size": found.size, "layers": data["layers"],
+            "baseImage": data["base_image"],
+            "interpreterSource": f"the base image's ({data['base_image']}) at {data['interpreter']}",
+            "labels": data["labels"]}

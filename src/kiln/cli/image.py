@@ -1,0 +1,138 @@
+"""``kiln image``: write an environment's OCI image from its locked build (no daemon), list, show, remove."""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kiln._words import count
+from kiln.cli.cache import human_size
+from kiln.cli.render import parse_ref
+
+if TYPE_CHECKING:
+    from kiln.builds.oci.store import StoredImage
+    from kiln.cli.context import CliState
+    from kiln.cli.parser import Commands
+
+__all__ = ["add_commands"]
+
+
+def add_commands(commands: Commands) -> None:
+    p = commands.add("build", build_cmd,
+                     help="Build the environment (or take its cached build) and write its OCI image: one layer per "
+                          "package, the same digest for the same lock. Kept in Kiln's cache; --layout and --tar "
+                          "write it there too.",
+                     example="kiln image build train:2\nkiln image build train --tar train.tar && podman load -i "
+                             "train.tar")
+    p.add_argument("ref", metavar="NAME[:VERSION]", help="The environment (its latest version without :VERSION).")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--layout", metavar="DIR", help="Also write the image as an OCI layout folder (-o/--output is "
+                       "the output format, as for every command).")
+    where.add_argument("--tar", metavar="FILE", help="Also write a tar that podman load / docker load accept.")
+    p.add_argument("--base-layout", metavar="DIR[:TAG]",
+                   help="A base image in an OCI layout folder (e.g. from skopeo copy): its layers go under the "
+                        "environment's, so the image runs as it is. Default: the environment's layers only.")
+    commands.add("list", list_cmd, help="The images in Kiln's cache.", example="kiln image list")
+    p = commands.add("show", show_cmd, help="An image: name, digest, labels, interpreter, its layers.",
+                     example="kiln image show kiln/kiln_6e69...:8fa76973\nkiln image show train:2")
+    p.add_argument("ref", metavar="IMAGE|NAME[:VERSION]", help="The image's name:tag, or an environment.")
+    p = commands.add("rm", rm_cmd, help="Remove an image from Kiln's cache (layers other images use stay).",
+                     example="kiln image rm kiln/kiln_6e69...:8fa76973")
+    p.add_argument("ref", metavar="IMAGE|NAME[:VERSION]", help="The image's name:tag, or an environment.")
+
+
+def _layout(st: CliState) -> Path:
+    from kiln.builds.oci.build import IMAGES_FOLDER
+
+    return st.settings.cache_dir / IMAGES_FOLDER
+
+
+def build_cmd(st: CliState, args: Namespace) -> None:
+    from kiln.builds.oci.build import build_image
+    from kiln.cli.progress import build_progress
+
+    name, version = parse_ref(args.ref)
+    ws = st.workspace()
+    env = ws.get_environment(name, version)
+    base_layout, base_tag = _base(args.base_layout)
+    with build_progress(f"{env.name}:{env.version}", quiet=st.json_mode) as progress:
+        image = build_image(env, ws, settings=st.settings, progress=progress,
+                            tar=Path(args.tar) if args.tar else None, base_layout=base_layout, base_tag=base_tag)
+        if args.layout:  # the same bytes again, into the user's folder
+            image = build_image(env, ws, settings=st.settings, layout=Path(args.layout), base_layout=base_layout,
+                                base_tag=base_tag)
+    data = image.to_dict()
+    if args.tar:
+        data["tar"] = str(Path(args.tar))
+    text = (f"{image.reference}\n{image.digest}\n{count(len(image.layers), 'layer')}, {human_size(image.size)}; "
+            f"interpreter: the base image's ({image.base_image}) at {image.interpreter}"
+            + (f"\nwritten to {args.tar}" if args.tar else f"\nlayout: {image.layout}"))
+    st.out.emit("image.build", data, text)
+
+
+def _base(value: str | None) -> tuple[Path | None, str | None]:
+    """``DIR`` or ``DIR:TAG`` (a folder whose name has a colon is taken whole when it exists)."""
+    if value is None:
+        return None, None
+    folder, colon, tag = value.rpartition(":")
+    if colon and folder and not Path(value).is_dir():
+        return Path(folder), tag
+    return Path(value), None
+
+
+def _find(st: CliState, ref: str) -> list[StoredImage]:
+    from kiln.builds.image import image_name
+    from kiln.builds.oci.store import list_images
+    from kiln.errors import NotFoundError
+
+    images = list_images(_layout(st))
+    exact = [i for i in images if i.reference == ref or i.digest == ref]
+    if exact:
+        return exact
+    if "/" not in ref:
+        name, version = parse_ref(ref)
+        wanted = image_name(st.workspace().get_environment(name, version))
+        found = [i for i in images if i.name == wanted]
+        if found:
+            return found
+    raise NotFoundError(f"image {ref[:200]}: no such image in Kiln's cache (see kiln image list; kiln image build "
+                        "writes one)")
+
+
+def list_cmd(st: CliState, args: Namespace) -> None:
+    from kiln.builds.oci.store import list_images
+
+    images = list_images(_layout(st))
+    rows = [[i.reference, i.digest[7:19], str(i.labels.get("io.kiln.environment", "")), str(len(i.layers)),
+             human_size(i.size)] for i in images]
+    st.out.table("image.list", [i.to_dict() for i in images], ["image", "digest", "environment", "layers", "size"],
+                 rows)
+
+
+def show_cmd(st: CliState, args: Namespace) -> None:
+    images = _find(st, args.ref)
+    blocks = []
+    for i in images:
+        d = i.to_dict()
+        lines = [f"image        {i.reference}", f"digest       {i.digest}", f"environment  {d['environment']}",
+                 f"definition   {d['definition_hash']}", f"lock         {d['lock_hash']}",
+                 f"interpreter  {d['interpreter']} (the base image's: {d['base_image']})",
+                 f"size         {human_size(i.size)}", "env          " + " ".join(i.env), "layers"]
+        lines += [f"  {x['digest'][7:19]}  {human_size(x['size']):>10}  {x['title']}" for x in i.layers]
+        blocks.append("\n".join(lines))
+    st.out.emit("image.show", [i.to_dict() for i in images] if len(images) > 1 else images[0].to_dict(),
+                "\n\n".join(blocks))
+
+
+def rm_cmd(st: CliState, args: Namespace) -> None:
+    from kiln.builds.oci.store import remove_image
+
+    removed = []
+    freed = 0
+    for image in _find(st, args.ref):
+        _, n = remove_image(_layout(st), image.reference)
+        removed.append(image.reference)
+        freed += n
+    st.out.emit("image.rm", {"removed": removed, "freed": freed},
+                "\n".join(f"removed {r}" for r in removed) + f"\nfreed {human_size(freed)}")
