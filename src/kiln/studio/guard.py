@@ -32,7 +32,8 @@ SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none'; "
                                  b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    # "same-origin", not "no-referrer": with no-referrer a browser sends "Origin: null" on the studio's own forms
+    (b"referrer-policy", b"same-origin"),
 ]
 CSRF_COOKIE = "kiln_csrf"
 
