@@ -162,11 +162,11 @@ class Studio:
     async def runs(self, request: Request) -> Response:
         q = request.query_params
         view = data.runs(self.ws, experiment=q.get("experiment", ""), status=q.get("status", ""),
-                         page=_int(q.get("page")))
+                         environment=q.get("environment", ""), since=q.get("since", ""), page=_int(q.get("page")))
         if _wants_json(request):
             return envelope("run.list", view)
         return self.page(request, "runs.html", view=view, experiment=q.get("experiment", ""),
-                         wanted=q.get("status", ""))
+                         wanted=q.get("status", ""), environment=q.get("environment", ""), since=q.get("since", ""))
 
     async def run(self, request: Request) -> Response:
         compare = [c.strip() for c in request.query_params.get("compare", "").split(",") if c.strip()]

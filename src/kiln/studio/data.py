@@ -64,9 +64,15 @@ def environments(ws: Workspace, *, query: str = "", kind: str = "", page: int = 
         rows = [r for r in rows if r["curated"]]
     elif kind == "mine":
         rows = [r for r in rows if not r["curated"]]
-    elif kind == "built":
-        labels = {b["label"] for bs in _builds_by_lock(ws.settings).values() for b in bs}
-        rows = [r for r in rows if any(str(lbl).startswith(f"{r['name']}:") for lbl in labels)]
+    last_built: dict[str, float] = {}  # environment name -> when a build of any of its versions was last used
+    for builds in _builds_by_lock(ws.settings).values():
+        for b in builds:
+            name = str(b["label"]).rsplit(":", 1)[0]
+            last_built[name] = max(last_built.get(name, 0.0), b["last_used"])
+    for r in rows:
+        r["last_build"] = last_built.get(r["name"])
+    if kind == "built":  # the recently built first
+        rows = sorted((r for r in rows if r["last_build"] is not None), key=lambda r: -r["last_build"])
     start = (max(page, 1) - 1) * PAGE
     return {"total": len(rows), "page": max(page, 1), "page_size": PAGE, "items": rows[start:start + PAGE]}
 
@@ -103,7 +109,9 @@ def environment_view(ws: Workspace, name: str, version: str | None) -> dict[str,
     }
 
 
-def runs(ws: Workspace, *, experiment: str = "", status: str = "", page: int = 1) -> dict[str, Any]:
+def runs(ws: Workspace, *, experiment: str = "", status: str = "", environment: str = "", since: str = "",
+         page: int = 1) -> dict[str, Any]:
+    """The runs, newest first; ``environment`` is a name or ``name:version``; ``since`` a date (YYYY-MM-DD)."""
     from kiln.runs.experiment import Experiment
     from kiln.runs.run import Run
 
@@ -113,10 +121,21 @@ def runs(ws: Workspace, *, experiment: str = "", status: str = "", page: int = 1
     details = [r.get_details() for e in chosen for r in Run.list(e)]
     if status:
         details = [d for d in details if d["status"] == status]
+    if environment:
+        details = [d for d in details if _env_matches(d, environment)]
+    if since:
+        details = [d for d in details if (d["createdTimeUtc"] or "")[:10] >= since[:10]]
     details.sort(key=lambda d: d["createdTimeUtc"] or "", reverse=True)
     start = (max(page, 1) - 1) * PAGE
     return {"total": len(details), "page": max(page, 1), "page_size": PAGE, "experiments": names,
             "items": [_run_row(d) for d in details[start:start + PAGE]]}
+
+
+def _env_matches(details: dict[str, Any], wanted: str) -> bool:
+    env = details["runDefinition"]["environment"]
+    if env is None:
+        return False
+    return wanted in (env["name"], f"{env['name']}:{env['version']}")
 
 
 def _run_row(d: dict[str, Any]) -> dict[str, Any]:

@@ -55,6 +55,9 @@ def filled(kiln_home: Path) -> Iterator[tuple[Workspace, str]]:
         env.python.conda_dependencies = CondaDependencies.create(python_version="3.11", pip_packages=packages)
         env.environment_variables = {"NOTE": EVIL}
         env.register(ws)
+    plain = Environment("plain")  # no packages: built in a blink, so the cache has a build to show
+    plain.python.conda_dependencies = CondaDependencies.create(python_version="3.12")
+    ws.build_environment(plain)
     hostile = Environment("hostile")
     hostile.description = EVIL
     hostile.python.user_managed_dependencies = True

@@ -45,6 +45,9 @@ def test_every_page_renders_escaped(filled: tuple[Workspace, str]) -> None:
         "/environments/hostile": ["&lt;script&gt;"],
         "/runs": [run_id, "exp-one", "exp-two", "Completed"],
         "/runs?experiment=exp-one": [run_id],
+        "/runs?environment=hostile:1": [run_id],
+        "/environments?kind=built": ["plain"],
+        "/environments/plain": ["venv", "3.12"],
         f"/runs/{run_id}": ["<svg", "loss", "scores", "acc", "outputs/page.html", "hostile:1", "&lt;script&gt;"],
         "/models": ["forest", run_id],
         "/services": ["Services"],
@@ -60,6 +63,9 @@ def test_every_page_renders_escaped(filled: tuple[Workspace, str]) -> None:
     assert "pandas" not in c.get("/environments/train?version=1").text.split("<h2>Lock")[0]
     assert "hostile" not in c.get("/environments?q=trai").text
     assert "exp-two" not in c.get("/runs?experiment=exp-one").text.split("<table>")[1]
+    assert "exp-two" not in c.get("/runs?environment=hostile").text.split("<table>")[1]
+    assert "0 run(s)" in c.get("/runs?since=2999-01-01").text
+    assert "train" not in c.get("/environments?kind=built").text.split("<table>")[1]  # never built
     assert "****" in c.get(f"/runs/{run_id}").text  # the credential in the log line, masked
 
 
