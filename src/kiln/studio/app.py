@@ -237,13 +237,24 @@ class Studio:
 
         return LocalWebservice(self.ws, name)
 
-    async def service(self, request: Request, answer: dict[str, Any] | None = None) -> Response:
+    async def service(self, request: Request, answer: dict[str, Any] | None = None,
+                      keys: tuple[str, str] | None = None) -> Response:
         service = self._service(request.path_params["name"])
         view = service.serialize()
         if _wants_json(request):
             return envelope("service.show", view)
         logs = await run_in_threadpool(service.get_logs, 200)
-        return self.page(request, "service.html", service=view, logs=logs, answer=answer)
+        return self.page(request, "service.html", service=view, logs=logs, answer=answer, keys=keys)
+
+    async def keys(self, request: Request) -> Response:
+        """A service's keys, shown on request only: a POST (CSRF-checked, refused when read-only)."""
+        form = await self.form(request)
+        if isinstance(form, Response):
+            return form
+        service = self._service(request.path_params["name"])
+        if not service.serialize()["authEnabled"]:
+            raise KilnError(f"service {service.name!r} has no keys: auth is off")
+        return await self.service(request, keys=service.get_keys())
 
     async def score(self, request: Request) -> Response:
         form = await self.form(request)
@@ -397,6 +408,7 @@ def create_app(ws: Workspace, *, hosts: tuple[str, ...] | None = ("127.0.0.1", "
         *both("/services", s.services),
         *both("/services/{name}", s.service),
         Route("/services/{name}/score", s.score, methods=["POST"]),
+        Route("/services/{name}/keys", s.keys, methods=["POST"]),
         Route("/services/{name}/{action}", s.service_action, methods=["POST"]),
         *both("/cache", s.cache),
         Route("/cache/prune", s.prune, methods=["POST"]),

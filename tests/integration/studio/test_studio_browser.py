@@ -80,6 +80,7 @@ def test_every_page_in_chromium(server: tuple[str, Workspace, str], tmp_path: Pa
         assert "/builds/" in page.url
         page.wait_for_selector("[data-live-build]:text-matches('Succeeded|Failed')", timeout=60_000)
         assert page.inner_text("[data-live-build]") == "Succeeded"
+        page.wait_for_selector("[data-live-build-log]:text('[done]')", timeout=30_000)  # the log, as it grew
         page.screenshot(path=str(shots / "20-build.png"), full_page=True)
 
         # live: a running run's status changes on the open page, without a reload; then cancel one

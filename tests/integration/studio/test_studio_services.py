@@ -46,7 +46,7 @@ def service(kiln_home: Path) -> Iterator[tuple[Workspace, LocalWebservice]]:
     model = Model.register(ws, model_path="m.txt", model_name="weights")
     svc = Model.deploy(ws, "echo", [model], InferenceConfig(entry_script="score.py", source_directory=source,
                                                             environment=env),
-                       LocalWebservice.deploy_configuration())
+                       LocalWebservice.deploy_configuration(auth_enabled=True))
     svc.wait_for_deployment(timeout_sec=300)
     yield ws, svc
     for left in LocalWebservice.list(ws):
@@ -69,6 +69,14 @@ def test_service_pages_and_actions(service: tuple[Workspace, LocalWebservice]) -
     assert re.search(r"answer in [0-9.]+ ms", answered.text)
     assert "&#34;echo&#34;: {&#34;data&#34;: [1, 2]}" in answered.text and "<script>alert" not in answered.text
     assert c.post("/services/echo/score", data={"body": "{}"}).status_code == 403  # no CSRF field
+    primary, _ = svc.get_keys()
+    assert primary not in page and "Reveal keys" in page
+    revealed = c.post("/services/echo/keys", data={"csrf": csrf})
+    assert f'<code id="primary-key">{primary}</code>' in revealed.text
+    assert c.post("/services/echo/keys", data={}).status_code == 403
+    ro = TestClient(create_app(ws, read_only=True), base_url="http://127.0.0.1:8790")
+    ro.get("/services/echo")
+    assert ro.post("/services/echo/keys", data={"csrf": ro.cookies.get("kiln_csrf")}).status_code == 403
     before = svc.serialize()["generation"]
     assert "Yes, go ahead" in c.post("/services/echo/reload", data={"csrf": csrf}).text
     c.post("/services/echo/reload", data={"csrf": csrf, "confirm": "yes"})

@@ -40,5 +40,15 @@
       }).catch(function () {});
     });
   }
-  window.setInterval(function () { poll(); logs(); }, 2000);
+  function buildLogs() {
+    document.querySelectorAll("[data-live-build-log]").forEach(function (el) {
+      if (el.dataset.done) { return; }
+      fetch("/api/builds/" + encodeURIComponent(el.getAttribute("data-live-build-log")),
+            { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (env) {
+        if (env.data.log !== el.textContent) { el.textContent = env.data.log; }
+        if (env.data.status !== "Running") { el.dataset.done = "1"; }
+      }).catch(function () {});
+    });
+  }
+  window.setInterval(function () { poll(); logs(); buildLogs(); }, 2000);
 }());
