@@ -8,6 +8,7 @@ import json
 import tempfile
 import time
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -36,6 +37,7 @@ __all__ = ["create_app"]
 
 HERE = Path(__file__).parent
 MAX_FORM = 1 << 20
+RUN_VIEWS = 16
 DOWNLOADS = ("azureml-v1", "azureml-v2", "conda", "requirements")
 #: run files shown in the page; anything else is sent as a download, never as a page of the studio's origin
 INLINE_IMAGES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
@@ -57,6 +59,8 @@ class Studio:
     def __init__(self, ws: Workspace, *, read_only: bool) -> None:
         self.ws, self.read_only = ws, read_only
         self.builds: dict[str, tuple[str, BuildHandle]] = {}
+        #: finished runs' pages already read (see ``data.run_key``), the most recent few
+        self.run_views: OrderedDict[tuple[object, ...], dict[str, Any]] = OrderedDict()
         self.jinja = Jinja(loader=FileSystemLoader(HERE / "templates"), autoescape=True, finalize=_finalize)
         self.jinja.filters["when"] = data.when
         self.jinja.filters["json"] = lambda v: json.dumps(v, indent=2, default=str, ensure_ascii=False)
@@ -170,7 +174,7 @@ class Studio:
 
     async def run(self, request: Request) -> Response:
         compare = [c.strip() for c in request.query_params.get("compare", "").split(",") if c.strip()]
-        view = data.run_view(self.ws, request.path_params["id"], compare)
+        view = self._run_view(request.path_params["id"], compare)
         if _wants_json(request):
             return envelope("run.show", {k: v for k, v in view.items() if k != "details"})
         charts = []
@@ -179,6 +183,19 @@ class Studio:
             lines.update({other: m[name] for other, m in view["compare"].items() if name in m})
             charts.append((name, line_chart(name, lines)))
         return self.page(request, "run.html", run=view, charts=charts, compare=",".join(compare))
+
+    def _run_view(self, run_id: str, compare: list[str]) -> dict[str, Any]:
+        keys = [data.run_key(self.ws, r) for r in [run_id, *compare]]
+        key = None if any(k is None for k in keys) else tuple(keys)
+        if key is not None and key in self.run_views:
+            self.run_views.move_to_end(key)
+            return self.run_views[key]
+        view = data.run_view(self.ws, run_id, compare)
+        if key is not None:
+            self.run_views[key] = view
+            while len(self.run_views) > RUN_VIEWS:
+                self.run_views.popitem(last=False)
+        return view
 
     async def run_file(self, request: Request) -> Response:
         from kiln.runs.run import Run

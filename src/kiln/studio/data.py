@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from kiln.environment.environment import Environment
     from kiln.sdk.workspace import Workspace
     from kiln.settings import Settings
+    from kiln.workspace.store.interface import RunRecord
 
 __all__ = ["cache_view", "env_summary", "environment_view", "environments", "models", "run_view", "runs",
            "services", "when"]
@@ -58,23 +59,24 @@ def _builds_by_lock(settings: Settings) -> dict[str, list[dict[str, Any]]]:
 
 def environments(ws: Workspace, *, query: str = "", kind: str = "", page: int = 1) -> dict[str, Any]:
     """The environments (latest version each), filtered: ``kind`` is ``curated``, ``mine`` or ``built``."""
-    envs = sorted(ws.list_environments().values(), key=lambda e: e.name)
-    rows = [env_summary(e) for e in envs if query.lower() in e.name.lower()]
+    from kiln.environment.names import is_curated_name
+
+    envs = sorted((e for e in ws.list_environments().values() if query.lower() in e.name.lower()),
+                  key=lambda e: e.name)
     if kind == "curated":
-        rows = [r for r in rows if r["curated"]]
+        envs = [e for e in envs if is_curated_name(e.name)]
     elif kind == "mine":
-        rows = [r for r in rows if not r["curated"]]
+        envs = [e for e in envs if not is_curated_name(e.name)]
     last_built: dict[str, float] = {}  # environment name -> when a build of any of its versions was last used
     for builds in _builds_by_lock(ws.settings).values():
         for b in builds:
             name = str(b["label"]).rsplit(":", 1)[0]
             last_built[name] = max(last_built.get(name, 0.0), b["last_used"])
-    for r in rows:
-        r["last_build"] = last_built.get(r["name"])
     if kind == "built":  # the recently built first
-        rows = sorted((r for r in rows if r["last_build"] is not None), key=lambda r: -r["last_build"])
+        envs = sorted((e for e in envs if e.name in last_built), key=lambda e: -last_built[e.name])
     start = (max(page, 1) - 1) * PAGE
-    return {"total": len(rows), "page": max(page, 1), "page_size": PAGE, "items": rows[start:start + PAGE]}
+    rows = [{**env_summary(e), "last_build": last_built.get(e.name)} for e in envs[start:start + PAGE]]
+    return {"total": len(envs), "page": max(page, 1), "page_size": PAGE, "items": rows}
 
 
 def _sections(definition: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -113,29 +115,39 @@ def runs(ws: Workspace, *, experiment: str = "", status: str = "", environment: 
          page: int = 1) -> dict[str, Any]:
     """The runs, newest first; ``environment`` is a name or ``name:version``; ``since`` a date (YYYY-MM-DD)."""
     from kiln.runs.experiment import Experiment
-    from kiln.runs.run import Run
 
-    experiments = Experiment.list(ws, view_type="All")
-    names = sorted(e.name for e in experiments)
-    chosen = [e for e in experiments if not experiment or e.name == experiment]
-    details = [r.get_details() for e in chosen for r in Run.list(e)]
+    # filtered and sorted on the store's records; the run's details (files read) only for the page shown
+    names = sorted(e.name for e in Experiment.list(ws, view_type="All"))
+    records = ws.store.list_runs(experiment=experiment or None)
     if status:
-        details = [d for d in details if d["status"] == status]
+        records = [r for r in records if r.status == status]
     if environment:
-        details = [d for d in details if _env_matches(d, environment)]
+        records = [r for r in records if r.environment is not None
+                   and environment in (r.environment, f"{r.environment}:{r.environment_version}")]
     if since:
-        details = [d for d in details if (d["createdTimeUtc"] or "")[:10] >= since[:10]]
-    details.sort(key=lambda d: d["createdTimeUtc"] or "", reverse=True)
+        records = [r for r in records if dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d") >= since[:10]]
+    records.sort(key=lambda r: r.created_at, reverse=True)
     start = (max(page, 1) - 1) * PAGE
-    return {"total": len(details), "page": max(page, 1), "page_size": PAGE, "experiments": names,
-            "items": [_run_row(d) for d in details[start:start + PAGE]]}
+    return {"total": len(records), "page": max(page, 1), "page_size": PAGE, "experiments": names,
+            "items": [_record_row(ws, r) for r in records[start:start + PAGE]]}
 
 
-def _env_matches(details: dict[str, Any], wanted: str) -> bool:
-    env = details["runDefinition"]["environment"]
-    if env is None:
-        return False
-    return wanted in (env["name"], f"{env['name']}:{env['version']}")
+def _record_row(ws: Workspace, record: RunRecord) -> dict[str, Any]:
+    """A run's row from its store record alone: a list page never parses runs' metrics files (a run of 100,000
+    points takes a second). A run not finished is asked its status (its supervisor may have died)."""
+    import json
+
+    from kiln.runs.run import Run
+    from kiln.workspace.store.interface import FINAL_STATUSES
+
+    definition = json.loads(record.definition)
+    program = " ".join(definition["command"]) if definition.get("command") else (
+        definition.get("script") or "(interactive)")
+    status = record.status if record.status in FINAL_STATUSES else Run.get(ws, record.id).status
+    return {"id": record.id, "experiment": record.experiment, "status": status, "program": program,
+            "environment": None if record.environment is None else {"name": record.environment,
+                                                                    "version": str(record.environment_version)},
+            "created": record.created_at, "started": record.started_at, "ended": record.ended_at}
 
 
 def _run_row(d: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +158,30 @@ def _run_row(d: dict[str, Any]) -> dict[str, Any]:
     return {"id": d["runId"], "experiment": d["experiment"], "status": d["status"], "program": program,
             "environment": None if env is None else {"name": env["name"], "version": env["version"]},
             "created": d["createdTimeUtc"], "started": d["startTimeUtc"], "ended": d["endTimeUtc"]}
+
+
+def run_key(ws: Workspace, run_id: str) -> tuple[object, ...] | None:
+    """What a finished run's page depends on (its status, metrics file and log, by size and time), to reuse a
+    page already read: its metrics file is parsed once per field it holds (tags, properties, metrics...),
+    ~1.5 s for 100,000 points. ``None`` while the run is not finished (then it is read every time)."""
+    import dataclasses
+    import json
+
+    from kiln.runs.layout import RunLayout
+    from kiln.workspace.store.interface import FINAL_STATUSES
+
+    record = ws.store.get_run(run_id)
+    if record is None or record.status not in FINAL_STATUSES:
+        return None
+    layout = RunLayout(ws.path, run_id, json.loads(record.definition).get("folder"))
+    stamps: list[object] = [str(ws.path), *dataclasses.astuple(record)]  # its tags, status, ... in the store
+    for path in (layout.metrics, layout.output_log, layout.files):
+        try:
+            st = path.stat()
+            stamps += [st.st_size, st.st_mtime_ns]
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
 
 
 def run_view(ws: Workspace, run_id: str, compare: list[str]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 from studio_support import BASE, filled
 
-from kiln import Experiment, Workspace
+from kiln import Experiment, Run, Workspace
 from kiln.studio.app import create_app
 
 __all__ = ["filled"]  # the fixture, used by name
@@ -82,6 +82,8 @@ def test_a_run_overlays_another_and_shows_its_image(filled: tuple[Workspace, str
     assert src is not None
     img = c.get(src.group(1))
     assert img.headers["content-type"] == "image/png" and img.content.startswith(b"\x89PNG")
+    Run.get(ws, other).tag("late-tag", "added-after-the-end")  # a finished run's page, read again once it changed
+    assert "added-after-the-end" in c.get(f"/runs/{other}").text
     html_file = c.get(f"/runs/{run_id}/files/outputs/page.html")  # a run's HTML is a download, never a page
     assert html_file.headers["content-type"] == "application/octet-stream"
     assert "attachment" in html_file.headers["content-disposition"]
