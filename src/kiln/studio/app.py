@@ -354,6 +354,11 @@ class Studio:
             out["builds"][build_id] = entry[1].status if entry else "Unknown"
         return envelope("studio.status", out)
 
+    async def service_logs(self, request: Request) -> Response:
+        service = self._service(request.path_params["name"])
+        text = await run_in_threadpool(service.get_logs, 200)
+        return envelope("service.logs", {"name": service.name, "state": service.state, "text": text})
+
     async def run_log(self, request: Request) -> Response:
         from kiln.runs.run import Run
 
@@ -420,6 +425,7 @@ def create_app(ws: Workspace, *, hosts: tuple[str, ...] | None = ("127.0.0.1", "
         Route("/runs/{id}/files/{path:path}", s.run_file),
         Route("/runs/{id}/cancel", s.cancel, methods=["POST"]),
         Route("/api/runs/{id}/log", s.run_log),
+        Route("/api/services/{name}/logs", s.service_logs),
         *both("/models", s.models),
         Route("/models/{name}/{version}/download", s.model_download),
         *both("/services", s.services),

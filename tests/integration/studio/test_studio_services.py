@@ -77,6 +77,8 @@ def test_service_pages_and_actions(service: tuple[Workspace, LocalWebservice]) -
     ro = TestClient(create_app(ws, read_only=True), base_url="http://127.0.0.1:8790")
     ro.get("/services/echo")
     assert ro.post("/services/echo/keys", data={"csrf": ro.cookies.get("kiln_csrf")}).status_code == 403
+    logs = c.get("/api/services/echo/logs").json()
+    assert logs["kind"] == "service.logs" and "init done" in logs["data"]["text"]
     before = svc.serialize()["generation"]
     assert "Yes, go ahead" in c.post("/services/echo/reload", data={"csrf": csrf}).text
     c.post("/services/echo/reload", data={"csrf": csrf, "confirm": "yes"})

@@ -50,5 +50,15 @@
       }).catch(function () {});
     });
   }
-  window.setInterval(function () { poll(); logs(); buildLogs(); }, 2000);
+  function serviceLogs() {
+    document.querySelectorAll("[data-live-service-log]").forEach(function (el) {
+      fetch("/api/services/" + encodeURIComponent(el.getAttribute("data-live-service-log")) + "/logs",
+            { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (env) {
+        if (env.data && env.data.text !== undefined && env.data.text !== el.textContent) {
+          el.textContent = env.data.text;
+        }
+      }).catch(function () {});
+    });
+  }
+  window.setInterval(function () { poll(); logs(); buildLogs(); serviceLogs(); }, 2000);
 }());
