@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kiln-installed
 
-.PHONY: demo test lint clean bytecode container-tools FORCE
+.PHONY: demo test lint clean bytecode container-tools browser FORCE
 
 # A PYTHON given on the command line or in the environment is compared with .venv's own interpreter (version and
 # installation: a venv's sys.base_prefix is the interpreter it was made from); without one, .venv is kept.
@@ -47,7 +47,12 @@ container-tools:
 		command -v runc >/dev/null || \
 		(apt-get update -q && apt-get install -y -q --no-install-recommends skopeo umoci podman runc catatonit)
 
-test: lint bytecode container-tools
+# Debian's Chromium, for the studio's browser tests (Playwright's own browser download is not reachable);
+# nothing to do when it is there
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
+
+test: lint bytecode container-tools browser
 	$(BIN)/pytest
 
 clean:

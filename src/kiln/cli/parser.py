@@ -176,8 +176,14 @@ NOUNS: dict[str, tuple[str, str, str]] = {
               "kiln image build train --tar train.tar\nkiln image list"),
     "cache": ("kiln.cli.cache", "Inspect and prune the build cache.",
               "kiln cache du\nkiln cache prune --max-size 5G --dry-run"),
+    "studio": ("kiln.cli.studio", "Serve the studio: a web UI over the workspace (127.0.0.1:8790).",
+               "kiln studio\nkiln studio --port 9000 --read-only\n"
+               "kiln studio --host 0.0.0.0 --token '${STUDIO_TOKEN}'"),
 }
 _VALUED = ("-w", "--workspace", "-o", "--output")
+#: nouns with no commands of their own (``kiln studio [OPTIONS]``): their module's ``add_options(parser)``
+#: adds the options and returns the handler
+_COMMAND_NOUNS = ("studio",)
 
 
 def noun_of(argv: Sequence[str]) -> str | None:
@@ -212,7 +218,9 @@ def build_parser(noun: str | None = None, *, every: bool = False) -> KilnParser:
         parser = nouns.add_parser(name, help=summary, description=summary, epilog=_example(example),
                                   parents=[common])
         parser.set_defaults(handler=None, parser=parser)
-        if every or name == noun:
+        if (every or name == noun) and name in _COMMAND_NOUNS:  # a noun that is itself the command
+            parser.set_defaults(handler=importlib.import_module(module).add_options(parser))
+        elif every or name == noun:
             commands = Commands(parser.add_subparsers(metavar="COMMAND", title="commands", prog=parser.prog), common)
             importlib.import_module(module).add_commands(commands)
     return root

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RunHistory", "RunHistoryError", "studio_url"]
 
-#: the port Kiln's studio will serve on (``kiln studio``): ``get_portal_url`` points there
+#: the port Kiln's studio serves on (``kiln studio``): ``get_portal_url`` points there
 STUDIO_PORT = 8790
 
 
@@ -102,7 +102,7 @@ class RunHistory:
         return self.id
 
     def get_portal_url(self) -> str:
-        """The run's page in Kiln's studio, ``http://127.0.0.1:8790/runs/<id>`` (served once the studio lands)."""
+        """The run's page in Kiln's studio, ``http://127.0.0.1:8790/runs/<id>`` (``kiln studio`` serves it)."""
         return studio_url(self.id)
 
     # ---- files -------------------------------------------------------------------------------
