@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kiln-installed
 
-.PHONY: demo test lint clean bytecode FORCE
+.PHONY: demo test lint clean bytecode postgresql FORCE
 
 # A PYTHON given on the command line or in the environment is compared with .venv's own interpreter (version and
 # installation: a venv's sys.base_prefix is the interpreter it was made from); without one, .venv is kept.
@@ -41,7 +41,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: lint bytecode
+# the tests start their own throwaway PostgreSQL server (Debian's package; nothing is configured system-wide)
+postgresql:
+	@test -x /usr/lib/postgresql/15/bin/initdb || (apt-get update -q && apt-get install -y -q postgresql)
+
+test: lint bytecode postgresql
 	$(BIN)/pytest
 
 clean:
