@@ -14,10 +14,18 @@ __all__ = ["add_commands"]
 
 
 def add_commands(commands: Commands) -> None:
-    p = commands.add("create", create, help="Create a workspace (SQLite registry in its folder).",
-                     example="kiln workspace create proj --directory ./ws")
+    p = commands.add("create", create, help="Create a workspace (SQLite registry in its folder, or a team's "
+                     "PostgreSQL database).",
+                     example="kiln workspace create proj --directory ./ws\n"
+                             "PGPASSWORD=... kiln workspace create team --store postgresql://kiln@db:5432/kiln "
+                             "--blobs /mnt/team/blobs")
     p.add_argument("name", metavar="NAME", help="Workspace name.")
     p.add_argument("-d", "--directory", metavar="PATH", type=Path, help="Workspace folder (default: ./NAME).")
+    p.add_argument("--store", metavar="URL",
+                   help="The registry database: postgresql://USER@HOST:PORT/DB (password from PGPASSWORD, ~/.pgpass "
+                        "or a ${VAR} reference, never written in the URL); default: SQLite in the folder.")
+    p.add_argument("--blobs", metavar="PATH", type=Path,
+                   help="Folder of snapshots and model files, e.g. one shared by a team (default: FOLDER/blobs).")
     p.add_argument("--config", dest="config", action="store_true", default=True,
                    help="Write .kiln/config.json here, so that commands run below this folder use it (default).")
     p.add_argument("--no-config", dest="config", action="store_false", help="Don't write .kiln/config.json.")
@@ -28,9 +36,10 @@ def add_commands(commands: Commands) -> None:
 def create(st: CliState, args: Namespace) -> None:
     from kiln.sdk.workspace import Workspace
 
-    ws = Workspace.create(args.name, path=args.directory, exist_ok=True)
+    ws = Workspace.create(args.name, path=args.directory, exist_ok=True, store=args.store, blobs=args.blobs)
     written = ws.write_config() if args.config else None
-    data = {"name": ws.name, "path": str(ws.path), "config": str(written) if written else None}
+    data = {"name": ws.name, "path": str(ws.path), "store": ws.store.name, "blobs": str(ws.blobs.root),
+            "config": str(written) if written else None}
     st.out.emit("workspace.create", data,
                 f"Workspace {ws.name!r} at {ws.path}" + (f"\nConfig written to {written}" if written else ""))
 
