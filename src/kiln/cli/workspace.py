@@ -29,6 +29,12 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("--config", dest="config", action="store_true", default=True,
                    help="Write .kiln/config.json here, so that commands run below this folder use it (default).")
     p.add_argument("--no-config", dest="config", action="store_false", help="Don't write .kiln/config.json.")
+    p = commands.add("migrate", migrate, help="Move the workspace's records from its SQLite file into a new, empty "
+                     "PostgreSQL database and use that from now on (the SQLite file stays as a backup).",
+                     example="kiln workspace migrate --to postgresql://kiln@db.example:5432/kiln")
+    p.add_argument("--to", metavar="URL", required=True,
+                   help="The new database: postgresql://USER@HOST:PORT/DB (password from PGPASSWORD, ~/.pgpass or a "
+                        "${VAR} reference).")
     commands.add("show", show, help="Show the workspace commands use here (its name, folder and store).",
                  example="kiln workspace show\nkiln -o json workspace show")
 
@@ -42,6 +48,15 @@ def create(st: CliState, args: Namespace) -> None:
             "config": str(written) if written else None}
     st.out.emit("workspace.create", data,
                 f"Workspace {ws.name!r} at {ws.path}" + (f"\nConfig written to {written}" if written else ""))
+
+
+def migrate(st: CliState, args: Namespace) -> None:
+    ws = st.workspace()
+    counts = ws.migrate_store(args.to)
+    lines = "\n".join(f"  {table:<18}{n}" for table, n in counts.items())
+    st.out.emit("workspace.migrate", {"name": ws.name, "path": str(ws.path), "store": ws.store.name, "copied": counts},
+                f"Workspace {ws.name!r} now uses {ws.store.name} (its SQLite file is kept as a backup); "
+                f"copied:\n{lines}")
 
 
 def show(st: CliState, args: Namespace) -> None:

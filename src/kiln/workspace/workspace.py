@@ -313,6 +313,34 @@ class Workspace:
             self._store = open_store(url)
         return self._store
 
+    def migrate_store(self, to: str) -> dict[str, int]:
+        """Copy this workspace's records (environments with their history, locks, runs, models, services)
+        from its SQLite store into the new, empty database ``to`` (a PostgreSQL URL), check the counts, and
+        point the workspace at it; the SQLite file stays beside it as a backup. Returns the rows per table."""
+        from kiln.workspace.store import SqliteStore, open_store
+        from kiln.workspace.store.copy import copy_records
+        from kiln.workspace.store.sql import SqlStore
+
+        source = self.store
+        if not isinstance(source, SqliteStore):
+            raise WorkspaceError(f"{self.path / WORKSPACE_FILE}: the workspace's store is {source.name}, not SQLite: "
+                                 "only a SQLite store is moved (copy a database with its own tools)")
+        if "://" not in to or to.startswith("sqlite:"):
+            raise WorkspaceError(f"{to}: --to names the new database by URL (postgresql://USER@HOST:PORT/DB)")
+        target = open_store(to)
+        try:
+            assert isinstance(target, SqlStore), "every store of a URL is a SQL store"
+            counts = copy_records(source, target)
+        finally:
+            target.close()
+        meta_path = self.path / WORKSPACE_FILE
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["store"] = to
+        write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
+        self.close()
+        self._store_url = to
+        return counts
+
     @property
     def blobs(self) -> BlobStore:
         """Content-addressed files: snapshots, model files."""
