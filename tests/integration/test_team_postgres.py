@@ -162,3 +162,29 @@ def test_cli_names_an_unreachable_server_and_never_a_password(tmp_path: Path, ru
                               f"postgresql://kiln:pw-do-not-show@127.0.0.1:{port}/kiln")
     assert code != 0
     assert "PGPASSWORD" in err and "pw-do-not-show" not in err + out and "Traceback" not in err
+
+
+def test_a_role_without_write_privileges_gets_a_clear_error(postgres_url: str) -> None:
+    import psycopg
+
+    from kiln.errors import WorkspaceError
+
+    owner = PostgresStore(postgres_url)
+    owner.register_environment(name="train", definition="{}", hash="sha256:0")
+    owner.close()
+    reader_url = postgres_url.replace("postgresql://kiln@", "postgresql://kiln_reader@")
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS kiln_reader")  # roles are cluster-wide: another test's may be there
+        conn.execute("CREATE ROLE kiln_reader LOGIN")
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO kiln_reader")
+    reader = PostgresStore(reader_url)
+    try:
+        assert reader.get_environment(name="train") is not None  # reading needs SELECT only
+        with pytest.raises(WorkspaceError, match="lacks a privilege Kiln needs") as info:
+            reader.register_environment(name="train", definition='{"a": 1}', hash="sha256:1")
+        assert "Teams section" in str(info.value) and reader_url in str(info.value)
+    finally:
+        reader.close()
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM kiln_reader")
+            conn.execute("DROP ROLE kiln_reader")
