@@ -121,3 +121,11 @@ def test_messages_never_show_a_password() -> None:
         open_store("mysql://kiln:s3cret@db.example/kiln")
     assert "s3cret" not in str(info.value)
     assert "unknown store URL scheme 'mysql' (expected sqlite:// or postgresql://)" in str(info.value)
+
+
+def test_a_missing_postgresql_driver_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(WorkspaceError, match=r"pip install 'kiln\[postgres\]'"):
+        open_store("postgresql://kiln@localhost/kiln")
