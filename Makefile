@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kiln-installed
 
-.PHONY: demo test lint clean bytecode container-tools browser FORCE
+.PHONY: demo test lint clean bytecode container-tools browser postgresql FORCE
 
 # A PYTHON given on the command line or in the environment is compared with .venv's own interpreter (version and
 # installation: a venv's sys.base_prefix is the interpreter it was made from); without one, .venv is kept.
@@ -52,7 +52,12 @@ container-tools:
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
 
-test: lint bytecode container-tools browser
+
+# the tests start their own throwaway PostgreSQL server (Debian's package; nothing is configured system-wide)
+postgresql:
+	@test -x /usr/lib/postgresql/15/bin/initdb || (apt-get update -q && apt-get install -y -q postgresql)
+
+test: lint bytecode container-tools browser postgresql
 	$(BIN)/pytest
 
 clean:

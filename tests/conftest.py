@@ -84,3 +84,79 @@ def _no_detached_process_left() -> Iterator[None]:
             p.kill()
             p.wait()
     assert not left, f"still running at the end of the session: {left}"
+
+
+# -- a real PostgreSQL server, once per test session -------------------------------------------------------------
+
+PG_BIN = Path(os.environ.get("KILN_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (role ``kiln``, trust auth); ``new_database`` makes a
+    fresh database and returns its URL."""
+
+    def __init__(self, folder: Path, port: int, pid: int) -> None:
+        self.folder, self.port, self.pid = folder, port, pid
+        self._count = 0
+
+    def url(self, database: str) -> str:
+        return f"postgresql://kiln@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        import psycopg
+
+        self._count += 1
+        name = f"kiln_test_{os.getpid()}_{self._count}"
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    # initdb and postgres refuse to run as root (CI runs as root): run them as Debian's postgres user
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import tempfile
+    import time
+
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail(f"PostgreSQL is not installed ({PG_BIN}/initdb is missing): `make test` installs it "
+                    "(apt-get install postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="kiln-pg-"))  # short: the socket path must fit in 107 bytes
+    data = folder / "data"
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pid = 0
+    try:
+        subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", "kiln", "--auth=trust",
+                                     "--no-locale", "-E", "UTF8"]), check=True, capture_output=True, timeout=120)
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off -c max_connections=200"
+        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l",
+                                     str(folder / "log"), "-o", options, "start"]),
+                       check=True, capture_output=True, timeout=120)
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+        yield PostgresServer(folder, port, pid)
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGINT)  # "fast" shutdown: ends sessions, checkpoints, exits
+            deadline = time.monotonic() + 60
+            # the server removes its pid file as it ends (the process itself is not our child to wait for)
+            while (data / "postmaster.pid").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of a fresh, empty PostgreSQL database for this test."""
+    return postgres_server.new_database()

@@ -1,9 +1,11 @@
-"""A content-addressed blob store inside the workspace folder: files by SHA-256, folders by manifest.
+"""A content-addressed blob store (the workspace's ``blobs`` folder, or one a team shares): files by
+SHA-256, folders by manifest.
 
 ``blobs/sha256/<2 hex>/<62 hex>`` holds each distinct content once, read-only; a folder is stored
 as a manifest (a JSON blob listing relative path, digest, size and mode of each file), so storing an
 unchanged folder again writes nothing new. Blobs are written to a temp name beside their final
-place and renamed, so a crash never leaves a partial blob under a digest.
+place and then linked to it, so a crash never leaves a partial blob under a digest, and a blob that
+is there already (stored meanwhile by another process or machine) is never replaced.
 """
 
 from __future__ import annotations
@@ -46,6 +48,23 @@ class Manifest:
         return sum(e.size for e in self.entries)
 
 
+def _publish(tmp: Path, target: Path) -> bool:
+    """Give the complete file ``tmp`` its digest's name, never replacing a blob already there (another
+    process, or another machine on a shared folder, may have stored the same content meanwhile; its
+    file may belong to another user). False when it was there. The caller removes ``tmp``."""
+    try:
+        os.link(tmp, target)  # atomic, and fails rather than overwrite
+        return True
+    except FileExistsError:
+        return False
+    except OSError:
+        # a file system without hard links: a rename (same content under the same name, whoever wins)
+        if target.is_file():
+            return False
+        os.replace(tmp, target)
+        return True
+
+
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -63,10 +82,12 @@ class BlobStore:
             return digest, False
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_beside(target)
-        tmp.write_bytes(data)
-        tmp.chmod(0o444)
-        os.replace(tmp, target)
-        return digest, True
+        try:
+            tmp.write_bytes(data)
+            tmp.chmod(0o444)
+            return digest, _publish(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def put_file(self, source: Path) -> tuple[str, int, bool]:
         """Store a file: (digest, size, written?)."""
@@ -85,11 +106,9 @@ class BlobStore:
         try:
             shutil.copyfile(source, tmp)
             tmp.chmod(0o444)
-            os.replace(tmp, target)
-        except BaseException:
+            return digest, size, _publish(tmp, target)
+        finally:
             tmp.unlink(missing_ok=True)
-            raise
-        return digest, size, True
 
     def put_tree(self, root: Path, files: Iterable[Path], links: Iterable[tuple[str, str]] = ()) -> Manifest:
         """Store ``files`` (paths under ``root``), the ``links`` kept inside it (path, relative target) and

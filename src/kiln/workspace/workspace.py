@@ -2,7 +2,8 @@
 
 Layout of a workspace folder::
 
-    workspace.json      {"format": 1, "name": ..., "store": "registry.sqlite" | "postgresql://..."}
+    workspace.json      {"format": 1, "name": ..., "store": "registry.sqlite" | "postgresql://...",
+                         "blobs": absent (blobs/ here) | a shared folder's absolute path}
     registry.sqlite     the default store (SQLite)
 
 A project points at a workspace with ``.kiln/config.json`` (``ws.write_config()``), found by
@@ -74,6 +75,8 @@ class Workspace:
         self.path = folder
         self.name: str = meta["name"]
         self._store_url = str(meta.get("store") or DEFAULT_STORE)
+        # a relative blob folder is the workspace's own; a shared one (a team's mount) is absolute
+        self._blobs = folder / str(meta.get("blobs") or "blobs")
         self._store: Store | None = None
         self._settings = settings
 
@@ -91,11 +94,14 @@ class Workspace:
 
     @classmethod
     def create(cls, name: str, path: str | os.PathLike[str] | None = None, exist_ok: bool = True, *,
-               store: str | None = None, settings: Settings | None = None) -> Self:
+               store: str | None = None, blobs: str | os.PathLike[str] | None = None,
+               settings: Settings | None = None) -> Self:
         """Create the workspace ``name`` in the folder ``path`` (default: ``./<name>``).
 
         With ``exist_ok`` an existing workspace of that name is opened instead; ``store`` is a
-        database URL (default: SQLite inside the folder).
+        database URL (default: SQLite inside the folder; ``postgresql://USER@HOST:PORT/DB`` for a team);
+        ``blobs`` the folder of snapshots and model files (default: ``blobs`` inside the folder; a folder
+        shared by a team's machines, with the same PostgreSQL store).
         """
         from kiln.environment.names import check_name
 
@@ -110,8 +116,24 @@ class Workspace:
                 raise WorkspaceError(f"{folder}: holds the workspace {ws.name!r}, not {name!r}")
             ws._remember()  # one made by an older Kiln, or by another user's KILN_HOME: listed from now on
             return ws
+        if store is not None and "://" in store:
+            from kiln.workspace.store import open_store
+
+            # a database that can't be reached or used leaves no workspace folder behind it
+            probe = open_store(store)
+            try:
+                probe.schema_version  # noqa: B018
+            finally:
+                probe.close()
+        meta: dict[str, object] = {"format": WORKSPACE_FORMAT, "name": name, "store": store or DEFAULT_STORE}
+        if blobs is not None:
+            shared = Path(blobs).expanduser().resolve()
+            try:
+                shared.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise WorkspaceError(f"{shared}: can't create the blob folder ({e.strerror or e})") from None
+            meta["blobs"] = str(shared)
         folder.mkdir(parents=True, exist_ok=True)
-        meta = {"format": WORKSPACE_FORMAT, "name": name, "store": store or DEFAULT_STORE}
         write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
         ws = cls(folder, settings=settings)
         ws.store.schema_version  # create the database and its schema now, so that a failure shows here  # noqa: B018
@@ -144,7 +166,7 @@ class Workspace:
         return {"id": f"kiln:{self.path}", "name": self.name, "friendlyName": self.name, "location": self.location,
                 "subscriptionId": LOCAL, "resourceGroup": LOCAL, "type": "Kiln workspace (local)",
                 "creationTime": created, "path": str(self.path), "store": self.store.name,
-                "storageAccount": str(self.path / "blobs"), "containerRegistry": None, "keyVault": None,
+                "storageAccount": str(self._blobs), "containerRegistry": None, "keyVault": None,
                 "applicationInsights": None, "hbiWorkspace": False, "sku": "local"}
 
     @classmethod
@@ -291,12 +313,40 @@ class Workspace:
             self._store = open_store(url)
         return self._store
 
+    def migrate_store(self, to: str) -> dict[str, int]:
+        """Copy this workspace's records (environments with their history, locks, runs, models, services)
+        from its SQLite store into the new, empty database ``to`` (a PostgreSQL URL), check the counts, and
+        point the workspace at it; the SQLite file stays beside it as a backup. Returns the rows per table."""
+        from kiln.workspace.store import SqliteStore, open_store
+        from kiln.workspace.store.copy import copy_records
+        from kiln.workspace.store.sql import SqlStore
+
+        source = self.store
+        if not isinstance(source, SqliteStore):
+            raise WorkspaceError(f"{self.path / WORKSPACE_FILE}: the workspace's store is {source.name}, not SQLite: "
+                                 "only a SQLite store is moved (copy a database with its own tools)")
+        if "://" not in to or to.startswith("sqlite:"):
+            raise WorkspaceError(f"{to}: --to names the new database by URL (postgresql://USER@HOST:PORT/DB)")
+        target = open_store(to)
+        try:
+            assert isinstance(target, SqlStore), "every store of a URL is a SQL store"
+            counts = copy_records(source, target)
+        finally:
+            target.close()
+        meta_path = self.path / WORKSPACE_FILE
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["store"] = to
+        write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
+        self.close()
+        self._store_url = to
+        return counts
+
     @property
     def blobs(self) -> BlobStore:
         """Content-addressed files: snapshots, model files."""
         from kiln.workspace.blobs import BlobStore
 
-        return BlobStore(self.path / "blobs")
+        return BlobStore(self._blobs)
 
     def close(self) -> None:
         if self._store is not None:

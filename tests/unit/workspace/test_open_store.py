@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kiln.errors import WorkspaceError
-from kiln.workspace.store import STORES, SqliteStore, Store, open_store, shown, store_for
+from kiln.workspace.store import STORES, PostgresStore, SqliteStore, Store, open_store, shown, store_for
 
 
 @pytest.mark.parametrize("form", ["path", "str", "url"])
@@ -34,10 +34,35 @@ def test_open_store_relative_sqlite_url(tmp_path: Path, monkeypatch: pytest.Monk
     store.close()
 
 
-@pytest.mark.parametrize("url", ["postgresql://kiln@localhost/kiln", "postgres://localhost/kiln"])
-def test_open_store_postgresql_is_not_available_yet(url: str) -> None:
-    with pytest.raises(WorkspaceError, match="PostgreSQL stores are not available yet"):
+@pytest.mark.parametrize("url", ["postgresql://kiln@localhost/kiln", "postgres://localhost:5433/kiln"])
+def test_open_store_postgresql_opens_without_connecting(url: str) -> None:
+    store = open_store(url)  # nothing listens there: opening connects to nothing
+    assert isinstance(store, PostgresStore)
+    assert store.where == url
+    store.close()
+
+
+def test_a_literal_password_in_a_postgresql_url_is_refused_without_showing_it() -> None:
+    with pytest.raises(WorkspaceError, match="PGPASSWORD") as info:
+        open_store("postgresql://kiln:hunter2@db.example:5432/kiln")
+    assert "hunter2" not in str(info.value)
+    assert "kiln:***@db.example:5432/kiln" in str(info.value)
+
+
+def test_a_password_reference_must_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KILN_TEST_PG_PASSWORD", raising=False)
+    url = "postgresql://kiln:${KILN_TEST_PG_PASSWORD}@db.example/kiln"
+    with pytest.raises(WorkspaceError, match=r"\$\{KILN_TEST_PG_PASSWORD\} is not set"):
         open_store(url)
+    monkeypatch.setenv("KILN_TEST_PG_PASSWORD", "s3cret")
+    store = open_store(url)
+    assert "s3cret" not in repr(store) and "s3cret" not in store.where
+    store.close()
+
+
+def test_a_postgresql_url_without_a_database_is_refused() -> None:
+    with pytest.raises(WorkspaceError, match="names no database"):
+        open_store("postgresql://kiln@localhost:5432")
 
 
 @pytest.mark.parametrize("url", ["mysql://localhost/kiln", "sqlite://", "sqlite:///"])
@@ -96,3 +121,11 @@ def test_messages_never_show_a_password() -> None:
         open_store("mysql://kiln:s3cret@db.example/kiln")
     assert "s3cret" not in str(info.value)
     assert "unknown store URL scheme 'mysql' (expected sqlite:// or postgresql://)" in str(info.value)
+
+
+def test_a_missing_postgresql_driver_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(WorkspaceError, match=r"pip install 'kiln\[postgres\]'"):
+        open_store("postgresql://kiln@localhost/kiln")

@@ -22,6 +22,7 @@ from kiln.errors import WorkspaceError
 from kiln.workspace.store import (
     EnvironmentRecord,
     ModelRecord,
+    PostgresStore,
     RunRecord,
     ServiceRecord,
     SqliteStore,
@@ -108,12 +109,31 @@ def _pyformat_harness(tmp_path: Path) -> Harness:
     return dataclasses.replace(sqlite, open=lambda: _PyformatStore(sqlite.where))
 
 
-HARNESSES: dict[str, Callable[[Path], Harness]] = {"sqlite": _sqlite_harness, "sqlite-pyformat": _pyformat_harness}
+def _postgres_harness(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+    # the server starts once per session, only when a PostgreSQL test runs; each test gets a new database
+    url = request.getfixturevalue("postgres_url")
+
+    @contextlib.contextmanager
+    def connect() -> Iterator[Any]:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            yield conn
+
+    return Harness(open=lambda: PostgresStore(url), dialect=migrations.POSTGRESQL, connect=connect, corrupt=None,
+                   corrupt_message="", where=url)
+
+
+HARNESSES: dict[str, Callable[[Path, pytest.FixtureRequest], Harness]] = {
+    "sqlite": lambda tmp_path, _: _sqlite_harness(tmp_path),
+    "sqlite-pyformat": lambda tmp_path, _: _pyformat_harness(tmp_path),
+    "postgresql": _postgres_harness,
+}
 
 
 @pytest.fixture(params=sorted(HARNESSES))
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
-    return HARNESSES[request.param](tmp_path)
+    return HARNESSES[request.param](tmp_path, request)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from kiln.workspace.store.interface import (
     ServiceRecord,
     Store,
 )
+from kiln.workspace.store.postgres import PostgresStore
 from kiln.workspace.store.sqlite import SqliteStore
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "EnvironmentRecord",
     "LockRecord",
     "ModelRecord",
+    "PostgresStore",
     "RunRecord",
     "ServiceRecord",
     "SqliteStore",
@@ -30,10 +32,7 @@ __all__ = [
 ]
 
 #: every store implementation, by the URL schemes it opens; a plain path is a SQLite file
-STORES: tuple[type[Store], ...] = (SqliteStore,)
-
-# stores of a later Kiln, by their schemes: named so that the user learns it is coming, not a typo
-_PLANNED: dict[str, tuple[str, ...]] = {"PostgreSQL": ("postgresql", "postgres", "postgresql+psycopg")}
+STORES: tuple[type[Store], ...] = (SqliteStore, PostgresStore)
 
 
 def shown(url: str) -> str:
@@ -54,12 +53,7 @@ def store_for(url: str) -> type[Store]:
     for cls in STORES:
         if scheme in cls.schemes:
             return cls
-    for label, schemes in _PLANNED.items():
-        if scheme in schemes:
-            raise WorkspaceError(
-                f"{label} stores are not available yet: use a SQLite store (a file path or sqlite:///path)"
-            )
-    known = [f"{cls.schemes[0]}://" for cls in STORES] + [f"{schemes[0]}://" for schemes in _PLANNED.values()]
+    known = [f"{cls.schemes[0]}://" for cls in STORES]
     raise WorkspaceError(f"{shown(url)}: unknown store URL scheme {scheme!r} (expected {' or '.join(known)})")
 
 

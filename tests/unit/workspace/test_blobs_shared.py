@@ -1,0 +1,69 @@
+"""The blob store's writes: complete files under their digest, never replacing one that is there."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from kiln.workspace.blobs import BlobStore
+
+
+def test_a_blob_already_there_is_never_replaced(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    data = b"model weights"
+    digest = hashlib.sha256(data).hexdigest()
+    target = store.path_of(digest)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(data)
+    inode = target.stat().st_ino
+
+    assert store.put_bytes(data) == (digest, False)
+    source = tmp_path / "weights.bin"
+    source.write_bytes(data)
+    assert store.put_file(source) == (digest, len(data), False)
+
+    assert target.stat().st_ino == inode  # the very same file: not renamed over
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]  # no temp file left
+
+
+def test_a_new_blob_is_complete_read_only_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    source = tmp_path / "data.txt"
+    source.write_bytes(b"x" * 100_000)
+
+    digest, size, written = store.put_file(source)
+
+    assert (size, written) == (100_000, True)
+    target = store.path_of(digest)
+    assert target.read_bytes() == source.read_bytes()
+    assert not os.access(target, os.W_OK) or os.geteuid() == 0
+    assert target.stat().st_mode & 0o222 == 0
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
+
+
+def test_a_blob_stored_by_another_machine_meanwhile_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # another writer on the shared folder stores the same content between this writer's check and its publish
+    import kiln.workspace.blobs as blobs
+
+    store = BlobStore(tmp_path / "blobs")
+    data = b"snapshot manifest"
+    target = store.path_of(hashlib.sha256(data).hexdigest())
+    real_temp_beside = blobs.temp_beside
+    planted: list[int] = []
+
+    def racing_temp_beside(path: Path) -> Path:
+        path.write_bytes(data)
+        planted.append(path.stat().st_ino)
+        return real_temp_beside(path)
+
+    monkeypatch.setattr(blobs, "temp_beside", racing_temp_beside)
+
+    digest, written = store.put_bytes(data)
+
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert written is False  # this writer put nothing under the digest: the other one did
+    assert target.stat().st_ino == planted[0]  # the other writer's file, not replaced
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temp file left
