@@ -162,8 +162,8 @@ def _run_row(d: dict[str, Any]) -> dict[str, Any]:
 
 def run_key(ws: Workspace, run_id: str) -> tuple[object, ...] | None:
     """What a finished run's page depends on (its status, metrics file and log, by size and time), to reuse a
-    page already read: its metrics file is parsed once per field it holds (tags, properties, metrics...),
-    ~1.5 s for 100,000 points. ``None`` while the run is not finished (then it is read every time)."""
+    page already read: building it copies every series of its metrics file (parsed once, kiln.runs.metrics).
+    ``None`` while the run is not finished (then it is read every time)."""
     import dataclasses
     import json
 
