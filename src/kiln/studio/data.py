@@ -108,7 +108,21 @@ def environment_view(ws: Workspace, name: str, version: str | None) -> dict[str,
         "locks": [{"lock_hash": lk.lock_hash, "created_at": lk.created_at, "packages": len(lk.packages)}
                   for lk in locks],
         "builds": [b for lk in locks for b in builds.get(lk.lock_hash, [])],
+        "image": _image(ws.settings, env, [lk.lock_hash for lk in locks]),
     }
+
+
+def _image(settings: Settings, env: Environment, lock_hashes: list[str]) -> dict[str, Any] | None:
+    """The image written (``kiln image build``) for the version's newest lock that has one, or None. Only what
+    was written: ``get_image_details`` would lock the version first, which a page must not do."""
+    from kiln.builds.image import image_name
+    from kiln.builds.oci.build import written_image
+
+    for lock_hash in reversed(lock_hashes):
+        found = written_image(settings, image_name(env), lock_hash)
+        if found is not None:
+            return {**found, "lock_hash": lock_hash}
+    return None
 
 
 def runs(ws: Workspace, *, experiment: str = "", status: str = "", environment: str = "", since: str = "",

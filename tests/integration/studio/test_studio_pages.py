@@ -69,6 +69,23 @@ def test_every_page_renders_escaped(filled: tuple[Workspace, str]) -> None:
     assert "****" in c.get(f"/runs/{run_id}").text  # the credential in the log line, masked
 
 
+def test_an_environment_page_shows_the_image_written_for_it(filled: tuple[Workspace, str]) -> None:
+    from kiln.builds.oci.build import build_image
+
+    ws, _ = filled
+    c = client(ws)
+    assert "no image written for this version" in c.get("/environments/plain").text
+    image = build_image(ws.get_environment("plain"), ws, settings=ws.settings)  # what kiln image build does
+    page = c.get("/environments/plain").text
+    assert f'<code id="image-digest">{image.digest}</code>' in page
+    assert f'<code id="image-reference">{image.name}:{image.tag}</code>' in page
+    assert all(layer.digest in page and layer.title in page for layer in image.layers)
+    assert "the base image&#39;s (" in page and "interpreter:" in page  # where its python comes from
+    data = c.get("/api/environments/plain").json()["data"]
+    assert data["image"]["digest"] == image.digest and data["image"]["tag"] == image.tag
+    assert c.get("/api/environments/train").json()["data"]["image"] is None
+
+
 def test_a_run_overlays_another_and_shows_its_image(filled: tuple[Workspace, str]) -> None:
     ws, run_id = filled
     c = client(ws)
