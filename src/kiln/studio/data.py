@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from kiln.workspace.store.interface import RunRecord
 
 __all__ = ["cache_view", "env_summary", "environment_view", "environments", "models", "run_view", "runs",
-           "services", "when"]
+           "services", "snapshot_files", "when"]
 
 PAGE = 50
 
@@ -226,7 +226,24 @@ def run_view(ws: Workspace, run_id: str, compare: list[str]) -> dict[str, Any]:
     return {**_run_row(d), "details": d, "tags": d["tags"], "properties": d.get("properties", {}),
             "arguments": d["runDefinition"]["arguments"], "error": d.get("error"), "exit_code": d.get("exitCode"),
             "series": series, "tables": tables, "scalars": scalars, "images": images, "files": files,
-            "compare": others, "log": run.get_output()}
+            "compare": others, "log": run.get_output(),
+            "snapshot": snapshot_files(ws, d["runDefinition"].get("snapshotId"))}
+
+
+def snapshot_files(ws: Workspace, snapshot_id: str | None) -> dict[str, Any] | None:
+    """A run's snapshot (its source folder as submitted, a manifest in the blob store): files and links kept
+    inside it. None when the run has none, or its manifest is gone from the store."""
+    from kiln.errors import NotFoundError
+
+    if not snapshot_id:
+        return None
+    try:
+        manifest = ws.blobs.manifest(snapshot_id)
+    except NotFoundError:
+        return None
+    return {"id": snapshot_id, "size": manifest.size,
+            "files": [{"path": e.path, "size": e.size, "executable": e.executable} for e in manifest.entries],
+            "links": [{"path": path, "target": target} for path, target in manifest.links]}
 
 
 def models(ws: Workspace) -> list[dict[str, Any]]:

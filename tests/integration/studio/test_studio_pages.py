@@ -5,6 +5,7 @@ their confirmation and CSRF check, read-only and token modes, and hostile values
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -136,6 +137,33 @@ def test_downloads(filled: tuple[Workspace, str]) -> None:
     assert c.get("/environments/train/1/download/nope").status_code == 404
     model = c.get("/models/forest/1/download")
     assert model.content == b"model-bytes"
+
+
+def test_a_runs_snapshot_files_are_listed_and_downloaded(filled: tuple[Workspace, str]) -> None:
+    import io
+    import zipfile
+
+    ws, run_id = filled
+    c = client(ws)
+    page = c.get(f"/runs/{run_id}").text
+    assert f'href="/runs/{run_id}/snapshot/train.py">train.py</a>' in page
+    assert f'href="/runs/{run_id}/snapshot/conf/a%20b.json">conf/a b.json</a>' in page
+    assert f'href="/runs/{run_id}/snapshot.zip"' in page
+    one = c.get(f"/runs/{run_id}/snapshot/conf/a%20b.json")
+    assert one.content == b'{"lr": 0.1}' and "attachment" in one.headers["content-disposition"]
+    script = c.get(f"/runs/{run_id}/snapshot/train.py")
+    assert script.content == Path("scripts/train.py").read_bytes() and "attachment" in script.headers[
+        "content-disposition"]  # a script full of <script> tags is a download, never a page
+    archive = zipfile.ZipFile(io.BytesIO(c.get(f"/runs/{run_id}/snapshot.zip").content))
+    assert sorted(n for n in archive.namelist() if not n.endswith("/")) == ["conf/a b.json", "train.py"]
+    assert archive.read("train.py") == script.content
+    for wrong in ("nope.py", "conf", "..%2Ftrain.py"):  # only what the manifest lists, by its exact path
+        assert c.get(f"/runs/{run_id}/snapshot/{wrong}").status_code == 404, wrong
+    snapshot = c.get(f"/api/runs/{run_id}").json()["data"]["snapshot"]
+    assert [f["path"] for f in snapshot["files"]] == ["conf/a b.json", "train.py"]
+    interactive = Experiment(ws, "exp-two").get_runs().__next__().id  # start_logging() without a snapshot
+    assert "no snapshot" in c.get(f"/runs/{interactive}").text
+    assert c.get(f"/runs/{interactive}/snapshot/train.py").status_code == 404
 
 
 def test_actions_confirm_then_act_and_refuse_cross_site(filled: tuple[Workspace, str]) -> None:
