@@ -25,8 +25,10 @@ __all__ = [
     "ENV_RUN_ID",
     "ENV_WORKER_SHIM",
     "ENV_WORKSPACE",
+    "STUDIO_PORT",
     "Settings",
     "debug_enabled",
+    "studio_page",
 ]
 
 # Every KILN_* environment variable Kiln reads or sets. The modules that run inside users' environments with
@@ -48,6 +50,14 @@ ENV_MODEL_DIR = "KILN_MODEL_DIR"
 ENV_WORKER_SHIM = "KILN_WORKER_SHIM"
 ENV_BATCHING = "KILN_BATCHING"
 CONDA_VIA = ("auto", "conda", "pypi")
+#: the port Kiln's studio serves on by default (``kiln studio``): ``Run.get_portal_url()`` and a service's
+#: details point there. Here, not in kiln.runs or kiln.studio, so that serving can link without importing them.
+STUDIO_PORT = 8790
+
+
+def studio_page(path: str) -> str:
+    """The studio's URL for a page (``runs/<id>``, ``services/<name>``) on its default address."""
+    return f"http://127.0.0.1:{STUDIO_PORT}/{path.lstrip('/')}"
 
 
 def debug_enabled(environ: Mapping[str, str]) -> bool:

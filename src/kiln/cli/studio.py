@@ -24,7 +24,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def add_options(parser: KilnParser) -> Handler:
-    from kiln.runs.history import STUDIO_PORT
+    from kiln.settings import STUDIO_PORT
 
     parser.add_argument("--port", metavar="P", type=int, default=STUDIO_PORT,
                         help=f"Port (default: {STUDIO_PORT}, where Run.get_portal_url() points).")

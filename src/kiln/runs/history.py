@@ -14,18 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from kiln.errors import KilnError, NotFoundError
 from kiln.runs.layout import RunLayout
+from kiln.settings import studio_page
 
 if TYPE_CHECKING:
     from kiln.run import Run as Writer
 
 __all__ = ["RunHistory", "RunHistoryError", "studio_url"]
 
-#: the port Kiln's studio serves on (``kiln studio``): ``get_portal_url`` points there
-STUDIO_PORT = 8790
-
-
 def studio_url(run_id: str) -> str:
-    return f"http://127.0.0.1:{STUDIO_PORT}/runs/{run_id}"
+    return studio_page(f"runs/{run_id}")
 
 
 class RunHistoryError(KilnError):

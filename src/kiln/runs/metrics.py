@@ -9,6 +9,10 @@ a script asked for (``run.fail()``) are records of the same file, read apart.
 from __future__ import annotations
 
 import json
+import stat
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +20,87 @@ __all__ = ["read_display_name", "read_metrics", "read_properties", "read_status"
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
     out = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if not line.endswith("\n"):
                 break  # a line being written right now
             try:
-                out.append(json.loads(line))
+                record = json.loads(line)
             except ValueError:
                 continue
+            if isinstance(record, dict):
+                out.append(record)
     return out
 
 
-def read_metrics(path: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Summary:
+    """Everything the readers give, from one pass over the file."""
+
+    metrics: dict[str, Any]
+    tags: dict[str, Any]
+    properties: dict[str, Any]
+    display_name: str | None
+    status: tuple[str, str | None] | None
+
+
+_EMPTY = _Summary({}, {}, {}, None, None)
+# Run.get_details() alone reads tags, properties, display name and status, and a run page its metrics too:
+# parsed once per field, a run of 100,000 points took ~1 s. The last few files parsed are kept, each under
+# its (inode, size, mtime): the file is only ever appended to, so a new record changes its size and it is
+# read again. Small: a summary of 100,000 points is a few MB.
+_CACHE: OrderedDict[tuple[str, int, int, int], _Summary] = OrderedDict()
+_CACHE_SIZE = 8
+_LOCK = threading.Lock()
+
+
+def _summary(path: Path) -> _Summary:
+    try:
+        st = path.stat()
+    except OSError:
+        return _EMPTY
+    if not stat.S_ISREG(st.st_mode):
+        return _EMPTY
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    with _LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    try:
+        summary = _summarize(_records(path))
+    except OSError:
+        return _EMPTY
+    with _LOCK:
+        _CACHE[key] = summary
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return summary
+
+
+def _copy(value: Any) -> Any:
+    """A copy of a JSON value, so that a caller changing what it got can't change what the cache holds."""
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    return value
+
+
+def _summarize(records: list[dict[str, Any]]) -> _Summary:
     series: dict[str, list[Any]] = {}
     tables: dict[str, dict[str, list[Any]]] = {}
     lists: dict[str, list[Any]] = {}
-    for r in _records(path):
+    tags: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    names: list[Any] = []
+    status: tuple[str, str | None] | None = None
+    for r in records:
         kind, name = r.get("kind"), r.get("name")
+        if kind == "display_name":
+            names.append(r.get("value"))
+        elif kind == "status" and isinstance(r.get("value"), str):
+            status = str(r["value"]), (None if r.get("error") is None else str(r["error"]))
         if not isinstance(name, str):
             continue
         if kind in ("metric", "image"):
@@ -50,34 +115,34 @@ def read_metrics(path: Path) -> dict[str, Any]:
             table = tables.setdefault(name, {})
             for column, values in (r.get("value") or {}).items():
                 table.setdefault(column, []).extend(values if isinstance(values, list) else [values])
-    out: dict[str, Any] = {name: values[0] if len(values) == 1 else values for name, values in series.items()}
-    out.update(lists)
-    out.update(tables)
-    return out
+        elif kind == "tag":
+            tags[name] = r.get("value")
+        elif kind == "property":
+            properties.setdefault(name, r.get("value"))  # properties never change: the first value is the value
+    metrics: dict[str, Any] = {name: values[0] if len(values) == 1 else values for name, values in series.items()}
+    metrics.update(lists)
+    metrics.update(tables)
+    display = str(names[-1]) if names and names[-1] is not None else None
+    return _Summary(metrics, tags, properties, display, status)
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    return _copy(_summary(path).metrics)
 
 
 def read_tags(path: Path) -> dict[str, Any]:
-    return {r["name"]: r.get("value") for r in _records(path) if r.get("kind") == "tag" and "name" in r}
+    return _copy(_summary(path).tags)
 
 
 def read_properties(path: Path) -> dict[str, Any]:
     """Properties never change: the first value recorded for a name is its value."""
-    out: dict[str, Any] = {}
-    for r in _records(path):
-        if r.get("kind") == "property" and isinstance(r.get("name"), str):
-            out.setdefault(r["name"], r.get("value"))
-    return out
+    return _copy(_summary(path).properties)
 
 
 def read_display_name(path: Path) -> str | None:
-    names = [r.get("value") for r in _records(path) if r.get("kind") == "display_name"]
-    return str(names[-1]) if names and names[-1] is not None else None
+    return _summary(path).display_name
 
 
 def read_status(path: Path) -> tuple[str, str | None] | None:
     """The last status the run's own code asked for (``complete()``, ``fail()``) and its error, or None."""
-    statuses = [r for r in _records(path) if r.get("kind") == "status" and isinstance(r.get("value"), str)]
-    if not statuses:
-        return None
-    last = statuses[-1]
-    return str(last["value"]), (None if last.get("error") is None else str(last["error"]))
+    return _summary(path).status

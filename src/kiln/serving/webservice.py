@@ -11,11 +11,13 @@ import http.client
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from kiln.errors import KilnError, NotFoundError
+from kiln.settings import studio_page
 
 if TYPE_CHECKING:
     from kiln.serving.config import DeploymentConfiguration, InferenceConfig
@@ -126,7 +128,9 @@ class Webservice:
                 "generation": record.generation, "models": config["deployment"]["models"],
                 "environment": config["deployment"]["environment"], "entryScript":
                 config["deployment"]["entry_script_name"], "workers": config.get("workers"),
-                "authEnabled": bool(config.get("auth_enabled")), "error": record.error, "pid": record.pid}
+                "authEnabled": bool(config.get("auth_enabled")), "error": record.error, "pid": record.pid,
+                # the studio's page for it, as Azure ML's details carry the portal link
+                "studioUrl": studio_page(f"services/{urllib.parse.quote(self.name)}")}
 
     def wait_for_deployment(self, show_output: bool = False, timeout_sec: float = 300.0) -> None:
         """Wait until the latest deployment serves (Healthy) or failed (raises with the reason)."""

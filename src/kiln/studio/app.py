@@ -211,6 +211,30 @@ class Studio:
             return Response(body, media_type=kind)
         return _attachment(Path(name).name, body)
 
+    async def snapshot_file(self, request: Request) -> Response:
+        """One file of the run's snapshot, as a download (never a page of the studio), read from its blob."""
+        from kiln.runs.run import Run
+
+        run = Run.get(self.ws, request.path_params["id"])
+        name = request.path_params["path"]
+        snapshot = run.get_details()["runDefinition"].get("snapshotId")
+        entry = None if not snapshot else next(
+            (e for e in self.ws.blobs.manifest(snapshot).entries if e.path == name), None)
+        if entry is None:  # only what the manifest lists: a path can't reach outside the run's snapshot
+            raise KilnError(f"run {run.id}'s snapshot has no file {name!r}")
+        body = await run_in_threadpool(self.ws.blobs.path_of(entry.digest).read_bytes)
+        return _attachment(Path(name).name, body)
+
+    async def snapshot_zip(self, request: Request) -> Response:
+        """The whole snapshot as a ZIP, as ``run.restore_snapshot()`` writes it."""
+        from kiln.runs.run import Run
+
+        run = Run.get(self.ws, request.path_params["id"])
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = await run_in_threadpool(run.restore_snapshot, None, tmp)
+            body = Path(archive).read_bytes()
+        return _attachment(f"{run.id}_snapshot.zip", body)
+
     async def cancel(self, request: Request) -> Response:
         from kiln.runs.run import Run
 
@@ -423,6 +447,8 @@ def create_app(ws: Workspace, *, hosts: tuple[str, ...] | None = ("127.0.0.1", "
         *both("/runs", s.runs),
         *both("/runs/{id}", s.run),
         Route("/runs/{id}/files/{path:path}", s.run_file),
+        Route("/runs/{id}/snapshot.zip", s.snapshot_zip),
+        Route("/runs/{id}/snapshot/{path:path}", s.snapshot_file),
         Route("/runs/{id}/cancel", s.cancel, methods=["POST"]),
         Route("/api/runs/{id}/log", s.run_log),
         Route("/api/services/{name}/logs", s.service_logs),

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from kiln.workspace.store.interface import RunRecord
 
 __all__ = ["cache_view", "env_summary", "environment_view", "environments", "models", "run_view", "runs",
-           "services", "when"]
+           "services", "snapshot_files", "when"]
 
 PAGE = 50
 
@@ -108,7 +108,21 @@ def environment_view(ws: Workspace, name: str, version: str | None) -> dict[str,
         "locks": [{"lock_hash": lk.lock_hash, "created_at": lk.created_at, "packages": len(lk.packages)}
                   for lk in locks],
         "builds": [b for lk in locks for b in builds.get(lk.lock_hash, [])],
+        "image": _image(ws.settings, env, [lk.lock_hash for lk in locks]),
     }
+
+
+def _image(settings: Settings, env: Environment, lock_hashes: list[str]) -> dict[str, Any] | None:
+    """The image written (``kiln image build``) for the version's newest lock that has one, or None. Only what
+    was written: ``get_image_details`` would lock the version first, which a page must not do."""
+    from kiln.builds.image import image_name
+    from kiln.builds.oci.build import written_image
+
+    for lock_hash in reversed(lock_hashes):
+        found = written_image(settings, image_name(env), lock_hash)
+        if found is not None:
+            return {**found, "lock_hash": lock_hash}
+    return None
 
 
 def runs(ws: Workspace, *, experiment: str = "", status: str = "", environment: str = "", since: str = "",
@@ -162,8 +176,8 @@ def _run_row(d: dict[str, Any]) -> dict[str, Any]:
 
 def run_key(ws: Workspace, run_id: str) -> tuple[object, ...] | None:
     """What a finished run's page depends on (its status, metrics file and log, by size and time), to reuse a
-    page already read: its metrics file is parsed once per field it holds (tags, properties, metrics...),
-    ~1.5 s for 100,000 points. ``None`` while the run is not finished (then it is read every time)."""
+    page already read: building it copies every series of its metrics file (parsed once, kiln.runs.metrics).
+    ``None`` while the run is not finished (then it is read every time)."""
     import dataclasses
     import json
 
@@ -212,7 +226,24 @@ def run_view(ws: Workspace, run_id: str, compare: list[str]) -> dict[str, Any]:
     return {**_run_row(d), "details": d, "tags": d["tags"], "properties": d.get("properties", {}),
             "arguments": d["runDefinition"]["arguments"], "error": d.get("error"), "exit_code": d.get("exitCode"),
             "series": series, "tables": tables, "scalars": scalars, "images": images, "files": files,
-            "compare": others, "log": run.get_output()}
+            "compare": others, "log": run.get_output(),
+            "snapshot": snapshot_files(ws, d["runDefinition"].get("snapshotId"))}
+
+
+def snapshot_files(ws: Workspace, snapshot_id: str | None) -> dict[str, Any] | None:
+    """A run's snapshot (its source folder as submitted, a manifest in the blob store): files and links kept
+    inside it. None when the run has none, or its manifest is gone from the store."""
+    from kiln.errors import NotFoundError
+
+    if not snapshot_id:
+        return None
+    try:
+        manifest = ws.blobs.manifest(snapshot_id)
+    except NotFoundError:
+        return None
+    return {"id": snapshot_id, "size": manifest.size,
+            "files": [{"path": e.path, "size": e.size, "executable": e.executable} for e in manifest.entries],
+            "links": [{"path": path, "target": target} for path, target in manifest.links]}
 
 
 def models(ws: Workspace) -> list[dict[str, Any]]:

@@ -156,6 +156,7 @@ def test_deploy_refuses_bad_names_and_unwanted_overwrites(deploy: Deploy, ws: Wo
         Model.deploy(ws, "kept", [], config, overwrite=False)
     assert str(info.value) == "service 'kept' exists already (update it, or deploy with overwrite=True)"
     assert service.serialize()["generation"] == 1 and service.state == "Healthy"
+    assert service.serialize()["studioUrl"] == "http://127.0.0.1:8790/services/kept"  # the studio's page for it
     assert [s.name for s in Webservice.list(ws)].count("kept") == 1
 
 

@@ -65,6 +65,8 @@ def filled(kiln_home: Path) -> Iterator[tuple[Workspace, str]]:
     scripts = Path("scripts")
     scripts.mkdir()
     (scripts / "train.py").write_text(TRAIN)
+    (scripts / "conf").mkdir()
+    (scripts / "conf" / "a b.json").write_text('{"lr": 0.1}')  # a folder and a space: the snapshot's links
     run = Experiment(ws, "exp-one").submit(ScriptRunConfig(source_directory="scripts", script="train.py",
                                                            environment=hostile))
     assert run.wait_for_completion()["status"] == "Completed"

@@ -5,6 +5,7 @@ their confirmation and CSRF check, read-only and token modes, and hostile values
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -69,6 +70,23 @@ def test_every_page_renders_escaped(filled: tuple[Workspace, str]) -> None:
     assert "****" in c.get(f"/runs/{run_id}").text  # the credential in the log line, masked
 
 
+def test_an_environment_page_shows_the_image_written_for_it(filled: tuple[Workspace, str]) -> None:
+    from kiln.builds.oci.build import build_image
+
+    ws, _ = filled
+    c = client(ws)
+    assert "no image written for this version" in c.get("/environments/plain").text
+    image = build_image(ws.get_environment("plain"), ws, settings=ws.settings)  # what kiln image build does
+    page = c.get("/environments/plain").text
+    assert f'<code id="image-digest">{image.digest}</code>' in page
+    assert f'<code id="image-reference">{image.name}:{image.tag}</code>' in page
+    assert all(layer.digest in page and layer.title in page for layer in image.layers)
+    assert "the base image&#39;s (" in page and "interpreter:" in page  # where its python comes from
+    data = c.get("/api/environments/plain").json()["data"]
+    assert data["image"]["digest"] == image.digest and data["image"]["tag"] == image.tag
+    assert c.get("/api/environments/train").json()["data"]["image"] is None
+
+
 def test_a_run_overlays_another_and_shows_its_image(filled: tuple[Workspace, str]) -> None:
     ws, run_id = filled
     c = client(ws)
@@ -119,6 +137,33 @@ def test_downloads(filled: tuple[Workspace, str]) -> None:
     assert c.get("/environments/train/1/download/nope").status_code == 404
     model = c.get("/models/forest/1/download")
     assert model.content == b"model-bytes"
+
+
+def test_a_runs_snapshot_files_are_listed_and_downloaded(filled: tuple[Workspace, str]) -> None:
+    import io
+    import zipfile
+
+    ws, run_id = filled
+    c = client(ws)
+    page = c.get(f"/runs/{run_id}").text
+    assert f'href="/runs/{run_id}/snapshot/train.py">train.py</a>' in page
+    assert f'href="/runs/{run_id}/snapshot/conf/a%20b.json">conf/a b.json</a>' in page
+    assert f'href="/runs/{run_id}/snapshot.zip"' in page
+    one = c.get(f"/runs/{run_id}/snapshot/conf/a%20b.json")
+    assert one.content == b'{"lr": 0.1}' and "attachment" in one.headers["content-disposition"]
+    script = c.get(f"/runs/{run_id}/snapshot/train.py")
+    assert script.content == Path("scripts/train.py").read_bytes() and "attachment" in script.headers[
+        "content-disposition"]  # a script full of <script> tags is a download, never a page
+    archive = zipfile.ZipFile(io.BytesIO(c.get(f"/runs/{run_id}/snapshot.zip").content))
+    assert sorted(n for n in archive.namelist() if not n.endswith("/")) == ["conf/a b.json", "train.py"]
+    assert archive.read("train.py") == script.content
+    for wrong in ("nope.py", "conf", "..%2Ftrain.py"):  # only what the manifest lists, by its exact path
+        assert c.get(f"/runs/{run_id}/snapshot/{wrong}").status_code == 404, wrong
+    snapshot = c.get(f"/api/runs/{run_id}").json()["data"]["snapshot"]
+    assert [f["path"] for f in snapshot["files"]] == ["conf/a b.json", "train.py"]
+    interactive = Experiment(ws, "exp-two").get_runs().__next__().id  # start_logging() without a snapshot
+    assert "no snapshot" in c.get(f"/runs/{interactive}").text
+    assert c.get(f"/runs/{interactive}/snapshot/train.py").status_code == 404
 
 
 def test_actions_confirm_then_act_and_refuse_cross_site(filled: tuple[Workspace, str]) -> None:

@@ -59,7 +59,9 @@ def test_service_pages_and_actions(service: tuple[Workspace, LocalWebservice]) -
     c = TestClient(create_app(ws), base_url="http://127.0.0.1:8790")
     listing = c.get("/services").text
     assert "echo" in listing and svc.scoring_uri in listing and "Healthy" in listing
-    page = c.get("/services/echo").text
+    link = svc.serialize()["studioUrl"]  # the service's details link to this very page
+    assert link == "http://127.0.0.1:8790/services/echo"
+    page = c.get(link).text
     assert svc.scoring_uri in page and "init done" in page and "<script>alert" not in page
     token = re.search(r'name="csrf" value="([^"]+)"', page)
     assert token is not None

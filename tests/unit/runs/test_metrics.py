@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kiln.runs.metrics import read_metrics, read_tags
+from kiln.runs.metrics import read_display_name, read_metrics, read_properties, read_status, read_tags
 
 
 def write(path: Path, *records: dict[str, Any], tail: str = "") -> Path:
@@ -119,3 +119,25 @@ def test_what_the_in_script_module_writes_reads_back_in_each_shape(path: Path,
                                   "table": {"fold": [1, 2], "f1": [0.5, 0.75]}, "curve": {"x": [1, 2], "y": [0.1, 0.2]}}
     assert read_tags(path) == {"quality": "good", "plain": None}
     assert run.get_tags() == {"quality": "good", "plain": None}
+
+
+def test_the_file_is_parsed_once_for_all_readers_and_again_once_it_grows(path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # a run's details read tags, properties, display name and status, its page metrics too: one parse for all
+    from kiln.runs import metrics as module
+
+    parsed: list[Path] = []
+    real = module._records
+    monkeypatch.setattr(module, "_records", lambda p: parsed.append(p) or real(p))
+    write(path, metric("loss", 1.0), metric("loss", 0.5), {"kind": "tag", "name": "t", "value": "v"},
+          {"kind": "property", "name": "p", "value": "first"}, {"kind": "display_name", "value": "shown"},
+          {"kind": "status", "value": "Failed", "error": "boom"})
+    got = (read_metrics(path), read_tags(path), read_properties(path), read_display_name(path), read_status(path))
+    assert got == ({"loss": [1.0, 0.5]}, {"t": "v"}, {"p": "first"}, "shown", ("Failed", "boom"))
+    assert parsed == [path]
+    got[0]["loss"].append(99.0)  # what a caller does with its copy doesn't reach the next caller
+    assert read_metrics(path) == {"loss": [1.0, 0.5]} and parsed == [path]
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(metric("loss", 0.25)) + "\n")
+    assert read_metrics(path) == {"loss": [1.0, 0.5, 0.25]} and read_tags(path) == {"t": "v"}
+    assert parsed == [path, path]
