@@ -58,25 +58,29 @@ def _builds_by_lock(settings: Settings) -> dict[str, list[dict[str, Any]]]:
 
 
 def environments(ws: Workspace, *, query: str = "", kind: str = "", page: int = 1) -> dict[str, Any]:
-    """The environments (latest version each), filtered: ``kind`` is ``curated``, ``mine`` or ``built``."""
+    """The environments (latest version each), filtered: ``kind`` is ``curated``, ``mine`` or ``built``.
+
+    Filtering and paging work on names: only the page's environments are read as definitions (a
+    workspace of thousands of names would otherwise build every one of them for 50 rows)."""
+    from kiln.environment.curated import curated_names
     from kiln.environment.names import is_curated_name
 
-    envs = sorted((e for e in ws.list_environments().values() if query.lower() in e.name.lower()),
-                  key=lambda e: e.name)
+    names = sorted({*curated_names(), *(r.name for r in ws.store.list_environments())})
+    names = [n for n in names if query.lower() in n.lower()]
     if kind == "curated":
-        envs = [e for e in envs if is_curated_name(e.name)]
+        names = [n for n in names if is_curated_name(n)]
     elif kind == "mine":
-        envs = [e for e in envs if not is_curated_name(e.name)]
+        names = [n for n in names if not is_curated_name(n)]
     last_built: dict[str, float] = {}  # environment name -> when a build of any of its versions was last used
     for builds in _builds_by_lock(ws.settings).values():
         for b in builds:
             name = str(b["label"]).rsplit(":", 1)[0]
             last_built[name] = max(last_built.get(name, 0.0), b["last_used"])
     if kind == "built":  # the recently built first
-        envs = sorted((e for e in envs if e.name in last_built), key=lambda e: -last_built[e.name])
+        names = sorted((n for n in names if n in last_built), key=lambda n: -last_built[n])
     start = (max(page, 1) - 1) * PAGE
-    rows = [{**env_summary(e), "last_build": last_built.get(e.name)} for e in envs[start:start + PAGE]]
-    return {"total": len(envs), "page": max(page, 1), "page_size": PAGE, "items": rows}
+    rows = [{**env_summary(ws.get_environment(n)), "last_build": last_built.get(n)} for n in names[start:start + PAGE]]
+    return {"total": len(names), "page": max(page, 1), "page_size": PAGE, "items": rows}
 
 
 def _sections(definition: dict[str, Any]) -> list[tuple[str, Any]]:
