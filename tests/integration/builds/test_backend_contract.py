@@ -8,13 +8,10 @@ machine. Builds go through the real cache's staging and publishing (``kiln.build
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import subprocess
 import sys
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import Any
 
 import pytest
 from build_support import *  # noqa: F403 - the shared fixtures (see build_support)
+from build_support import make_wheel
 
 from kiln import CondaDependencies, Environment
 from kiln.builds.backends import BACKENDS, Backend, BuildPlan, backend_for
@@ -55,25 +53,6 @@ class Case:
     broken_output: str  # what the backend's output says of the failure (the error carries it)
 
 
-def wheel(folder: Path, name: str, version: str, body: str) -> Path:
-    """A minimal pure-Python wheel ``name`` whose ``__init__.py`` is ``body``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}-{version}-py3-none-any.whl"
-    info = f"{name}-{version}.dist-info"
-    files = {f"{name}/__init__.py": body,
-             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: kiln-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = []
-    for member, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{member},sha256={digest},{len(text.encode())}")
-    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
-    with zipfile.ZipFile(path, "w") as z:
-        for member, text in files.items():
-            z.writestr(member, text)
-    return path
-
-
 def definition(name: str, *, pip: tuple[str, ...] = (), conda: tuple[str, ...] = (), channel: Path | None = None,
                options: tuple[str, ...] = ()) -> Environment:
     env = Environment(name)
@@ -90,7 +69,7 @@ def definition(name: str, *, pip: tuple[str, ...] = (), conda: tuple[str, ...] =
 
 def venv_case(python: Interpreter, tmp: Path, cache: BuildCache) -> Case:
     wheels = tmp / "wheels"
-    wheel(wheels, "kilnprobe", "1.0", "VALUE = 'probe 1.0'\n")
+    make_wheel(wheels, "kilnprobe", "1.0", "VALUE = 'probe 1.0'\n")
     env = definition("contract-venv", pip=("kilnprobe==1.0",), options=("--no-index", f"--find-links {wheels}"))
     lock = resolve(env, python, cache_dir=cache.root, conda_via="pypi")
     assert [(p.name, p.version) for p in lock.packages] == [("kilnprobe", "1.0")]

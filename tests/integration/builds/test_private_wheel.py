@@ -4,37 +4,18 @@ the wheel is made here and has no dependencies."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import subprocess
-import zipfile
 from pathlib import Path
 
 import pytest
+from build_support import make_wheel
 
 from kiln import CondaDependencies, Environment, Workspace
 from kiln.errors import DefinitionError
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("module_build_cache")]
-
-
-def make_wheel(folder: Path, name: str, version: str, body: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}-{version}-py3-none-any.whl"
-    info = f"{name}-{version}.dist-info"
-    files = {f"{name}/__init__.py": body,
-             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: kiln-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = []
-    for member, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{member},sha256={digest},{len(text.encode())}")
-    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
-    with zipfile.ZipFile(path, "w") as z:
-        for member, text in files.items():
-            z.writestr(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), text)
-    return path
 
 
 def test_a_private_wheel_is_stored_by_hash_named_by_the_definition_and_built(tmp_path: Path) -> None:
