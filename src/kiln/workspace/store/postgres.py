@@ -24,13 +24,13 @@ import contextlib
 import os
 import random
 import re
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from kiln.errors import WorkspaceError
+from kiln.workspace.store.connections import ThreadConnections
 from kiln.workspace.store.migrations import POSTGRESQL
 from kiln.workspace.store.sql import Connection, SqlStore
 
@@ -79,11 +79,6 @@ def split_url(url: str) -> tuple[str, str | None, str]:
     return clean, variable, f"{host}:{port}"
 
 
-class _ThreadConnection(threading.local):
-    conn: Any = None
-    pid: int = 0
-
-
 class PostgresStore(SqlStore):
     """A workspace store in the PostgreSQL database at ``url`` (its schema created on first use).
 
@@ -100,11 +95,8 @@ class PostgresStore(SqlStore):
         super().__init__()
         self._url, self._variable, self._address = split_url(url)
         self._timeout = timeout
-        self._local = _ThreadConnection()
-        self._lock = threading.Lock()  # guards the fields below and the schema check
-        self._connections: list[tuple[threading.Thread, Any]] = []
-        self._closed = False
-        self._pid = os.getpid()
+        self._connections: ThreadConnections[Any] = ThreadConnections(self._url, open=self._open,
+                                                                      usable=lambda conn: not conn.closed)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._url!r})"
@@ -139,12 +131,7 @@ class PostgresStore(SqlStore):
         return cls(url)
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            connections, self._connections = self._connections, []
-        for _, conn in connections:
-            with contextlib.suppress(Exception):
-                conn.close()
+        self._connections.close()
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -191,27 +178,15 @@ class PostgresStore(SqlStore):
                 delay = min(delay * 2, _MAX_BACKOFF)
 
     def _connection(self) -> Any:
-        local = self._local
-        pid = os.getpid()
-        if local.conn is not None and local.pid == pid and not local.conn.closed:
-            if self._closed:
-                raise WorkspaceError(f"{self._url}: the store is closed")
-            return local.conn
-        with self._lock:
-            if self._closed:
-                raise WorkspaceError(f"{self._url}: the store is closed")
-            if self._pid != pid:
-                # forked: the parent's connections belong to the parent; never use or close them here
-                self._connections, self._pid = [], pid
-            conn = self._connect()
-            try:
-                self._check_schema(conn)
-            except BaseException:
-                conn.close()
-                raise
-            self._prune()
-            self._connections.append((threading.current_thread(), conn))
-        local.conn, local.pid = conn, pid
+        return self._connections.get()
+
+    def _open(self) -> Any:
+        conn = self._connect()
+        try:
+            self._check_schema(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _connect(self) -> Any:
@@ -232,21 +207,7 @@ class PostgresStore(SqlStore):
                                  f"{self._describe(exc, extra.get('password'))}") from None
 
     def _forget(self, conn: Any) -> None:
-        with self._lock:
-            self._connections = [(t, c) for t, c in self._connections if c is not conn]
-        if self._local.conn is conn:
-            self._local.conn = None
-
-    def _prune(self) -> None:
-        """Close the connections of threads that have ended (called with ``_lock`` held)."""
-        alive = []
-        for thread, conn in self._connections:
-            if thread.is_alive():
-                alive.append((thread, conn))
-            else:
-                with contextlib.suppress(Exception):
-                    conn.close()
-        self._connections = alive
+        self._connections.forget(conn)
 
     def _describe(self, exc: BaseException, password: str | None = None) -> str:
         """The driver's message on one line, never holding the password, cut to a few hundred characters."""

@@ -35,13 +35,13 @@ import contextlib
 import os
 import random
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from kiln.errors import WorkspaceError
+from kiln.workspace.store.connections import ThreadConnections
 from kiln.workspace.store.migrations import SQLITE
 from kiln.workspace.store.sql import Connection, SqlStore
 
@@ -52,11 +52,6 @@ _T = TypeVar("_T")
 _MAX_BACKOFF = 0.1
 # SQLite's primary result codes (the sqlite3 module only names them from Python 3.11)
 _BUSY, _LOCKED, _CORRUPT, _CANTOPEN, _NOTADB = 5, 6, 11, 14, 26
-
-
-class _ThreadConnection(threading.local):
-    conn: sqlite3.Connection | None = None
-    pid: int = 0
 
 
 class SqliteStore(SqlStore):
@@ -77,11 +72,8 @@ class SqliteStore(SqlStore):
         super().__init__()
         self._path = Path(path)
         self._timeout = timeout
-        self._local = _ThreadConnection()
-        self._lock = threading.Lock()  # guards the fields below and the schema check
-        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
-        self._closed = False
-        self._pid = os.getpid()
+        self._connections: ThreadConnections[sqlite3.Connection] = ThreadConnections(str(self._path),
+                                                                                   open=self._open)
 
     @property
     def path(self) -> Path:
@@ -122,12 +114,7 @@ class SqliteStore(SqlStore):
         return cls(path)
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            connections, self._connections = self._connections, []
-        for _, conn in connections:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+        self._connections.close()
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -169,27 +156,15 @@ class SqliteStore(SqlStore):
                 delay = min(delay * 2, _MAX_BACKOFF)
 
     def _connection(self) -> sqlite3.Connection:
-        local = self._local
-        pid = os.getpid()
-        if local.conn is not None and local.pid == pid:
-            if self._closed:
-                raise WorkspaceError(f"{self._path}: the store is closed")
-            return local.conn
-        with self._lock:
-            if self._closed:
-                raise WorkspaceError(f"{self._path}: the store is closed")
-            if self._pid != pid:
-                # forked: the parent's connections belong to the parent; never use or close them here
-                self._connections, self._pid = [], pid
-            conn = sqlite3.connect(self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
-            try:
-                self._setup(conn)
-            except BaseException:
-                conn.close()
-                raise
-            self._prune()
-            self._connections.append((threading.current_thread(), conn))
-        local.conn, local.pid = conn, pid
+        return self._connections.get()
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
+        try:
+            self._setup(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _setup(self, conn: sqlite3.Connection) -> None:
@@ -197,17 +172,6 @@ class SqliteStore(SqlStore):
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         self._check_schema(conn)
-
-    def _prune(self) -> None:
-        """Close the connections of threads that have ended (called with ``_lock`` held)."""
-        alive = []
-        for thread, conn in self._connections:
-            if thread.is_alive():
-                alive.append((thread, conn))
-            else:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-        self._connections = alive
 
     def _error(self, exc: sqlite3.Error) -> WorkspaceError:
         code = _primary_code(exc)
