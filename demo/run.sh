@@ -91,7 +91,41 @@ else  # plain HTTP from Python when curl isn't installed
 fi
 echo
 
-step "15. Delete the service"
+step "15. The environment as an OCI image: one layer per package, written from the locked build (no Docker needed)"
+run "$kiln" image build demo-train --tar demo-train-image.tar
+run "$kiln" image list
+ls -l demo-train-image.tar
+
+step "16. The studio: everything above in a web UI (started read-only here, looked at once, stopped)"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+echo "\$ kiln studio --port $port --read-only &"
+"$kiln" studio --port "$port" --read-only >studio.log 2>&1 &
+studio_pid=$!
+trap 'kill "$studio_pid" 2>/dev/null || true' EXIT
+python3 - "$port" <<'PY'
+import json, sys, time, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+deadline = time.monotonic() + 30
+while True:
+    try:
+        urllib.request.urlopen(base + "/api/environments", timeout=2).read()
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            sys.exit("the studio did not answer within 30 s: see studio.log")
+        time.sleep(0.2)
+for page in ("/environments", "/runs", "/models", "/services", "/cache"):
+    with urllib.request.urlopen(base + page, timeout=10) as r:
+        html = r.read().decode()
+    title = html.split("<title>", 1)[-1].split("</title>", 1)[0].strip() if "<title>" in html else "?"
+    print(f"GET {base}{page} -> {r.status}, {len(html):,} bytes: {title}")
+PY
+kill "$studio_pid"
+wait "$studio_pid" 2>/dev/null || true
+trap - EXIT
+echo "(run 'kiln studio' in this folder and open http://127.0.0.1:8790/ to browse it yourself)"
+
+step "17. Delete the service"
 run "$kiln" service delete iris
 
 step "Done: the workspace is in $work/workspace, builds in $KILN_HOME/cache"
