@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from engine_support import container_engine, engine_env  # noqa: F401 - the session's container engine and registry
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
