@@ -68,8 +68,14 @@ def get_image_details(env: Environment, workspace: Workspace, *, settings: Setti
 def build_image_details(env: Environment, workspace: Workspace, *, settings: Settings | None = None,
                         progress: Progress | None = None) -> ImageDetails:
     """``build_local(useDocker=True)``: build ``env``, write its OCI image into Kiln's cache, return its details."""
+    from kiln.builds.engine import engine_for
     from kiln.builds.oci.build import build_image
 
     settings = settings or workspace.settings
-    build_image(env, workspace, settings=settings, progress=progress)
+    engine = engine_for(settings)  # the one DOCKER_HOST / KILN_DOCKER_HOST names: the base from it, loaded into it
+    try:
+        build_image(env, workspace, settings=settings, progress=progress, engine=engine)
+    finally:
+        if engine is not None:
+            engine.close()
     return get_image_details(env, workspace, settings=settings)

@@ -32,7 +32,11 @@ def add_commands(commands: Commands) -> None:
     where.add_argument("--tar", metavar="FILE", help="Also write a tar that podman load / docker load accept.")
     p.add_argument("--base-layout", metavar="DIR[:TAG]",
                    help="A base image in an OCI layout folder (e.g. from skopeo copy): its layers go under the "
-                        "environment's, so the image runs as it is. Default: the environment's layers only.")
+                        "environment's, so the image runs as it is. Default: with an engine (DOCKER_HOST or "
+                        "KILN_DOCKER_HOST), the definition's docker.base_image (Kiln's default otherwise) pulled "
+                        "through it, and the image loaded into it; without one, the environment's layers only.")
+    p.add_argument("--no-engine", action="store_true",
+                   help="Write the image without the engine DOCKER_HOST names (no base pulled, nothing loaded).")
     commands.add("list", list_cmd, help="The images in Kiln's cache.", example="kiln image list")
     p = commands.add("show", show_cmd, help="An image: name, digest, labels, interpreter, its layers.",
                      example="kiln image show kiln/kiln_6e69...:8fa76973\nkiln image show train:2")
@@ -49,6 +53,7 @@ def _layout(st: CliState) -> Path:
 
 
 def build_cmd(st: CliState, args: Namespace) -> None:
+    from kiln.builds.engine import engine_for
     from kiln.builds.oci.build import build_image
     from kiln.cli.progress import build_progress
 
@@ -56,12 +61,16 @@ def build_cmd(st: CliState, args: Namespace) -> None:
     ws = st.workspace()
     env = ws.get_environment(name, version)
     base_layout, base_tag = _base(args.base_layout)
+    engine = None if args.no_engine else engine_for(st.settings)
     with build_progress(f"{env.name}:{env.version}", quiet=st.json_mode) as progress:
         image = build_image(env, ws, settings=st.settings, progress=progress,
-                            tar=Path(args.tar) if args.tar else None, base_layout=base_layout, base_tag=base_tag)
+                            tar=Path(args.tar) if args.tar else None, base_layout=base_layout, base_tag=base_tag,
+                            engine=engine)
         if args.layout:  # the same bytes again, into the user's folder
             image = build_image(env, ws, settings=st.settings, layout=Path(args.layout), base_layout=base_layout,
-                                base_tag=base_tag)
+                                base_tag=base_tag, engine=engine)
+    if engine is not None:
+        engine.close()
     data = image.to_dict()
     if args.tar:
         data["tar"] = str(Path(args.tar))

@@ -22,7 +22,8 @@ from kiln.errors import KilnError, NotFoundError
 if TYPE_CHECKING:
     import docker
 
-__all__ = ["API_VERSION", "DEFAULT_ENGINE_URL", "Engine", "EngineError", "EngineImage", "PushResult", "split_reference"]
+__all__ = ["API_VERSION", "DEFAULT_ENGINE_URL", "Engine", "EngineError", "EngineImage", "PushResult", "engine_for",
+           "split_reference"]
 
 #: Docker's own socket; podman users point DOCKER_HOST (or KILN_DOCKER_HOST) at their service's socket
 DEFAULT_ENGINE_URL = "unix:///var/run/docker.sock"
@@ -82,6 +83,13 @@ def _image(image: Any) -> EngineImage:
     return EngineImage(id=str(attrs.get("Id", image.id)), tags=list(attrs.get("RepoTags") or []),
                        size=int(attrs.get("Size") or 0), labels=dict(labels),
                        repo_digests=list(attrs.get("RepoDigests") or []), platform=platform)
+
+
+def engine_for(settings: Any) -> Engine | None:
+    """The engine the settings name (``KILN_DOCKER_HOST`` / ``DOCKER_HOST``), or None when they name none:
+    Kiln then writes images without one (no base pulled, nothing loaded)."""
+    url = getattr(settings, "docker_host", None)
+    return Engine(url) if url else None
 
 
 class Engine:
@@ -185,6 +193,17 @@ class Engine:
             return [t for image in loaded for t in (image.tags or [image.id])]
 
         return list(self._call(f"loading {tar}", load))
+
+    def save(self, reference: str, tar: Path) -> Path:
+        """Write the image ``reference`` as a ``docker save`` tar at ``tar``."""
+
+        def save() -> None:
+            with tar.open("wb") as out:
+                for chunk in self.client.api.get_image(reference):
+                    out.write(chunk)
+
+        self._call(f"saving {reference}", save)
+        return tar
 
     def pull(self, reference: str, *, auth: dict[str, str] | None = None, platform: str | None = None,
              log: Callable[[str], None] | None = None) -> EngineImage:

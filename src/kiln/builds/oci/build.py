@@ -16,6 +16,7 @@ from kiln.errors import KilnError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from kiln.builds.engine.client import Engine
     from kiln.builds.result import Progress
     from kiln.environment.environment import Environment
     from kiln.settings import Settings
@@ -28,11 +29,13 @@ IMAGES_FOLDER = "images-v1"
 
 def build_image(env: Environment, workspace: Workspace, *, settings: Settings, layout: Path | None = None,
                 tar: Path | None = None, progress: Progress | None = None, base_layout: Path | None = None,
-                base_tag: str | None = None) -> OciImage:
+                base_tag: str | None = None, engine: Engine | None = None) -> OciImage:
     """Build ``env`` (registering it if needed) and write its image; returns the image written.
 
     ``base_layout`` (an OCI layout folder; ``base_tag`` picks one of its images): the base image whose layers
-    go under the environment's; without it the image holds the environment's layers only.
+    go under the environment's. Else, with an ``engine``: the definition's ``docker.base_image`` (Kiln's
+    default otherwise), pulled through it if needed; and the image written is loaded into it. Without
+    either, the image holds the environment's layers only.
     """
     from kiln.builds import build, registered
     from kiln.builds.backends.plan import DockerPlan
@@ -54,6 +57,15 @@ def build_image(env: Environment, workspace: Workspace, *, settings: Settings, l
         from kiln.builds.oci.base import read_base
 
         base = read_base(base_layout, base_tag)
+    elif engine is not None:
+        import os
+
+        from kiln.builds.engine.base import base_from_engine, base_reference, registry_auth
+        from kiln.builds.oci.writer import base_image_of
+
+        reference = base_reference(base_image_of(result.python_version, docker.base_image), docker.registry)
+        base = base_from_engine(engine, reference, cache_dir=settings.cache_dir, platform=docker.platform,
+                                auth=registry_auth(docker.registry, os.environ), log=say)
     image = write_image(env_dir=result.path / "env", name=image_name(target), tag=result.lock.lock_hash[:16],
                         python_version=result.python_version, labels=labels,
                         variables=dict(target.environment_variables),
@@ -62,7 +74,31 @@ def build_image(env: Environment, workspace: Workspace, *, settings: Settings, l
     if tar is not None:
         write_tar(image, tar)
         say(f"tar {tar}")
+    if engine is not None:
+        _load(engine, image, tar, settings, say)
     return image
+
+
+def _load(engine: Engine, image: OciImage, tar: Path | None, settings: Settings, say: Callable[[str], None]) -> None:
+    """Load ``image`` into ``engine`` unless it has it already (same name, tag and Kiln's config digest)."""
+    import os
+    import tempfile
+
+    if engine.has(image.reference) and engine.image(image.reference).id == image.config_digest:
+        say(f"engine {engine.url}: has {image.reference}")
+        return
+    if tar is None:
+        folder = settings.cache_dir / "tmp"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="image-", suffix=".tar", dir=folder)
+        os.close(fd)
+        try:
+            engine.load(write_tar(image, Path(name)))
+        finally:
+            os.unlink(name)
+    else:
+        engine.load(tar)
+    say(f"engine {engine.url}: loaded {image.reference}")
 
 
 def written_image(settings: Settings, name: str, lock_hash: str) -> dict[str, Any] | None:
