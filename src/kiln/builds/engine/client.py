@@ -22,15 +22,15 @@ from kiln.errors import KilnError, NotFoundError
 if TYPE_CHECKING:
     import docker
 
-__all__ = ["API_VERSION", "DEFAULT_ENGINE_URL", "Engine", "EngineError", "EngineImage", "PushResult", "engine_for",
-           "split_reference"]
+__all__ = ["API_VERSION", "DEFAULT_ENGINE_URL", "HOW_TO_START", "Engine", "EngineError", "EngineImage", "PushResult",
+           "engine_for", "split_reference"]
 
 #: Docker's own socket; podman users point DOCKER_HOST (or KILN_DOCKER_HOST) at their service's socket
 DEFAULT_ENGINE_URL = "unix:///var/run/docker.sock"
 #: podman 4's compatible API (Docker 20.10's): asking for it saves a round trip and works with newer Dockers too
 API_VERSION = "1.41"
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
-_START = ("start one: `podman system service --time=0 unix:///run/podman/podman.sock &` then "
+HOW_TO_START = ("start one: `podman system service --time=0 unix:///run/podman/podman.sock &` then "
           "`export DOCKER_HOST=unix:///run/podman/podman.sock` (or start Docker's daemon)")
 
 
@@ -113,7 +113,7 @@ class Engine:
         if self._client is None:
             if self.url.startswith("unix://") and not Path(self.url[len("unix://"):]).exists():
                 # said before connecting: the SDK leaks the socket of a failed connect
-                raise EngineError(f"no container engine at {self.url} (no such socket): {_START}")
+                raise EngineError(f"no container engine at {self.url} (no such socket): {HOW_TO_START}")
             try:
                 import docker
             except ImportError:
@@ -133,7 +133,7 @@ class Engine:
             return str(e)
         except Exception as e:  # requests' and the SDK's errors alike: the engine isn't there
             reason = _cut(mask(str(e)))
-            return f"no container engine answers at {self.url} ({reason}): {_START}"
+            return f"no container engine answers at {self.url} ({reason}): {HOW_TO_START}"
         return None
 
     def close(self) -> None:
@@ -158,7 +158,7 @@ class Engine:
             raise EngineError(f"container engine {self.url}: {what} failed: {_cut(mask(_explain(e)))}") from None
         except OSError as e:  # requests' ConnectionError is one
             raise EngineError(f"container engine {self.url}: {what} failed: {_cut(mask(str(e)))}; "
-                              f"is it running? {_START}") from None
+                              f"is it running? {HOW_TO_START}") from None
 
     # -- images -------------------------------------------------------------------------------------------------
 

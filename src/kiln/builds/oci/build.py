@@ -75,30 +75,10 @@ def build_image(env: Environment, workspace: Workspace, *, settings: Settings, l
         write_tar(image, tar)
         say(f"tar {tar}")
     if engine is not None:
-        _load(engine, image, tar, settings, say)
+        from kiln.builds.engine.images import load_image
+
+        load_image(engine, image, settings=settings, tar=tar, log=say)
     return image
-
-
-def _load(engine: Engine, image: OciImage, tar: Path | None, settings: Settings, say: Callable[[str], None]) -> None:
-    """Load ``image`` into ``engine`` unless it has it already (same name, tag and Kiln's config digest)."""
-    import os
-    import tempfile
-
-    if engine.has(image.reference) and engine.image(image.reference).id == image.config_digest:
-        say(f"engine {engine.url}: has {image.reference}")
-        return
-    if tar is None:
-        folder = settings.cache_dir / "tmp"
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="image-", suffix=".tar", dir=folder)
-        os.close(fd)
-        try:
-            engine.load(write_tar(image, Path(name)))
-        finally:
-            os.unlink(name)
-    else:
-        engine.load(tar)
-    say(f"engine {engine.url}: loaded {image.reference}")
 
 
 def written_image(settings: Settings, name: str, lock_hash: str) -> dict[str, Any] | None:
