@@ -54,7 +54,7 @@ class Workspace(_registry.Workspace):
 
     @property
     def compute_targets(self) -> dict[str, ComputeTarget]:
-        """Name → each compute target runs can use here (``local`` for now)."""
+        """Name → each compute target runs can use here (``local``, ``container``)."""
         from kiln.runs.targets.registry import get_target, target_names
 
         return {name: get_target(name) for name in target_names()}
