@@ -124,3 +124,19 @@ def test_a_killed_supervisor_leaves_a_failed_run_and_no_container(ws: Workspace,
     wait_for(lambda: run.status != "Running", "the run to be seen as dead", timeout=10)
     assert Run.get(ws, run.id).get_details()["status"] == "Failed"
     wait_for(lambda: run_containers(engine_env, run) == [], "the orphaned container to be removed", timeout=30)
+
+
+def test_kiln_run_submit_docker_streams_and_exits_with_the_scripts_code(ws: Workspace) -> None:
+    import subprocess
+
+    from conftest import kiln_cmd
+
+    env(ws)
+    folder = Path("cli-src")
+    folder.mkdir()
+    (folder / "train.py").write_text("import sys\nprint('inside', sys.prefix, flush=True)\nsys.exit(5)\n")
+    proc = subprocess.run([*kiln_cmd(), "-w", str(ws.path), "run", "submit", "train.py", "-s", str(folder), "--env",
+                           "boxed", "--docker"], capture_output=True, text=True, env=os.environ, timeout=300,
+                          check=False)
+    assert proc.returncode == 5, proc.stderr
+    assert "inside /kiln/env" in proc.stdout
