@@ -52,9 +52,17 @@ def get_image_details(env: Environment, workspace: Workspace, *, settings: Setti
     from kiln.builds.uv import uv_version
 
     target = registered(env, workspace)
-    if target.python.user_managed_dependencies:
-        return image_details(target, None, None, uv_version())
     settings = settings or workspace.settings
+    if target.python.user_managed_dependencies:
+        from kiln.builds.oci.build import written_image
+
+        details = image_details(target, None, None, uv_version())
+        written = written_image(settings, details.image, target.hash)  # tagged by the definition: no lock
+        if written is not None:
+            details.update(written)
+        if workspace.container_registry is not None:
+            details["registry"] = workspace.container_registry["address"]
+        return details
     interpreter, lock, _, _ = lock_environment(target, workspace, settings=settings)
     details = image_details(target, lock, interpreter, uv_version())
     from kiln.builds.oci.build import written_image
