@@ -15,7 +15,7 @@ from serving_support import PY, Deploy, definition, refused, wait_for, write_sou
 
 from conftest import kiln_cmd
 from engine_support import ContainerEngine
-from kiln import LocalWebservice, Model, Workspace
+from kiln import InferenceConfig, LocalWebservice, Model, Workspace
 from kiln.serving.container import LABEL, container_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("module_build_cache")]
@@ -113,6 +113,15 @@ def test_an_update_rolls_out_in_the_container(ws: Workspace, deploy: Deploy, eng
     assert after["Id"] == before["Id"]  # the same container: the new generation rolled out inside it
     record = ws.store.get_service("rolling")
     assert record is not None and record.generation == 2
+
+    # a new version of the environment that changes only its variables: the same packages, the same image name;
+    # the workers of the next generation get the new variables, in the same container
+    changed = definition("serve-boxed", python=PY)
+    changed.environment_variables = {"SERVE_MODE": "changed"}
+    boxed.update(inference_config=InferenceConfig(entry_script="score.py", source_directory=str(source),
+                                                  environment=ws.register_environment(changed)))
+    assert boxed.run(json.dumps({"data": [2]})) == {"result": [7], "sum": 2, "env": "changed", "python": PY}
+    assert [c["Id"] for c in containers(engine_env, "rolling")] == [before["Id"]]
 
 
 def test_init_failing_in_the_container_fails_the_deployment_with_its_reason(
