@@ -39,6 +39,8 @@ __all__ = ["ContainerEngine", "container_engine", "engine_env", "engine_environ"
 
 #: the Python of the session's base image: Kiln's default (and so its default base image's)
 BASE_PYTHON = "3.12"
+#: the session's base image's name in the engine: Kiln's default base image
+BASE_IMAGE = f"docker.io/library/python:{BASE_PYTHON}-slim-bookworm"
 SKIP = {"test", "site-packages", "__pycache__", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3"}
 #: the few programs a Dockerfile's RUN steps in the tests use (the shell's builtins do the rest)
 PROGRAMS = ("/bin/sh", "/bin/cat", "/bin/ls", "/bin/mkdir", "/bin/cp", "/bin/rm", "/usr/bin/env")
