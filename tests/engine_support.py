@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,14 +34,19 @@ from kiln.builds.engine import CONTAINERS_CONF, Engine, registries_conf
 from kiln.builds.oci.layer import Entry, write_layer
 from kiln.builds.oci.writer import canonical
 
-__all__ = ["ContainerEngine", "container_engine", "engine_env", "engine_environ", "make_base_layout"]
+__all__ = ["ContainerEngine", "container_engine", "engine_env", "engine_environ", "engine_session",
+           "make_base_layout"]
 
 #: the Python of the session's base image: Kiln's default (and so its default base image's)
 BASE_PYTHON = "3.12"
+#: the session's base image's name in the engine: Kiln's default base image
 BASE_IMAGE = f"docker.io/library/python:{BASE_PYTHON}-slim-bookworm"
 SKIP = {"test", "site-packages", "__pycache__", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3"}
 #: the few programs a Dockerfile's RUN steps in the tests use (the shell's builtins do the rest)
 PROGRAMS = ("/bin/sh", "/bin/cat", "/bin/ls", "/bin/mkdir", "/bin/cp", "/bin/rm", "/usr/bin/env")
+#: libraries a slim Debian image has that prebuilt tools (uv) and wheels' bundled libraries load
+EXTRA_LIBRARIES = ("libgcc_s.so.1", "librt.so.1", "libpthread.so.0", "libdl.so.2", "libstdc++.so.6")
+LIBRARY_FOLDERS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu")
 _PROBE = ("import json, sys, sysconfig; print(json.dumps({'exe': sys.executable, 'prefix': sys.base_prefix, "
           "'stdlib': sysconfig.get_paths()['stdlib'], 'minor': '%d.%d' % sys.version_info[:2]}))")
 
@@ -79,9 +85,14 @@ def make_base_layout(python: str, layout: Path, tag: str) -> str:
     entries += [Entry(p.as_posix().lstrip("/"), "file", source=Path(os.path.realpath(p)), executable=True)
                 for p in programs]
     binaries = [exe, *stdlib.glob("lib-dynload/*.so"), *programs]
-    for lib in _libraries(binaries) | set((prefix / "lib").glob("libpython*.so*")):
+    extra = {Path(folder) / name for folder in LIBRARY_FOLDERS for name in EXTRA_LIBRARIES
+             if (Path(folder) / name).exists()}
+    placed = {e.name for e in entries}
+    for lib in sorted(_libraries(binaries) | set((prefix / "lib").glob("libpython*.so*")) | extra):
         where = f"usr/local/lib/{lib.name}" if lib.is_relative_to(prefix) else lib.as_posix().lstrip("/")
-        entries.append(Entry(where, "file", source=Path(os.path.realpath(lib)), executable=True))
+        if where not in placed:
+            placed.add(where)
+            entries.append(Entry(where, "file", source=Path(os.path.realpath(lib)), executable=True))
     dirs = {p.as_posix() for e in entries for p in Path(e.name).parents if p.as_posix() != "."}
     entries += [Entry(d, "dir") for d in dirs]
     blobs = layout / "blobs" / "sha256"
@@ -151,11 +162,12 @@ def _wait(check: object, what: str, proc: subprocess.Popen[bytes], log: Path, se
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"{what} ended with exit code {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+            raise RuntimeError(f"{what} ended with exit code {proc.returncode}: "
+                               f"{log.read_text(errors='replace')[-2000:]}")
         if check():  # type: ignore[operator]
             return
         time.sleep(0.1)
-    pytest.fail(f"{what} did not start in {seconds} s: {log.read_text(errors='replace')[-2000:]}")
+    raise RuntimeError(f"{what} did not start in {seconds} s: {log.read_text(errors='replace')[-2000:]}")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -192,6 +204,14 @@ def container_engine() -> Iterator[ContainerEngine]:
     for tool in ("podman", "runc", "skopeo", "docker-registry"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed: `make container-tools` installs it (Debian packages)")
+    with engine_session() as engine:
+        yield engine
+
+
+@contextmanager
+def engine_session(python_version: str = BASE_PYTHON) -> Iterator[ContainerEngine]:
+    """Start the registry and the engine, make the base image for ``python_version``; stop both at the end
+    (also used by bench/images.py)."""
     from kiln.builds.interpreters import discover, select
 
     folder = Path(tempfile.mkdtemp(prefix="kiln-eng-"))  # short: podman refuses a runroot over 50 characters
@@ -220,18 +240,20 @@ def container_engine() -> Iterator[ContainerEngine]:
                                           start_new_session=True))
         engine = Engine(environ["DOCKER_HOST"])
         _wait(lambda: sock.exists() and engine.cannot_connect() is None, "podman system service", procs[-1], pod_log)
-        python = select(BASE_PYTHON, discover(), default=BASE_PYTHON)
+        python = select(python_version, discover(), default=python_version)
         layout = folder / "base-layout"
-        tag = make_base_layout(python.path, layout, BASE_PYTHON)
-        in_registry = f"{registry}/library/python:{BASE_PYTHON}-slim-bookworm"
+        tag = make_base_layout(python.path, layout, python_version)
+        in_registry = f"{registry}/library/python:{python_version}-slim-bookworm"
+        base_image = f"docker.io/library/python:{python_version}-slim-bookworm"
         copied = subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:{tag}",
                                  f"docker://{in_registry}"], capture_output=True, text=True,
                                 env={**os.environ, **environ}, timeout=300, check=False)
-        assert copied.returncode == 0, copied.stderr
+        if copied.returncode != 0:
+            raise RuntimeError(f"skopeo copy of the base image failed: {copied.stderr[-2000:]}")
         engine.pull(in_registry)
-        engine.tag(in_registry, BASE_IMAGE)
+        engine.tag(in_registry, base_image)
         engine.close()
-        yield ContainerEngine(engine_url=environ["DOCKER_HOST"], registry_address=registry, base_image=BASE_IMAGE,
+        yield ContainerEngine(engine_url=environ["DOCKER_HOST"], registry_address=registry, base_image=base_image,
                               registry_base_image=in_registry, base_layout=layout, base_tag=tag,
                               registry_storage=storage, environ=environ, podman_args=podman_args)
     finally:
