@@ -273,12 +273,14 @@ def _container(workspace: Workspace, name: str, env: Any, *, settings: Settings,
     """The container section of a container deployment: its image (written and loaded if needed), its engine
     and name, and what the server in it runs with."""
     from kiln.builds.image import ENV_PREFIX
-    from kiln.builds.oci.engine_image import container_image
+    from kiln.builds.oci.engine_image import container_image, image_python
     from kiln.serving.container import container_name
 
     image = container_image(env, workspace, settings=settings, progress=progress)
-    return {"image": image, "engine": settings.docker_host, "name": container_name(str(workspace.path), name),
-            "deployment": {"python": f"{ENV_PREFIX}/bin/python", "virtual_env": ENV_PREFIX}}
+    python = image_python(image)
+    return {"image": image.reference, "engine": settings.docker_host,
+            "name": container_name(str(workspace.path), name),
+            "deployment": {"python": python, "virtual_env": ENV_PREFIX if python.startswith(ENV_PREFIX) else None}}
 
 
 def remove_container(config: dict[str, Any]) -> None:

@@ -140,3 +140,18 @@ def test_kiln_run_submit_docker_streams_and_exits_with_the_scripts_code(ws: Work
                           check=False)
     assert proc.returncode == 5, proc.stderr
     assert "inside /kiln/env" in proc.stdout
+
+
+def test_a_user_managed_environment_runs_with_the_images_own_python(ws: Workspace) -> None:
+    """Azure's "bring your own image": Kiln installs nothing; ``interpreter_path`` is the image's (on its PATH)."""
+    own = Environment("own-image")
+    own.python.user_managed_dependencies = True
+    own.python.interpreter_path = "python3"
+    own.docker.enabled = True
+    folder = Path("own-src")
+    folder.mkdir()
+    (folder / "train.py").write_text("import sys\nprint('prefix', sys.prefix, flush=True)\n")
+    run = Experiment(ws, "own").submit(ScriptRunConfig(source_directory=folder, script="train.py", environment=own))
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", run.get_output()
+    assert "prefix /usr/local\n" in run.get_output()  # the base image's Python, not a Kiln environment

@@ -163,8 +163,9 @@ class ContainerTarget(ComputeTarget):
             if plan.image is None:
                 return "no image to run in: the environment's image is made by the container target's prepare"
             python = str(plan.python)
-            if not python or "\0" in python or not PurePosixPath(python).is_absolute():
-                return f"the environment's interpreter {python[:200]!r} is not an absolute path in the image"
+            if not python or "\0" in python or ("/" in python and not PurePosixPath(python).is_absolute()):
+                return (f"the environment's interpreter {python[:200]!r} is neither an absolute path in the image nor "
+                        "a command on its PATH")
             if not Path(plan.workdir).is_dir():
                 return f"the run's folder {plan.workdir} is not there"
             problem = _engine_problem(plan.engine)
@@ -174,8 +175,11 @@ class ContainerTarget(ComputeTarget):
             from docker.errors import ImageNotFound
 
             try:
-                if not _in_image(client, plan.image, python):
-                    return f"the interpreter {python[:200]} is not in the image {plan.image}"
+                if "/" in python:  # a command name is looked up on the image's PATH when the container starts
+                    if not _in_image(client, plan.image, python):
+                        return f"the interpreter {python[:200]} is not in the image {plan.image}"
+                else:
+                    client.api.inspect_image(plan.image)
             except ImageNotFound:
                 return f"the engine has no image {plan.image[:200]} (build it: kiln image build)"
         except Exception as e:  # never raises: the reason is the answer
@@ -184,12 +188,11 @@ class ContainerTarget(ComputeTarget):
 
     def prepare(self, *, plan: RunPlan, workspace: Workspace, environment: tuple[str, str], settings: Settings,
                 say: Callable[[str], None]) -> RunPlan:
-        from kiln.builds.image import ENV_PREFIX
-        from kiln.builds.oci.engine_image import container_image
+        from kiln.builds.oci.engine_image import container_image, image_python
 
         env = workspace.get_environment(*environment)
-        reference = container_image(env, workspace, settings=settings, progress=lambda phase, line: say(line))
-        return replace(plan, image=reference, python=f"{ENV_PREFIX}/bin/python", engine=settings.docker_host)
+        image = container_image(env, workspace, settings=settings, progress=lambda phase, line: say(line))
+        return replace(plan, image=image.reference, python=image_python(image), engine=settings.docker_host)
 
     def start(self, *, plan: RunPlan) -> ContainerHandle:
         client = _engine(plan.engine)

@@ -79,12 +79,13 @@ def test_a_plan_without_an_image_is_refused(tmp_path: Path) -> None:
     assert reason is not None and "no image" in reason
 
 
-@pytest.mark.parametrize("python", ["", "python", "bin/python", "/kiln/env/bin/python\0"])
-def test_an_interpreter_that_is_no_absolute_path_is_refused(tmp_path: Path, python: str) -> None:
+@pytest.mark.parametrize("python", ["", "bin/python", "./python", "/kiln/env/bin/python\0", "python\0"])
+def test_an_interpreter_that_is_no_absolute_path_or_command_is_refused(tmp_path: Path, python: str) -> None:
+    """A user-managed environment's ``interpreter_path`` may be a command (``python``), found on the image's PATH."""
     p = plan(tmp_path, python=python)
     p.workdir.mkdir(parents=True)
     reason = ContainerTarget().cannot_run(p)
-    assert reason is not None and "not an absolute path in the image" in reason
+    assert reason is not None and "neither an absolute path in the image nor a command on its PATH" in reason
 
 
 def test_without_an_engine_the_reason_says_how_to_start_one(tmp_path: Path) -> None:
