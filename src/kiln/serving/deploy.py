@@ -253,7 +253,7 @@ def deploy(workspace: Workspace, name: str, models: Sequence[DeployableModel] | 
     now = time.time()
     running = existing is not None and _server_alive(existing)
     # a process service and a container service are different processes: switching is a restart
-    same_kind = existing is not None and ("container" in previous) == (box is not None)
+    same_kind = existing is not None and bool(previous.get("container")) == (box is not None)
     workspace.store.put_service(ServiceRecord(
         name=name, state="Transitioning", port=port, generation=existing.generation if running and existing else 0,
         config=json.dumps(config), pid=existing.pid if running and existing else None,
