@@ -41,11 +41,15 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-# the OCI tools the image tests check Kiln's images with (Debian packages; fast when already installed)
+# the container tools the image tests use (Debian packages; fast when already installed): skopeo and umoci check
+# Kiln's images, podman (`podman system service`: the Docker-API engine) and buildah build and run them, runc
+# and catatonit are podman's runtime and init, docker-registry is the local registry the tests push to
 container-tools:
 	@command -v skopeo >/dev/null && command -v umoci >/dev/null && command -v podman >/dev/null && \
-		command -v runc >/dev/null || \
-		(apt-get update -q && apt-get install -y -q --no-install-recommends skopeo umoci podman runc catatonit)
+		command -v runc >/dev/null && command -v catatonit >/dev/null && command -v buildah >/dev/null && \
+		command -v docker-registry >/dev/null || \
+		(apt-get update -q && apt-get install -y -q --no-install-recommends skopeo umoci podman runc catatonit \
+			buildah docker-registry)
 
 # Debian's Chromium, for the studio's browser tests (Playwright's own browser download is not reachable);
 # nothing to do when it is there

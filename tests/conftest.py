@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from engine_support import container_engine, engine_env  # noqa: F401 - the session's container engine and registry
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -20,6 +22,8 @@ def kiln_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     monkeypatch.setenv("KILN_CACHE_DIR", str(home / "cache"))
     monkeypatch.delenv("KILN_WORKSPACE", raising=False)
     monkeypatch.delenv("KILN_DEBUG", raising=False)
+    for engine in ("DOCKER_HOST", "KILN_DOCKER_HOST"):  # a test uses an engine only when it asks (engine_env)
+        monkeypatch.delenv(engine, raising=False)
     monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
     work = tmp_path / "work"
     work.mkdir()

@@ -17,6 +17,7 @@ __all__ = [
     "ENV_CACHE_DIR",
     "ENV_CONDA_VIA",
     "ENV_DEBUG",
+    "ENV_DOCKER_HOST",
     "ENV_EXPERIMENT",
     "ENV_HOME",
     "ENV_MODEL_DIR",
@@ -39,6 +40,8 @@ ENV_CACHE_DIR = "KILN_CACHE_DIR"
 ENV_WORKSPACE = "KILN_WORKSPACE"
 ENV_DEBUG = "KILN_DEBUG"
 ENV_CONDA_VIA = "KILN_CONDA_VIA"
+#: the Docker-API engine Kiln uses (``unix:///run/podman/podman.sock``); else Docker's own ``DOCKER_HOST``
+ENV_DOCKER_HOST = "KILN_DOCKER_HOST"
 #: interpreters to build with, before the ones found on the machine (os.pathsep-separated)
 ENV_PYTHONS = "KILN_PYTHONS"
 #: set for a run's script (read by kiln.run)
@@ -81,6 +84,9 @@ class Settings:
     #: how conda packages are built: "conda" (py-rattler), "pypi" (their PyPI names, with uv), or "auto"
     #: (conda, and PyPI when the channels can't be reached)
     conda_via: str = "auto"
+    #: the Docker-API engine (Docker or ``podman system service``): ``KILN_DOCKER_HOST``, else ``DOCKER_HOST``;
+    #: None: Docker's default socket
+    docker_host: str | None = None
 
     @property
     def default_workspace(self) -> Path:
@@ -116,4 +122,5 @@ class Settings:
             cache_dir=cache.resolve(),
             workspace=Path(ws).expanduser().resolve() if ws else None,
             debug=debug_enabled(env),
+            docker_host=env.get(ENV_DOCKER_HOST) or env.get("DOCKER_HOST") or None,
         )

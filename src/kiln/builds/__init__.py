@@ -52,9 +52,17 @@ def get_image_details(env: Environment, workspace: Workspace, *, settings: Setti
     from kiln.builds.uv import uv_version
 
     target = registered(env, workspace)
-    if target.python.user_managed_dependencies:
-        return image_details(target, None, None, uv_version())
     settings = settings or workspace.settings
+    if target.python.user_managed_dependencies:
+        from kiln.builds.oci.build import written_image
+
+        details = image_details(target, None, None, uv_version())
+        written = written_image(settings, details.image, target.hash)  # tagged by the definition: no lock
+        if written is not None:
+            details.update(written)
+        if workspace.container_registry is not None:
+            details["registry"] = workspace.container_registry["address"]
+        return details
     interpreter, lock, _, _ = lock_environment(target, workspace, settings=settings)
     details = image_details(target, lock, interpreter, uv_version())
     from kiln.builds.oci.build import written_image
@@ -62,14 +70,49 @@ def get_image_details(env: Environment, workspace: Workspace, *, settings: Setti
     written = written_image(settings, details.image, lock.lock_hash)
     if written is not None:  # what was really built: its digest and layers
         details.update(written)
+    registry = workspace.container_registry
+    if registry is not None:  # where pushes go (Azure's: the workspace's container registry)
+        details["registry"] = registry["address"]
     return details
 
 
 def build_image_details(env: Environment, workspace: Workspace, *, settings: Settings | None = None,
-                        progress: Progress | None = None) -> ImageDetails:
-    """``build_local(useDocker=True)``: build ``env``, write its OCI image into Kiln's cache, return its details."""
+                        progress: Progress | None = None, push: bool = False) -> ImageDetails:
+    """``build_local(useDocker=True)``: build ``env``, write its OCI image into Kiln's cache, return its details.
+    ``push`` (``pushImageToWorkspaceAcr=True``): also push it to the workspace's registry, through the engine."""
+    import os
+
+    from kiln.builds.engine import engine_for
     from kiln.builds.oci.build import build_image
 
     settings = settings or workspace.settings
-    build_image(env, workspace, settings=settings, progress=progress)
-    return get_image_details(env, workspace, settings=settings)
+    registry = workspace.container_registry
+    if push and registry is None:
+        from kiln.errors import WorkspaceError
+
+        raise WorkspaceError(f"{workspace.path}: pushImageToWorkspaceAcr=True, but the workspace has no registry: "
+                             "`kiln workspace create NAME --registry HOST:PORT` or ws.set_container_registry(...)")
+    engine = engine_for(settings)  # the one DOCKER_HOST / KILN_DOCKER_HOST names: the base from it, loaded into it
+    if push:
+        from kiln.builds.engine import Engine, EngineError
+
+        engine = engine or Engine(None)  # else Docker's own socket
+        reason = engine.cannot_connect()
+        if reason is not None:
+            raise EngineError(f"pushImageToWorkspaceAcr=True: {reason}")
+    pushed = None
+    try:
+        image = build_image(env, workspace, settings=settings, progress=progress, engine=engine)
+        if push and engine is not None and registry is not None:
+            from kiln.builds.engine.images import push_image, workspace_registry_auth
+
+            say = (lambda line: progress("push", line)) if progress else None
+            pushed = push_image(engine, image, registry["address"], settings=settings,
+                                auth=workspace_registry_auth(registry, os.environ), log=say)
+    finally:
+        if engine is not None:
+            engine.close()
+    details = get_image_details(env, workspace, settings=settings)
+    if pushed is not None:
+        details.update({"registryImage": pushed.reference, "registryDigest": pushed.digest})
+    return details

@@ -54,8 +54,16 @@ def _base(env: Environment) -> str:
     if docker.dockerfile is not None:
         return docker.dockerfile.rstrip("\n")
     if docker.build_context_location is not None:
-        return (f"# base: the build context {docker.build_context_location} ({docker.build_context_dockerfile}), "
-                "built first as kiln-base\nFROM kiln-base")
+        from kiln.builds.engine.steps import dockerfile_used
+        from kiln.errors import KilnError
+
+        head = f"# base: the build context {docker.build_context_location} ({docker.build_context_dockerfile})"
+        try:
+            text = dockerfile_used(docker)
+        except KilnError:  # a git context, or a folder not there: said as it is
+            text = None
+        return f"{head}, built first as kiln-base\nFROM kiln-base" if text is None else \
+            f"{head}, built first:\n{text.rstrip()}"
     from kiln.environment.sections import DEFAULT_CPU_IMAGE
 
     image = docker.base_image or DEFAULT_CPU_IMAGE

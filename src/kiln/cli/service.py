@@ -37,6 +37,9 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("--timeout", metavar="SECONDS", type=float, default=60.0,
                    help="Seconds a request may take (then 504; default: 60).")
     p.add_argument("--batching", action="store_true", help="Let run_batch(list) take several requests.")
+    p.add_argument("--container", action="store_true",
+                   help="Run the service in a container of the environment's image (as Azure ML's local web "
+                        "service), through the Docker-API engine of KILN_DOCKER_HOST / DOCKER_HOST.")
 
     commands.add("list", list_, help="Services in the workspace, with their state and address.",
                  example="kiln service list -o json")
@@ -93,7 +96,7 @@ def deploy(st: CliState, args: Namespace) -> None:
     if not service_name:
         raise UsageError("give --name (or at least one --model)", hint="--name")
     config = DeploymentConfiguration(port=args.port, workers=args.workers, auth_enabled=args.auth,
-                                     timeout_seconds=args.timeout, batching=args.batching)
+                                     timeout_seconds=args.timeout, batching=args.batching, container=args.container)
     inference = InferenceConfig(entry_script=args.entry_script, source_directory=args.source_dir,
                                 environment=environment)
     progress = None if st.json_mode else (lambda phase, message: sys.stderr.write(f"{message}\n"))
@@ -121,6 +124,8 @@ def show(st: CliState, args: Namespace) -> None:
              f"  models       {', '.join(data['models']) or '-'}", f"  environment  {data['environment']}",
              f"  entry script {data['entryScript']}", f"  workers      {data['workers']}",
              f"  auth         {'on' if data['authEnabled'] else 'off'}", f"  generation   {data['generation']}"]
+    if data.get("container"):
+        lines.append(f"  container    {data['container']['name']} ({data['container']['image']})")
     if data["error"]:
         lines.append(f"  error        {data['error']}")
     st.out.emit("service.show", data, "\n".join(lines))

@@ -18,7 +18,9 @@ def add_commands(commands: Commands) -> None:
                      "PostgreSQL database).",
                      example="kiln workspace create proj --directory ./ws\n"
                              "PGPASSWORD=... kiln workspace create team --store postgresql://kiln@db:5432/kiln "
-                             "--blobs /mnt/team/blobs")
+                             "--blobs /mnt/team/blobs\n"
+                             "kiln workspace create proj --registry 127.0.0.1:5000 --registry-username kiln "
+                             "--registry-password '${REGISTRY_PASSWORD}'")
     p.add_argument("name", metavar="NAME", help="Workspace name.")
     p.add_argument("-d", "--directory", metavar="PATH", type=Path, help="Workspace folder (default: ./NAME).")
     p.add_argument("--store", metavar="URL",
@@ -26,6 +28,12 @@ def add_commands(commands: Commands) -> None:
                         "or a ${VAR} reference, never written in the URL); default: SQLite in the folder.")
     p.add_argument("--blobs", metavar="PATH", type=Path,
                    help="Folder of snapshots and model files, e.g. one shared by a team (default: FOLDER/blobs).")
+    p.add_argument("--registry", metavar="HOST:PORT",
+                   help="The registry images are pushed to (kiln image push; build_local(pushImageToWorkspaceAcr="
+                        "True)); on an existing workspace, sets it.")
+    p.add_argument("--registry-username", metavar="NAME|${VAR}", help="The registry's user name.")
+    p.add_argument("--registry-password", metavar="${VAR}",
+                   help="The registry's password, as a ${VAR} reference only (resolved when pushing, never written).")
     p.add_argument("--config", dest="config", action="store_true", default=True,
                    help="Write .kiln/config.json here, so that commands run below this folder use it (default).")
     p.add_argument("--no-config", dest="config", action="store_false", help="Don't write .kiln/config.json.")
@@ -42,10 +50,12 @@ def add_commands(commands: Commands) -> None:
 def create(st: CliState, args: Namespace) -> None:
     from kiln.sdk.workspace import Workspace
 
-    ws = Workspace.create(args.name, path=args.directory, exist_ok=True, store=args.store, blobs=args.blobs)
+    ws = Workspace.create(args.name, path=args.directory, exist_ok=True, store=args.store, blobs=args.blobs,
+                          container_registry=args.registry, registry_username=args.registry_username,
+                          registry_password=args.registry_password)
     written = ws.write_config() if args.config else None
     data = {"name": ws.name, "path": str(ws.path), "store": ws.store.name, "blobs": str(ws.blobs.root),
-            "config": str(written) if written else None}
+            "config": str(written) if written else None, "registry": ws.container_registry}
     st.out.emit("workspace.create", data,
                 f"Workspace {ws.name!r} at {ws.path}" + (f"\nConfig written to {written}" if written else ""))
 

@@ -48,7 +48,7 @@ class _Builder(Protocol):
 
     def environment_image_details(self, environment: Environment) -> Any: ...
 
-    def build_environment_image(self, environment: Environment) -> Any: ...
+    def build_environment_image(self, environment: Environment, *, push: bool = False) -> Any: ...
 
 
 def _builder(workspace: Any) -> _Builder:
@@ -217,14 +217,12 @@ class Environment:
     def build_local(self, workspace: Any, platform: str | None = None, *, useDocker: bool = False,
                     pushImageToWorkspaceAcr: bool = False, upgrade: bool = False, **kwargs: Any) -> Any:
         """Build here and return when done (a ``BuildResult``). ``useDocker=True``: also write the environment's
-        OCI image (no daemon needed) and return its details (``get_image_details``, with its ``digest``)."""
+        OCI image (no daemon needed) and return its details (``get_image_details``, with its ``digest``);
+        ``pushImageToWorkspaceAcr=True``: push that image to the workspace's registry through the container
+        engine (``DOCKER_HOST``), only the layers the registry lacks."""
         del platform, kwargs
-        if pushImageToWorkspaceAcr:
-            raise DefinitionError("build_local(pushImageToWorkspaceAcr=True): pushing images to a registry is not "
-                                  "available yet in this Kiln; use useDocker=True, then `kiln image build NAME --tar "
-                                  "FILE` and push with podman or skopeo")
-        if useDocker:
-            return _builder(workspace).build_environment_image(self)
+        if useDocker or pushImageToWorkspaceAcr:
+            return _builder(workspace).build_environment_image(self, push=pushImageToWorkspaceAcr)
         return _builder(workspace).build_environment(self, upgrade=upgrade)
 
     def get_image_details(self, workspace: Any) -> Any:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from kiln._process import spawn_detached, start_time
 from kiln.runs.layout import RunLayout
-from kiln.runs.targets.registry import target_name
-from kiln.settings import ENV_CACHE_DIR, ENV_CONDA_VIA, ENV_DEBUG, ENV_HOME
+from kiln.runs.targets.registry import CONTAINER_TARGET, DEFAULT_TARGET, target_name
+from kiln.settings import ENV_CACHE_DIR, ENV_CONDA_VIA, ENV_DEBUG, ENV_DOCKER_HOST, ENV_HOME
 
 if TYPE_CHECKING:
     from kiln.runs.config import ScriptRunConfig
@@ -29,19 +29,33 @@ def new_run_id(experiment: str) -> str:
     return f"{experiment}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
 
 
+def _check_engine(settings: Settings) -> None:
+    """A run in a container needs an engine: said at submit, with how to start one, not later in the run's log."""
+    from kiln.builds.engine import Engine
+    from kiln.errors import KilnError
+
+    problem = Engine.from_settings(settings).cannot_connect()
+    if problem is not None:
+        raise KilnError(f"compute target {CONTAINER_TARGET!r} (the run asks for Docker): {problem}")
+
+
 def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *, settings: Settings,
                tags: dict[str, str] | None = None) -> str:
     """Start a run of ``config`` in ``experiment``; return its id."""
     from kiln.builds import registered
     from kiln.builds.builder import cached_build
     from kiln.environment.curated import default_environment
-    from kiln.runs.ignored import ignored_settings, warn_ignored
+    from kiln.runs.ignored import ignored_settings, wants_docker, warn_ignored
     from kiln.workspace.snapshot import take_snapshot
     from kiln.workspace.store import RunRecord
 
     source = config.validate()
     target = target_name(config.run_config.target)
-    ignored = ignored_settings(config.run_config, config.environment)
+    if target == DEFAULT_TARGET and wants_docker(config.run_config, config.environment):
+        target = CONTAINER_TARGET  # as Azure ML: asking for Docker on the local machine runs in a container
+    if target == CONTAINER_TARGET:
+        _check_engine(settings)
+    ignored = ignored_settings(config.run_config, config.environment, target=target)
     warn_ignored(ignored)
     env = registered(config.environment, workspace) if config.environment is not None \
         else default_environment(workspace)
@@ -77,6 +91,8 @@ def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *
     # the supervisor builds its Settings from these: the caller's, whatever the variables said
     child_env = {**os.environ, ENV_HOME: str(settings.home), ENV_CACHE_DIR: str(settings.cache_dir),
                  ENV_CONDA_VIA: settings.conda_via, ENV_DEBUG: "1" if settings.debug else "0"}
+    if settings.docker_host:
+        child_env[ENV_DOCKER_HOST] = settings.docker_host
     pid = spawn_detached([sys.executable, "-m", "kiln.runs.supervisor", str(workspace.path), run_id], env=child_env,
                          log=layout.supervisor_log)
     workspace.store.update_run(run_id, pid=pid, pid_start=start_time(pid), only_if_status=frozenset({"Queued"}))

@@ -117,11 +117,22 @@ class _Supervisor:
             raise _Canceled()
         target = get_target(d.get("target", DEFAULT_TARGET))
         plan = self._plan(python, environ, lock_hash=lock_hash)
+        if target.name != DEFAULT_TARGET:
+            # what the target makes first (a container target: the environment's image) is part of preparing
+            store.update_run(self.run_id, status="Preparing", only_if_status=ACTIVE)
+            self.building = True
+            plan = target.prepare(plan=plan, workspace=self.ws, settings=self.settings,
+                                  environment=(str(self.record.environment), str(self.record.environment_version)),
+                                  say=lambda line: self.say(out, line))
+            self.building = False
+            if self.cancel_requested or self.layout.cancel_marker.exists():
+                raise _Canceled()
         problem = target.cannot_run(plan)
         if problem is not None:
             raise KilnError(f"compute target {target.name!r}: {problem}")
         program = list(plan.command) if plan.command else [plan.script, *plan.arguments]
-        self.say(out, f"running {' '.join(program)} with {python}")
+        where = f" in image {plan.image}" if plan.image else ""
+        self.say(out, f"running {' '.join(program)} with {plan.python}{where}")
         handle = target.start(plan=plan)
         store.update_run(self.run_id, status="Running", started_at=time.time(), only_if_status=ACTIVE)
         code, reason = self._wait(handle, d.get("max_run_duration_seconds"))

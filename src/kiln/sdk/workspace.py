@@ -54,7 +54,7 @@ class Workspace(_registry.Workspace):
 
     @property
     def compute_targets(self) -> dict[str, ComputeTarget]:
-        """Name → each compute target runs can use here (``local`` for now)."""
+        """Name → each compute target runs can use here (``local``, ``container``)."""
         from kiln.runs.targets.registry import get_target, target_names
 
         return {name: get_target(name) for name in target_names()}
@@ -72,11 +72,13 @@ class Workspace(_registry.Workspace):
 
         return build_in_background(environment, self, settings=self.settings, upgrade=upgrade)
 
-    def build_environment_image(self, environment: Environment, *, progress: Progress | None = None) -> ImageDetails:
-        """See ``Environment.build_local(useDocker=True)``: build, write the OCI image, return its details."""
+    def build_environment_image(self, environment: Environment, *, progress: Progress | None = None,
+                                push: bool = False) -> ImageDetails:
+        """See ``Environment.build_local(useDocker=True, pushImageToWorkspaceAcr=...)``: build, write the OCI image
+        (and push it to the workspace's registry), return its details."""
         from kiln.builds import build_image_details
 
-        return build_image_details(environment, self, settings=self.settings, progress=progress)
+        return build_image_details(environment, self, settings=self.settings, progress=progress, push=push)
 
     def environment_image_details(self, environment: Environment) -> ImageDetails:
         """See ``Environment.get_image_details``."""

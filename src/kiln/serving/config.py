@@ -62,10 +62,12 @@ class InferenceConfig:
 
 @dataclass
 class DeploymentConfiguration:
-    """How the local service runs. ``cpu_cores`` and ``memory_gb`` are accepted (as Azure ML's) and not
-    enforced; ``workers`` sets the worker processes; requests past ``timeout_seconds`` get 504, bodies past
-    ``max_payload_bytes`` 413; ``batching`` lets an entry script's ``run_batch(list)`` take several
-    requests at once (at most ``max_batch_size``, waiting at most ``max_batch_wait_ms`` to fill)."""
+    """How the local service runs. ``container=True`` runs it in a container of the environment's image, as
+    Azure ML's local web service runs (``kiln.serving.container``). ``cpu_cores`` and ``memory_gb`` are
+    accepted (as Azure ML's) and not enforced; ``workers`` sets the worker processes; requests past
+    ``timeout_seconds`` get 504, bodies past ``max_payload_bytes`` 413; ``batching`` lets an entry script's
+    ``run_batch(list)`` take several requests at once (at most ``max_batch_size``, waiting at most
+    ``max_batch_wait_ms`` to fill)."""
 
     port: int | None = None
     host: str = "127.0.0.1"
@@ -79,6 +81,7 @@ class DeploymentConfiguration:
     debug: bool = False
     cpu_cores: float | None = None
     memory_gb: float | None = None
+    container: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -112,4 +115,5 @@ class DeploymentConfiguration:
         return {"host": self.host, "workers": int(self.workers), "auth_enabled": bool(self.auth_enabled),
                 "timeout_seconds": float(self.timeout_seconds), "max_payload_bytes": int(self.max_payload_bytes),
                 "batching": bool(self.batching), "max_batch_size": int(self.max_batch_size),
-                "max_batch_wait_ms": float(self.max_batch_wait_ms), "debug": bool(self.debug)}
+                "max_batch_wait_ms": float(self.max_batch_wait_ms), "debug": bool(self.debug),
+                "container": bool(self.container)}

@@ -15,6 +15,7 @@ script alone (``var-azureml-app/score.py``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from kiln._files import write_text_atomic
 from kiln._process import spawn_detached
 from kiln.errors import DefinitionError, NotFoundError
-from kiln.settings import ENV_CACHE_DIR, ENV_HOME, ENV_WORKER_SHIM
+from kiln.settings import ENV_CACHE_DIR, ENV_DOCKER_HOST, ENV_HOME, ENV_WORKER_SHIM
 
 if TYPE_CHECKING:
     from kiln.serving.config import DeploymentConfiguration, InferenceConfig
@@ -38,8 +39,8 @@ if TYPE_CHECKING:
     from kiln.workspace.store import ModelRecord
     from kiln.workspace.workspace import Workspace
 
-__all__ = ["APP_ROOT", "DeployableModel", "deploy", "free_port", "ignored_docker_settings", "service_dir",
-           "start_server", "write_keys"]
+__all__ = ["APP_ROOT", "DeployableModel", "deploy", "free_port", "ignored_docker_settings", "remove_container",
+           "service_dir", "start_server", "write_keys"]
 
 #: the workers' working folder inside a generation: Azure ML's ``/var/azureml-app``
 APP_ROOT = "var-azureml-app"
@@ -214,8 +215,11 @@ def deploy(workspace: Workspace, name: str, models: Sequence[DeployableModel] | 
     deployment_config.validate()
     env = registered(inference_config.environment, workspace) if inference_config.environment is not None \
         else default_environment(workspace)
-    _warn_docker(env, name)
+    if not deployment_config.container:
+        _warn_docker(env, name)
     result = build_environment(env, workspace, settings=settings, progress=progress)
+    box = _container(workspace, name, env, settings=settings, progress=progress) if deployment_config.container \
+        else None
     generation = (existing.generation + 1) if existing is not None else 1
     folder = service_dir(workspace, name)
     gen = folder / f"gen-{generation}"
@@ -243,15 +247,19 @@ def deploy(workspace: Workspace, name: str, models: Sequence[DeployableModel] | 
             "entry_script_file": str(inference_config.entry_script_file()),
         },
     }
+    if box is not None:
+        config["container"] = box
     write_text_atomic(folder / "service.json", json.dumps(config, indent=1))
     now = time.time()
     running = existing is not None and _server_alive(existing)
+    # a process service and a container service are different processes: switching is a restart
+    same_kind = existing is not None and bool(previous.get("container")) == (box is not None)
     workspace.store.put_service(ServiceRecord(
         name=name, state="Transitioning", port=port, generation=existing.generation if running and existing else 0,
         config=json.dumps(config), pid=existing.pid if running and existing else None,
         pid_start=existing.pid_start if running and existing else None, error=None,
         created_at=existing.created_at if existing is not None else now, updated_at=now))
-    if running and existing is not None and existing.port == port:
+    if running and existing is not None and existing.port == port and same_kind:
         assert existing.pid is not None
         os.kill(existing.pid, signal.SIGHUP)
     else:
@@ -259,6 +267,35 @@ def deploy(workspace: Workspace, name: str, models: Sequence[DeployableModel] | 
             stop_server(existing)
         start_server(workspace, name, settings=settings)
     return generation
+
+
+def _container(workspace: Workspace, name: str, env: Any, *, settings: Settings, progress: Any) -> dict[str, Any]:
+    """The container section of a container deployment: its image (written and loaded if needed), its engine
+    and name, and what the server in it runs with."""
+    from kiln.builds.image import ENV_PREFIX
+    from kiln.builds.oci.engine_image import container_image, image_python
+    from kiln.serving.container import container_name
+
+    image = container_image(env, workspace, settings=settings, progress=progress)
+    python = image_python(image)
+    return {"image": image.reference, "engine": settings.docker_host,
+            "name": container_name(str(workspace.path), name),
+            "deployment": {"python": python, "virtual_env": ENV_PREFIX if python.startswith(ENV_PREFIX) else None}}
+
+
+def remove_container(config: dict[str, Any]) -> None:
+    """Remove a container deployment's container, if it is still there (its host side was killed)."""
+    box = config.get("container")
+    if not box:
+        return
+    from kiln.builds.engine import Engine
+
+    with Engine(box.get("engine")) as engine:
+        if engine.cannot_connect() is None:
+            from docker.errors import NotFound
+
+            with contextlib.suppress(NotFound):
+                engine.client.api.remove_container(box["name"], force=True)
 
 
 def _server_alive(record: Any) -> bool:
@@ -273,8 +310,11 @@ def start_server(workspace: Workspace, name: str, *, settings: Settings) -> int:
     folder = service_dir(workspace, name)
     env = {**os.environ, ENV_HOME: str(settings.home), ENV_CACHE_DIR: str(settings.cache_dir),
            ENV_WORKER_SHIM: str(Path(__file__).with_name("shim"))}
-    pid = spawn_detached([sys.executable, "-m", "kiln.serving.server", str(folder)], env=env,
-                         log=folder / "server.log")
+    if settings.docker_host:
+        env[ENV_DOCKER_HOST] = settings.docker_host
+    config = json.loads((folder / "service.json").read_text())
+    module = "kiln.serving.container" if config.get("container") else "kiln.serving.server"
+    pid = spawn_detached([sys.executable, "-m", module, str(folder)], env=env, log=folder / "server.log")
     workspace.store.update_service(name, pid=pid, pid_start=start_time(pid))
     return pid
 

@@ -10,7 +10,11 @@ worker), then serves HTTP with uvicorn. Signals:
 - SIGUSR1: read ``keys.json`` again (a regenerated key), without touching the workers.
 - SIGTERM/SIGINT: stop taking connections, finish the requests in flight, stop the workers.
 
-The service's state (Healthy, Failed, ...) is written to the workspace's store.
+The service's state (Healthy, Failed, ...) is written to the workspace's store. With ``--in-container``
+(a container deployment: ``kiln.serving.container`` starts this server in the environment's image) it is
+written to ``STATE_FILE`` in the service's folder instead, which the host side copies into the store; the
+workers run the image's environment and the server listens on the container's port, on every interface of
+the container (the engine publishes it on 127.0.0.1 of the machine).
 """
 
 from __future__ import annotations
@@ -30,7 +34,12 @@ from kiln.serving.config import DEFAULT_MAX_PAYLOAD
 from kiln.serving.pool import InitFailed, Pool, PoolSettings
 from kiln.settings import ENV_BATCHING, ENV_DEBUG, ENV_MODEL_DIR, Settings
 
-__all__ = ["main"]
+__all__ = ["CONTAINER_PORT", "STATE_FILE", "main"]
+
+#: a container deployment's state, written by the server in the container (JSON: state, error, generation)
+STATE_FILE = "container-state.json"
+#: the port the server listens on inside a container (Azure ML's local service container listens on 5001 too)
+CONTAINER_PORT = 5001
 
 
 def _log(message: str) -> None:
@@ -41,9 +50,10 @@ def _log(message: str) -> None:
 class Service:
     """The service in ``folder``; ``settings`` (Kiln's paths, for its workspace) are the process's, built once."""
 
-    def __init__(self, folder: Path, *, settings: Settings) -> None:
+    def __init__(self, folder: Path, *, settings: Settings, in_container: bool = False) -> None:
         self.folder = folder
         self.settings = settings
+        self.in_container = in_container
         self.config: dict[str, Any] = json.loads((folder / "service.json").read_text())
         self.generation = int(self.config["generation"])
         self.app: ScoringApp | None = None
@@ -53,6 +63,14 @@ class Service:
     # ---- state in the workspace's store -----------------------------------------------------------
 
     def _store_update(self, **fields: Any) -> None:
+        if self.in_container:  # no workspace in here: the host side reads this file
+            from kiln._files import write_text_atomic
+
+            path = self.folder / STATE_FILE
+            state = json.loads(path.read_text()) if path.exists() else {}
+            state.update({k: v for k, v in fields.items() if k in ("state", "error", "generation")})
+            write_text_atomic(path, json.dumps(state))
+            return
         from kiln.workspace.workspace import Workspace
 
         with Workspace(self.config["workspace"], settings=self.settings) as ws:
@@ -65,7 +83,9 @@ class Service:
         return [data["primary"], data["secondary"]]
 
     def _pool(self, config: dict[str, Any]) -> Pool:
-        d = config["deployment"]
+        d = dict(config["deployment"])
+        if self.in_container:
+            d.update(config["container"]["deployment"])  # the environment's interpreter in the image
         env = {**os.environ, **d["environment_variables"]}
         env.update({"AZUREML_MODEL_DIR": d["model_dir"], ENV_MODEL_DIR: d["model_dir"], "AML_APP_ROOT": d["cwd"],
                     "AZUREML_ENTRY_SCRIPT": d["entry_script"], "PYTHONUNBUFFERED": "1",
@@ -95,7 +115,9 @@ class Service:
         self.app = ScoringApp(pool, name=self.config["name"], keys=self._keys(),
                               max_payload=int(self.config.get("max_payload_bytes", DEFAULT_MAX_PAYLOAD)),
                               debug=bool(self.config.get("debug")))
-        config = uvicorn.Config(self.app, host=self.config.get("host", "127.0.0.1"), port=int(self.config["port"]),
+        host, port = ("0.0.0.0", CONTAINER_PORT) if self.in_container else \
+            (self.config.get("host", "127.0.0.1"), int(self.config["port"]))
+        config = uvicorn.Config(self.app, host=host, port=port,
                                 log_level="warning", access_log=False, lifespan="off", server_header=False,
                                 date_header=True, timeout_graceful_shutdown=30, backlog=2048)
         self.server = uvicorn.Server(config)
@@ -162,10 +184,10 @@ class Service:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        sys.stderr.write("usage: python -m kiln.serving.server SERVICE_DIR\n")
+    if len(args) not in (1, 2) or args[1:] not in ([], ["--in-container"]):
+        sys.stderr.write("usage: python -m kiln.serving.server SERVICE_DIR [--in-container]\n")
         return 2
-    service = Service(Path(args[0]), settings=Settings.from_env())
+    service = Service(Path(args[0]), settings=Settings.from_env(), in_container=args[1:] == ["--in-container"])
     try:
         import uvloop
     except ImportError:

@@ -129,6 +129,8 @@ class Webservice:
                 "environment": config["deployment"]["environment"], "entryScript":
                 config["deployment"]["entry_script_name"], "workers": config.get("workers"),
                 "authEnabled": bool(config.get("auth_enabled")), "error": record.error, "pid": record.pid,
+                "container": None if not config.get("container") else
+                {"image": config["container"]["image"], "name": config["container"]["name"]},
                 # the studio's page for it, as Azure ML's details carry the portal link
                 "studioUrl": studio_page(f"services/{urllib.parse.quote(self.name)}")}
 
@@ -299,10 +301,11 @@ class Webservice:
         """Stop the service (in-flight requests finish) and remove it."""
         import shutil
 
-        from kiln.serving.deploy import service_dir, stop_server
+        from kiln.serving.deploy import remove_container, service_dir, stop_server
 
         record = self._record()
         stop_server(record)
+        remove_container(json.loads(record.config))  # a container its host side could not stop (killed)
         self.workspace.store.delete_service(self.name)
         shutil.rmtree(service_dir(self.workspace, self.name), ignore_errors=True)
 

@@ -3,7 +3,8 @@
 Layout of a workspace folder::
 
     workspace.json      {"format": 1, "name": ..., "store": "registry.sqlite" | "postgresql://...",
-                         "blobs": absent (blobs/ here) | a shared folder's absolute path}
+                         "blobs": absent (blobs/ here) | a shared folder's absolute path,
+                         "registry": absent | {"address": "host:port", "username": ..., "password": "${VAR}"}}
     registry.sqlite     the default store (SQLite)
 
 A project points at a workspace with ``.kiln/config.json`` (``ws.write_config()``), found by
@@ -77,6 +78,8 @@ class Workspace:
         self._store_url = str(meta.get("store") or DEFAULT_STORE)
         # a relative blob folder is the workspace's own; a shared one (a team's mount) is absolute
         self._blobs = folder / str(meta.get("blobs") or "blobs")
+        registry = meta.get("registry")
+        self._registry: dict[str, str] | None = dict(registry) if isinstance(registry, dict) else None
         self._store: Store | None = None
         self._settings = settings
 
@@ -95,13 +98,16 @@ class Workspace:
     @classmethod
     def create(cls, name: str, path: str | os.PathLike[str] | None = None, exist_ok: bool = True, *,
                store: str | None = None, blobs: str | os.PathLike[str] | None = None,
-               settings: Settings | None = None) -> Self:
+               settings: Settings | None = None, container_registry: str | None = None,
+               registry_username: str | None = None, registry_password: str | None = None) -> Self:
         """Create the workspace ``name`` in the folder ``path`` (default: ``./<name>``).
 
         With ``exist_ok`` an existing workspace of that name is opened instead; ``store`` is a
         database URL (default: SQLite inside the folder; ``postgresql://USER@HOST:PORT/DB`` for a team);
         ``blobs`` the folder of snapshots and model files (default: ``blobs`` inside the folder; a folder
-        shared by a team's machines, with the same PostgreSQL store).
+        shared by a team's machines, with the same PostgreSQL store). ``container_registry`` is the address
+        (``host:port``) images are pushed to (``build_local(..., pushImageToWorkspaceAcr=True)``, ``kiln image
+        push``), with ``registry_password`` (and the user name, if secret) as ``${VAR}`` references only.
         """
         from kiln.environment.names import check_name
 
@@ -115,6 +121,8 @@ class Workspace:
             if ws.name != name:
                 raise WorkspaceError(f"{folder}: holds the workspace {ws.name!r}, not {name!r}")
             ws._remember()  # one made by an older Kiln, or by another user's KILN_HOME: listed from now on
+            if container_registry is not None:
+                ws.set_container_registry(container_registry, username=registry_username, password=registry_password)
             return ws
         if store is not None and "://" in store:
             from kiln.workspace.store import open_store
@@ -126,6 +134,8 @@ class Workspace:
             finally:
                 probe.close()
         meta: dict[str, object] = {"format": WORKSPACE_FORMAT, "name": name, "store": store or DEFAULT_STORE}
+        if container_registry is not None:
+            meta["registry"] = _registry(container_registry, registry_username, registry_password)
         if blobs is not None:
             shared = Path(blobs).expanduser().resolve()
             try:
@@ -166,8 +176,28 @@ class Workspace:
         return {"id": f"kiln:{self.path}", "name": self.name, "friendlyName": self.name, "location": self.location,
                 "subscriptionId": LOCAL, "resourceGroup": LOCAL, "type": "Kiln workspace (local)",
                 "creationTime": created, "path": str(self.path), "store": self.store.name,
-                "storageAccount": str(self._blobs), "containerRegistry": None, "keyVault": None,
+                "storageAccount": str(self._blobs),
+                "containerRegistry": None if self._registry is None else self._registry.get("address"),
+                "keyVault": None,
                 "applicationInsights": None, "hbiWorkspace": False, "sku": "local"}
+
+    @property
+    def container_registry(self) -> dict[str, str] | None:
+        """The registry images are pushed to: ``{"address", "username", "password"}``, the password (and a secret
+        user name) as ``${VAR}`` references, resolved only when pushing; None: the workspace has none."""
+        return None if self._registry is None else dict(self._registry)
+
+    def set_container_registry(self, address: str | None, *, username: str | None = None,
+                               password: str | None = None) -> None:
+        """Set (or, with None, remove) the workspace's registry; written to its ``workspace.json``."""
+        meta_path = self.path / WORKSPACE_FILE
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if address is None:
+            meta.pop("registry", None)
+        else:
+            meta["registry"] = _registry(address, username, password)
+        write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
+        self._registry = meta.get("registry")
 
     @classmethod
     def list(cls, subscription_id: str | None = None, auth: object = None, resource_group: str | None = None, *,
@@ -537,3 +567,20 @@ def _ranges(numbers: list[int]) -> str:
         return "none"
     return f"{numbers[0]}" if len(numbers) == 1 else f"{numbers[0]}..{numbers[-1]}"
 
+
+def _registry(address: str, username: str | None, password: str | None) -> dict[str, str]:
+    """A workspace's registry as ``workspace.json`` keeps it: a password only as a ``${VAR}`` reference."""
+    from kiln.environment.secrets import is_reference
+
+    address = address.strip().rstrip("/")
+    if not address or "://" in address or " " in address:
+        raise WorkspaceError(f"registry {address[:200]!r}: expected an address (host:port or host), without a scheme")
+    if password is not None and not is_reference(password):
+        raise WorkspaceError(f"registry {address}: the password must be a ${{VAR}} reference (e.g. "
+                             "'${KILN_REGISTRY_PASSWORD}'), resolved when pushing: a password is never written")
+    out = {"address": address}
+    if username:
+        out["username"] = username
+    if password:
+        out["password"] = password
+    return out

@@ -27,7 +27,7 @@ from kiln.builds.builder import BuildResult, LockedError
 from kiln.builds.cache import BuildCache
 from kiln.builds.interpreters import Interpreter
 from kiln.builds.lock import Lock, LockChange
-from kiln.errors import DefinitionError, KilnError, NotFoundError
+from kiln.errors import DefinitionError, KilnError, NotFoundError, WorkspaceError
 
 pytestmark = [
     pytest.mark.integration,
@@ -311,8 +311,7 @@ def test_image_details(make_env: MakeEnv, workspace: Workspace) -> None:
 def test_build_local_with_docker_writes_the_image_and_its_details_show_it(make_env: MakeEnv, workspace: Workspace,
                                                                           look: Any) -> None:
     env = make_env("dockered", "six==1.16.0")
-    with pytest.raises(DefinitionError, match=r"pushImageToWorkspaceAcr=True\): pushing images to a registry is not "
-                                              r"available yet"):
+    with pytest.raises(WorkspaceError, match=r"pushImageToWorkspaceAcr=True, but the workspace has no registry"):
         env.build_local(workspace, useDocker=True, pushImageToWorkspaceAcr=True)
     with pytest.raises(NotFoundError):
         workspace.get_environment("dockered")

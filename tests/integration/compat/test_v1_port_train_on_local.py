@@ -1,6 +1,6 @@
 """Azure ML's public v1 notebook ``train-on-local.ipynb``, ported by changing the imports, each cell's
-behaviour asserted: a user-managed environment, a system-managed one, a Docker one (warned about: Kiln
-runs without containers until images land), metrics, ``./outputs`` and ``register_model``.
+behaviour asserted: a user-managed environment, a system-managed one, a Docker one (run in a container of
+the environment's image, through the session's podman service), metrics, ``./outputs`` and ``register_model``.
 
 The training script is the notebook's in spirit (alphas from a helper module, a metric per alpha, a
 model file per alpha in ``./outputs``) with a least-squares fit in plain Python instead of scikit-learn,
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from kiln import CondaDependencies, Environment, Experiment, ScriptRunConfig, Workspace
-from kiln.errors import IgnoredSettingWarning
+from kiln.errors import IgnoredSettingWarning, KilnError
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("module_build_cache")]
 
@@ -49,7 +49,7 @@ for alpha in mylib.get_alphas():
 """
 
 
-def test_train_on_local_notebook(capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_on_local_notebook(capsys: pytest.CaptureFixture[str], engine_env: object) -> None:
     Workspace.create("local-training", path="ws").write_config()
     scripts = Path("scripts")
     scripts.mkdir()
@@ -79,17 +79,19 @@ def test_train_on_local_notebook(capsys: pytest.CaptureFixture[str]) -> None:
     assert run.wait_for_completion(show_output=False)["status"] == "Completed"
     assert run.get_environment().name == "system-managed-env"
 
-    # the Docker environment: accepted, and said to be ignored (a warning and a line in the run's log)
+    # the Docker environment: the script runs in a container of the environment's image
     docker_env = Environment("docker-env")
     docker_env.python.user_managed_dependencies = False
     docker_env.docker.enabled = True
     assert docker_env.docker.base_image  # the default CPU image, as the notebook prints
     docker_env.python.conda_dependencies = cd
     src.run_config.environment = docker_env
-    with pytest.warns(IgnoredSettingWarning, match=r"environment 'docker-env': docker.enabled=True is ignored"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IgnoredSettingWarning)  # nothing of it is ignored
         run = exp.submit(src)
-    run.wait_for_completion()
-    assert "[kiln] warning: environment 'docker-env': docker.enabled=True is ignored" in run.get_output()
+    assert run.wait_for_completion()["status"] == "Completed", run.get_output()
+    assert "in image kiln/kiln_" in run.get_output()
+    assert run.get_details()["target"] == "container"
 
     metrics = run.get_metrics()
     assert metrics["alpha"] == [0.1, 0.2, 0.3, 0.4, 0.5]
@@ -104,19 +106,18 @@ def test_train_on_local_notebook(capsys: pytest.CaptureFixture[str]) -> None:
     assert (model.name, model.version) == ("best_ridge_model", 1)
 
 
-def test_a_run_configuration_asking_for_docker_is_warned_about() -> None:
+def test_a_run_configuration_asking_for_docker_without_an_engine_is_refused_at_submit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No silent fallback to the local target: the submit says there is no engine, and how to start one."""
+    monkeypatch.setenv("KILN_DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     ws = Workspace.create("docker-runs", path="ws")
     Path("hello.py").write_text("print('hi')\n")
     src = ScriptRunConfig(source_directory=".", script="hello.py")
     src.run_config.docker.use_docker = True
-    with pytest.warns(IgnoredSettingWarning, match=r"run_config.docker.use_docker=True is ignored"):
-        run = Experiment(ws, "docker").submit(src)
-    run.wait_for_completion()
-    assert "[kiln] warning: run_config.docker.use_docker=True is ignored" in run.get_output()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", IgnoredSettingWarning)  # the strict way: the warning as an error
-        with pytest.raises(IgnoredSettingWarning):
-            Experiment(ws, "docker").submit(src)
+    with pytest.raises(KilnError, match=r"compute target 'container' \(the run asks for Docker\): no container "
+                                        r"engine .*unix://.*podman system service"):
+        Experiment(ws, "docker").submit(src)
+    assert ws.store.list_runs() == []  # nothing recorded
 
 
 def test_a_command_runs_with_the_environments_python() -> None:

@@ -2,7 +2,8 @@
 
 A target gets a ``RunPlan`` (here with this interpreter: no environment to build) and returns a handle;
 what the supervisor relies on is checked through the plan's files and the handle only. A target that
-can't run on this machine (``cannot_run`` gives a reason) is skipped with that reason.
+can't run on this machine (``cannot_run`` gives a reason) is skipped with that reason. The ``container``
+target runs the plans in the session's base image (its Python), through the session's podman service.
 """
 
 from __future__ import annotations
@@ -34,10 +35,19 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> 
         time.sleep(0.02)
 
 
+@pytest.fixture(params=target_names())
+def target_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def make_plan(tmp_path: Path) -> MakePlan:
+def make_plan(tmp_path: Path, target_kind: str, request: pytest.FixtureRequest) -> MakePlan:
     """A plan of ``script`` (its text), run in a folder of its own, with ``./outputs`` collected."""
     count = 0
+    where: dict[str, Any] = {}
+    if target_kind == "container":  # the engine starts only when a container test runs
+        engine = request.getfixturevalue("container_engine")
+        where = {"image": engine.base_image, "engine": engine.engine_url, "python": "/usr/local/bin/python3"}
 
     def make(script: str, *, arguments: tuple[str, ...] = (), variables: dict[str, str] | None = None,
              collect: bool = True, **fields: Any) -> RunPlan:
@@ -53,16 +63,17 @@ def make_plan(tmp_path: Path) -> MakePlan:
             "run_id": f"contract_{count}", "script": "train.py", "arguments": arguments, "workdir": work,
             "python": sys.executable, "environ": {**os.environ, **ours}, "variables": ours, "run_dir": run_dir,
             "log": run_dir / "files" / "logs" / "output.log",
-            "outputs": run_dir / "files" / "outputs" if collect else None, "state": run_dir / "script.pid"}
+            "outputs": run_dir / "files" / "outputs" if collect else None, "state": run_dir / "script.pid",
+            **where}
         values.update(fields)
         return RunPlan(**values)
 
     return make
 
 
-@pytest.fixture(params=target_names())
-def target(request: pytest.FixtureRequest, make_plan: MakePlan) -> ComputeTarget:
-    target = get_target(request.param)
+@pytest.fixture
+def target(target_kind: str, make_plan: MakePlan) -> ComputeTarget:
+    target = get_target(target_kind)
     reason = target.cannot_run(make_plan("pass\n"))
     if reason is not None:
         pytest.skip(f"{target.name}: {reason}")

@@ -126,7 +126,7 @@ def test_a_source_folder_that_is_not_a_folder(src: Path) -> None:
 @pytest.mark.parametrize("target", ["cpu-cluster", "", "Local"])
 def test_a_target_other_than_local(src: Path, target: str) -> None:
     assert error(ScriptRunConfig(src, "train.py", compute_target=target)) == \
-        f"compute_target {target!r}: Kiln runs on local for now"
+        f"compute_target {target!r}: Kiln runs on local, container for now"
 
 
 def test_a_compute_target_object_is_judged_by_its_name(src: Path) -> None:
@@ -134,7 +134,7 @@ def test_a_compute_target_object_is_judged_by_its_name(src: Path) -> None:
     config.run_config.target = SimpleNamespace(name="local")
     assert config.validate() == src
     config.run_config.target = SimpleNamespace(name="gpu")
-    assert error(config) == "compute_target 'gpu': Kiln runs on local for now"
+    assert error(config) == "compute_target 'gpu': Kiln runs on local, container for now"
 
 
 @pytest.mark.parametrize("timeout", [0, -1, -0.5])

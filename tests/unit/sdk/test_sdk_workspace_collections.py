@@ -20,7 +20,8 @@ def test_models_are_the_latest_version_of_each_name(tmp_path: Path) -> None:
     assert list(models) == ["clf", "other"] and models["clf"].version == 2
     assert ws.experiments == {} and ws.webservices == {}
     targets = ws.compute_targets
-    assert list(targets) == ["local"] and targets["local"].name == "local"
+    assert list(targets) == ["local", "container"] and targets["local"].name == "local"
+    assert targets["container"].name == "container"
 
 
 def test_version_is_the_package_version() -> None:

@@ -20,20 +20,20 @@ def test_defaults_validate_and_give_the_server_its_settings() -> None:
     assert config.port is None
     assert config.settings() == {"host": "127.0.0.1", "workers": 1, "auth_enabled": False, "timeout_seconds": 60.0,
                                  "max_payload_bytes": DEFAULT_MAX_PAYLOAD, "batching": False, "max_batch_size": 32,
-                                 "max_batch_wait_ms": 2.0, "debug": False}
+                                 "max_batch_wait_ms": 2.0, "debug": False, "container": False}
 
 
 def test_azure_ml_arguments_are_accepted_and_unknown_ones_kept_aside() -> None:
     config = LocalWebservice.deploy_configuration(port=6789, cpu_cores=1.5, memory_gb=2, workers=3,
                                                   auth_enabled=True, timeout_seconds=5, max_payload_bytes=1000,
                                                   batching=True, max_batch_size=8, max_batch_wait_ms=4,
-                                                  debug=True, tags={"a": "b"}, description="svc")
+                                                  debug=True, tags={"a": "b"}, description="svc", container=True)
     config.validate()
     assert (config.port, config.cpu_cores, config.memory_gb) == (6789, 1.5, 2)
     assert config.extra == {"tags": {"a": "b"}, "description": "svc"}
     assert config.settings() == {"host": "127.0.0.1", "workers": 3, "auth_enabled": True, "timeout_seconds": 5.0,
                                  "max_payload_bytes": 1000, "batching": True, "max_batch_size": 8,
-                                 "max_batch_wait_ms": 4.0, "debug": True}
+                                 "max_batch_wait_ms": 4.0, "debug": True, "container": True}
     assert isinstance(config, DeploymentConfiguration)
 
 

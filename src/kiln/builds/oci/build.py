@@ -16,6 +16,9 @@ from kiln.errors import KilnError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from kiln.builds.backends.plan import DockerPlan
+    from kiln.builds.engine.client import Engine
+    from kiln.builds.oci.base import BaseImage
     from kiln.builds.result import Progress
     from kiln.environment.environment import Environment
     from kiln.settings import Settings
@@ -28,32 +31,38 @@ IMAGES_FOLDER = "images-v1"
 
 def build_image(env: Environment, workspace: Workspace, *, settings: Settings, layout: Path | None = None,
                 tar: Path | None = None, progress: Progress | None = None, base_layout: Path | None = None,
-                base_tag: str | None = None) -> OciImage:
+                base_tag: str | None = None, engine: Engine | None = None) -> OciImage:
     """Build ``env`` (registering it if needed) and write its image; returns the image written.
 
     ``base_layout`` (an OCI layout folder; ``base_tag`` picks one of its images): the base image whose layers
-    go under the environment's; without it the image holds the environment's layers only.
+    go under the environment's. Else, with an ``engine``: the definition's ``docker.base_image`` (Kiln's
+    default otherwise), pulled through it if needed; and the image written is loaded into it. Without
+    either, the image holds the environment's layers only.
     """
     from kiln.builds import build, registered
     from kiln.builds.backends.plan import DockerPlan
 
     target = registered(env, workspace)
+    say: Callable[[str], None] = (lambda line: progress("image", line)) if progress else (lambda line: None)
+    docker = DockerPlan.of(target.docker)
     if target.python.user_managed_dependencies:
-        raise KilnError(f"{target.name}: python.user_managed_dependencies is set: Kiln installs nothing, so it has "
-                        "no environment layers to write (an image from the base image alone comes later)")
+        return _user_managed(target, settings=settings, layout=layout, tar=tar, base_layout=base_layout,
+                             base_tag=base_tag, engine=engine, say=say)
     result = build(target, workspace, settings=settings, progress=progress)
     if result.backend != "venv" or result.path is None or result.lock is None:
         raise KilnError(f"{result.environment}: images are written from venv builds; this one was built by the "
                         f"{result.backend} backend")
-    say: Callable[[str], None] = (lambda line: progress("image", line)) if progress else (lambda line: None)
     labels = {f"{LABEL}.definition-hash": result.identity, f"{LABEL}.lock-hash": result.lock.lock_hash,
               f"{LABEL}.environment": result.environment, f"{LABEL}.python": result.python_version}
-    docker = DockerPlan.of(target.docker)
     base = None
     if base_layout is not None:
         from kiln.builds.oci.base import read_base
 
         base = read_base(base_layout, base_tag)
+    elif engine is not None:
+        from kiln.builds.oci.writer import base_image_of
+
+        base = _engine_base(engine, docker, base_image_of(result.python_version, docker.base_image), settings, say)
     image = write_image(env_dir=result.path / "env", name=image_name(target), tag=result.lock.lock_hash[:16],
                         python_version=result.python_version, labels=labels,
                         variables=dict(target.environment_variables),
@@ -62,6 +71,63 @@ def build_image(env: Environment, workspace: Workspace, *, settings: Settings, l
     if tar is not None:
         write_tar(image, tar)
         say(f"tar {tar}")
+    if engine is not None:
+        from kiln.builds.engine.images import load_image
+
+        load_image(engine, image, settings=settings, tar=tar, log=say)
+    return image
+
+
+def _engine_base(engine: Engine, docker: DockerPlan, base_image: str, settings: Settings,
+                 say: Callable[[str], None]) -> BaseImage:
+    """Step one through the engine: the Docker steps' image when the definition has some, else ``base_image``
+    (from ``docker.base_image_registry`` when it names one), pulled if needed."""
+    import os
+
+    from kiln.builds.engine.base import base_from_engine, base_reference, registry_auth
+    from kiln.builds.engine.steps import build_steps
+
+    steps = build_steps(engine, docker, log=say)
+    if steps is not None:
+        return base_from_engine(engine, steps, cache_dir=settings.cache_dir, platform=docker.platform, log=say)
+    return base_from_engine(engine, base_reference(base_image, docker.registry), cache_dir=settings.cache_dir,
+                            platform=docker.platform, auth=registry_auth(docker.registry, os.environ), log=say)
+
+
+def _user_managed(target: Environment, *, settings: Settings, layout: Path | None, tar: Path | None,
+                  base_layout: Path | None, base_tag: str | None, engine: Engine | None,
+                  say: Callable[[str], None]) -> OciImage:
+    """``python.user_managed_dependencies``: the image is step one alone (the base image, or the Docker steps'),
+    with the image's own Python (``python.interpreter_path``); Kiln installs nothing, so there is no step two."""
+    from kiln.builds.backends.plan import DockerPlan
+    from kiln.builds.oci.writer import write_base_only
+    from kiln.environment.sections import DEFAULT_CPU_IMAGE
+
+    docker = DockerPlan.of(target.docker)
+    if base_layout is not None:
+        from kiln.builds.oci.base import read_base
+
+        base = read_base(base_layout, base_tag)
+    elif engine is not None:
+        base = _engine_base(engine, docker, docker.base_image or DEFAULT_CPU_IMAGE, settings, say)
+    else:
+        raise KilnError(f"{target.name}: python.user_managed_dependencies is set: Kiln installs nothing, so its image "
+                        "is the base image (or the Docker steps') alone: that needs a container engine (DOCKER_HOST) "
+                        "or --base-layout")
+    interpreter = target.python.interpreter_path or "python"
+    say(f"step 2: none (python.user_managed_dependencies): the image's own Python, {interpreter}")
+    labels = {f"{LABEL}.definition-hash": target.hash, f"{LABEL}.environment": f"{target.name}:{target.version}",
+              f"{LABEL}.user-managed": "true"}
+    image = write_base_only(base=base, name=image_name(target), tag=target.hash[:16], interpreter=interpreter,
+                            labels=labels, variables=dict(target.environment_variables),
+                            layout=layout or settings.cache_dir / IMAGES_FOLDER, platform=docker.platform, log=say)
+    if tar is not None:
+        write_tar(image, tar)
+        say(f"tar {tar}")
+    if engine is not None:
+        from kiln.builds.engine.images import load_image
+
+        load_image(engine, image, settings=settings, tar=tar, log=say)
     return image
 
 

@@ -9,9 +9,14 @@ status. Every target passes the shared contract suite (``tests/integration/runs/
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kiln.settings import Settings
+    from kiln.workspace.workspace import Workspace
 
 __all__ = ["ComputeTarget", "RunHandle", "RunPlan"]
 
@@ -58,6 +63,11 @@ class RunPlan:
     #: the run's time limit. The supervisor enforces it (it cancels the handle); a target may also pass it
     #: on as a hard limit of its own
     max_run_duration_seconds: float | None = None
+    #: the image the script runs in, for a target that runs containers (its ``prepare`` sets it; ``python``
+    #: is then the interpreter's path inside the image); None for a target that runs on this machine
+    image: str | None = None
+    #: the Docker-API engine holding ``image`` (``unix:///run/podman/podman.sock``), from the settings
+    engine: str | None = None
 
 
 class RunHandle(ABC):
@@ -117,6 +127,14 @@ class ComputeTarget(ABC):
     def cannot_run(self, plan: RunPlan) -> str | None:
         """Why this target can't run ``plan`` on this machine, in words for the user (with what to do:
         "Ray is not installed: pip install kiln[ray]"), or None when it can. Never raises."""
+
+    def prepare(self, *, plan: RunPlan, workspace: Workspace, environment: tuple[str, str], settings: Settings,
+                say: Callable[[str], None]) -> RunPlan:
+        """Make what the target needs before ``cannot_run`` and ``start`` (an image of the run's environment,
+        ``environment`` as its registered name and version), reporting progress with ``say``; return the plan
+        the script runs with. The default: the plan as it is. Raises a ``KilnError`` saying why it can't."""
+        del workspace, environment, settings, say
+        return plan
 
     @abstractmethod
     def start(self, *, plan: RunPlan) -> RunHandle:

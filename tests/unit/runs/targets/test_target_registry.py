@@ -37,7 +37,14 @@ def test_an_object_is_known_by_its_name() -> None:
     assert isinstance(get_target(SimpleNamespace(name="local")), LocalTarget)
 
 
-@pytest.mark.parametrize("name", ["docker", "Local", "", None, 3])
+def test_docker_is_another_name_of_the_container_target() -> None:
+    """Azure ML's runs in Docker: ``compute_target="docker"`` is the container target."""
+    assert target_name("docker") == "container"
+    assert target_name(SimpleNamespace(name="docker")) == "container"
+    assert get_target("docker").name == "container"
+
+
+@pytest.mark.parametrize("name", ["Docker", "Local", "", None, 3])
 def test_an_unknown_target_is_refused_naming_the_known_ones(name: object) -> None:
     with pytest.raises(DefinitionError) as e:
         get_target(name)
