@@ -1,7 +1,9 @@
 """Private wheels stored in a workspace (``Environment.add_private_pip_wheel``), as requirements.
 
-A stored wheel lives at ``<workspace>/wheels/<sha256 of its bytes>/<its file name>`` and is named in a
-definition as a direct reference, ``name @ file:///.../wheels/<sha256>/<file>.whl``. That is the one
+A stored wheel lives in the workspace's artifact store at ``<blobs>/wheels/<sha256 of its bytes>/<its file
+name>`` (a team's shared folder, so a teammate's build installs the same file; an older Kiln stored it at
+``<workspace>/wheels/...``, still read there) and is named in a definition as a direct reference,
+``name @ file:///.../wheels/<sha256>/<file>.whl``. That is the one
 kind of local file a definition may hold (``checks`` refuses other local paths): its name carries the
 hash of its content, so the definition's identity changes with the wheel, the lock pins it (uv hashes
 it), and a wheel changed on disk no longer matches its name and is refused.
