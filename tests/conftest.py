@@ -160,3 +160,70 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """The URL of a fresh, empty PostgreSQL database for this test."""
     return postgres_server.new_database()
+
+
+# -- a private package index with basic auth (pypiserver), once per test session ---------------------------------
+
+class PrivateIndex:
+    """pypiserver on 127.0.0.1 asking every request (list, download) for ``user``/``token`` (an htpasswd file),
+    serving ``packages`` (wheels the tests build; add more with ``add``)."""
+
+    def __init__(self, host: str, user: str, token: str, packages: Path, pid: int) -> None:
+        self.host, self.user, self.token, self.packages, self.pid = host, user, token, packages, pid
+
+    def add(self, wheel: Path) -> None:
+        import shutil
+
+        shutil.copyfile(wheel, self.packages / wheel.name)
+
+
+@pytest.fixture(scope="session")
+def private_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateIndex]:
+    import base64
+    import hashlib
+    import socket
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+    import uuid
+
+    builds = str(Path(__file__).parent / "integration" / "builds")
+    if builds not in sys.path:
+        sys.path.insert(0, builds)
+    from build_support import make_wheel
+
+    folder = tmp_path_factory.mktemp("private-index")
+    packages = folder / "packages"
+    make_wheel(packages, "kilnteampriv", "1.0", "ANSWER = 'from the private index'\n")
+    user, token = "kiln-team", "kilnidxtoken" + uuid.uuid4().hex  # unique: a test can look for it anywhere
+    # Apache's {SHA} scheme, which pypiserver checks with passlib (its [passlib] extra)
+    sha = base64.b64encode(hashlib.sha1(token.encode()).digest()).decode()
+    (folder / "htpasswd").write_text(f"{user}:{{SHA}}{sha}\n", encoding="utf-8")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with open(folder / "log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1", "-p", str(port),
+                                 "-P", str(folder / "htpasswd"), "-a", "download,list,update", str(packages)],
+                                stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # ready when it answers (401: it wants the credentials)
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/simple/", timeout=5)
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"pypiserver didn't start: {(folder / 'log').read_text()[-2000:]}")
+                time.sleep(0.1)
+        yield PrivateIndex(f"127.0.0.1:{port}", user, token, packages, proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -22,6 +22,7 @@ are re-exported here, where the other packages import them from.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -106,10 +107,16 @@ def build_environment(env: Environment, workspace: Workspace, *, settings: Setti
         return _build_with(env, workspace, interpreter, settings=settings, upgrade=upgrade, locked=locked, say=say,
                            started=started)
     except UvError as e:
-        if locked or not _may_move_python(env, settings):
+        if locked or not _may_move_python(env, settings) or _index_refused(e):
             raise
         return _build_on_another_python(env, workspace, interpreter, e, settings=settings, upgrade=upgrade,
                                         say=say, started=started)
+
+
+def _index_refused(error: UvError) -> bool:
+    """uv failed because an index refused its credentials: every other Python would be refused the same way,
+    and trying them all would bury the one thing to fix."""
+    return re.search(r"\b(401 Unauthorized|403 Forbidden)\b", str(error)) is not None
 
 
 def _may_move_python(env: Environment, settings: Settings) -> bool:
@@ -153,7 +160,7 @@ def _build_on_another_python(env: Environment, workspace: Workspace, tried: Inte
 def _build_with(env: Environment, workspace: Workspace, interpreter: Interpreter, *, settings: Settings,
                 upgrade: bool, locked: bool, say: Progress, started: float, python_reason: str = "") -> BuildResult:
     """Build ``env`` with ``interpreter``: its stored lock, or a new resolve (see the module docstring)."""
-    from kiln.builds.resolver import conda_specs, requirements_of, resolve
+    from kiln.builds.resolver import check_references, conda_specs, requirements_of, resolve
 
     say("interpreter", f"Python {interpreter.version} ({interpreter.path})")
     cache = BuildCache(settings.cache_dir)
@@ -165,6 +172,7 @@ def _build_with(env: Environment, workspace: Workspace, interpreter: Interpreter
             ready = cached_build(env, workspace, settings=settings, progress=say)
             if ready is not None:
                 return ready
+        check_references(env)  # resolving or installing from here on: an index's credentials must be set
         previous = stored_lock(env, workspace, interpreter, settings)
         if previous is not None and not upgrade:
             lock, resolved = previous, False

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from kiln.builds.interpreters import Interpreter
     from kiln.environment.environment import Environment
 
-__all__ = ["requirements_of", "resolve"]
+__all__ = ["check_references", "requirements_of", "resolve"]
 
 _SKIPPED_CONDA = {"python", "pip"}
 _INDEX_FLAGS = ("--index-url", "--extra-index-url", "--find-links")
@@ -69,6 +70,25 @@ def requirements_of(env: Environment, *, cache_dir: Path | None = None, with_con
     return requirements, options
 
 
+def check_references(env: Environment, environ: Mapping[str, str] | None = None) -> None:
+    """Every ``${VAR}`` of ``env``'s pip options and requirements (an index's credentials) is set, else a
+    ``DefinitionError`` naming the variable and the entry: uv would send the reference as it is written and
+    report only that the index refused it. Their values go to uv through its environment, nowhere else."""
+    import os
+
+    from kiln.environment.secrets import expand_references
+
+    cd = env.python.conda_dependencies
+    if cd is None or env.python.user_managed_dependencies:
+        return
+    label = f"{env.name}:{env.version}" if env.version else env.name
+    for kind, entries in (("pip option", cd.pip_options), ("pip package", cd.pip_packages)):
+        for entry in entries:
+            if "${" in entry:
+                what = f"environment {label}: {kind} {mask(entry)[:300]!r} (resolving and installing read it)"
+                expand_references(entry, os.environ if environ is None else environ, what)
+
+
 def _conda_to_pip(name: str, version: str | None, *, exact: bool = False) -> str:
     """``numpy=1.26`` (conda: 1.26.*) → ``numpy==1.26.*``; ``numpy==1.26`` → ``numpy==1.26``; ranges pass."""
     if not version:
@@ -90,6 +110,7 @@ def resolve(env: Environment, interpreter: Interpreter, *, preferences: Lock | N
 
     ``notice`` hears what the user must be told as it happens (the build output): a fallback from the
     conda channels to PyPI. The same fallback is named in the error when the PyPI resolve then fails."""
+    check_references(env)
     fallback = None
     if conda_specs(env) and conda_via != "pypi":
         from kiln.builds.conda.rattler import CondaError
