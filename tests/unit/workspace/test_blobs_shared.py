@@ -94,3 +94,22 @@ def test_a_named_file_is_the_blob_under_its_name_and_never_replaced(tmp_path: Pa
     _, named2 = store.put_named(other, "wheels")
     assert named2.read_bytes() == b"other wheel" and named2.stat().st_mode & 0o222 == 0
     assert [p.name for p in named2.parent.iterdir()] == [other.name]
+
+
+def test_machines_naming_the_same_wheel_at_once_all_get_it_whole(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    source = tmp_path / "pkg-1.0-py3-none-any.whl"
+    source.write_bytes(os.urandom(3_000_000))
+    script = ("import sys; from pathlib import Path; from kiln.workspace.blobs import BlobStore; "
+              "print(BlobStore(Path(sys.argv[1])).put_named(Path(sys.argv[2]), 'wheels')[1])")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "shared"), str(source)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(8)]
+    paths = {proc.communicate(timeout=120)[0].strip() for proc in procs}
+    assert all(proc.returncode == 0 for proc in procs)
+    (named,) = paths
+    assert Path(named).read_bytes() == source.read_bytes()
+    assert [p.name for p in Path(named).parent.iterdir()] == [source.name]  # no temp file left
+    blob_folder = BlobStore(tmp_path / "shared").path_of(hashlib.sha256(source.read_bytes()).hexdigest()).parent
+    assert len(list(blob_folder.iterdir())) == 1
