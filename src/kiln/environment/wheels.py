@@ -39,13 +39,20 @@ def stored_wheel_requirement(project: str, path: Path) -> str:
 
 
 def is_stored_wheel_url(url: str) -> bool:
-    """Is ``url`` a wheel stored by ``add_private_pip_wheel``, still holding the bytes its name hashes?"""
+    """Is ``url`` a wheel stored by ``add_private_pip_wheel``, still holding the bytes its name hashes where it is
+    here? A stored wheel's path that this machine doesn't have (a teammate's mount of the artifact store) is
+    accepted by its form: builds find its digest in the workspace's own store (``kiln.builds.wheels``), and
+    uv checks the bytes against the lock."""
     parts = urlsplit(url)
     if parts.scheme != "file":
         return False
     path = unquote(parts.path)
     match = _STORED.search(path)
-    if match is None or not Path(path).is_file():
+    if match is None:
+        return False
+    if not Path(path).exists():
+        return True
+    if not Path(path).is_file():
         return False
     h = hashlib.sha256()
     with open(path, "rb") as f:

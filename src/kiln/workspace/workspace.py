@@ -469,6 +469,12 @@ class Workspace:
         return stored_wheel_requirement(project, target)
 
     @property
+    def wheel_folders(self) -> tuple[Path, Path]:
+        """Where this workspace's private wheels live (``<folder>/<sha256>/<file>.whl``): its artifact store,
+        then the ``wheels/`` folder an older Kiln kept in the workspace."""
+        return self._blobs / WHEELS_DIR, self.path / WHEELS_DIR
+
+    @property
     def environments(self) -> dict[str, Environment]:
         """As in Azure ML: ``ws.environments["name"]``."""
         return self.list_environments()

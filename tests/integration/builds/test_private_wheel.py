@@ -16,7 +16,7 @@ import pytest
 from build_support import make_wheel
 
 from kiln import CondaDependencies, Environment, Workspace
-from kiln.errors import DefinitionError
+from kiln.errors import DefinitionError, WorkspaceError
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("module_build_cache")]
 
@@ -138,3 +138,48 @@ def test_a_wheel_stored_by_an_older_kiln_in_the_workspace_folder_still_builds(tm
     with pytest.raises(DefinitionError, match=f"sha256 {digest[:12]}"):
         Environment.add_private_pip_wheel(ws, other)
     assert "/blobs/wheels/" in Environment.add_private_pip_wheel(ws, other, exist_ok=True)
+
+
+def test_a_teammate_mounting_the_shared_folder_elsewhere_builds_the_same_wheel(tmp_path: Path,
+                                                                               postgres_url: str) -> None:
+    from kiln.settings import Settings
+
+    alice = Workspace.create("team", path=tmp_path / "alice", store=postgres_url, blobs=tmp_path / "mnt-alice",
+                             settings=Settings.from_env())
+    wheel = make_wheel(tmp_path / "dist", "kilnpriv", "0.4", "ANSWER = 'mounted elsewhere'\n")
+    url = Environment.add_private_pip_wheel(alice, wheel)
+    env = Environment("private")
+    env.python.conda_dependencies = CondaDependencies.create(pip_packages=[url], python_version="3.12")
+    built = env.register(alice).build_local(alice)
+    alice.close()
+    # bob's machine mounts the same folder at another path; alice's machine (and her mount) is gone
+    shutil.copytree(tmp_path / "mnt-alice", tmp_path / "mnt-bob", symlinks=True)
+    shutil.rmtree(tmp_path / "mnt-alice")
+    shutil.rmtree(tmp_path / "alice")
+    settings = Settings.from_env({**os.environ, "KILN_CACHE_DIR": str(tmp_path / "bob-cache")})
+    bob = Workspace.create("team", path=tmp_path / "bob", store=postgres_url, blobs=tmp_path / "mnt-bob",
+                           settings=settings)
+
+    # her lock, installed here: the wheel is found by its digest in bob's mount
+    result = Environment.get(bob, "private").build_local(bob)
+    assert not result.cache_hit and _imports(result.python) == "mounted elsewhere\n"
+    assert result.lock is not None and built.lock is not None and result.lock.lock_hash == built.lock.lock_hash
+    # a new version naming her path registers and resolves here too (the definition keeps her path)
+    again = Environment.get(bob, "private")
+    again.environment_variables["WHO"] = "bob"
+    again.python.conda_dependencies.set_pip_option("--no-index")  # another identity: resolved afresh, here
+    second = again.register(bob)
+    assert second.version == "2" and url in second.python.conda_dependencies.pip_packages
+    rebuilt = second.build_local(bob)
+    assert rebuilt.resolved and _imports(rebuilt.python) == "mounted elsewhere\n"
+    assert rebuilt.lock is not None and rebuilt.lock.requirements == (url,)  # as the definition writes it
+
+    # a workspace whose artifact store lacks the wheel: one clear error naming it, nothing built
+    # (version 2's lock, resolved by bob, names his mount: on this one file system carol would read it there)
+    carol = Workspace.create("team", path=tmp_path / "carol", store=postgres_url, blobs=tmp_path / "mnt-carol",
+                             settings=Settings.from_env({**os.environ, "KILN_CACHE_DIR": str(tmp_path / "c-cache")}))
+    with pytest.raises(WorkspaceError, match=r"the private wheel 'kilnpriv-0.4-py3-none-any.whl' \(sha256 "):
+        Environment.get(carol, "private", version="1").build_local(carol)  # her lock names her mount
+    assert not list((tmp_path / "c-cache").glob("envs-v1/*"))
+    bob.close()
+    carol.close()
