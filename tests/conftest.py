@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -121,8 +122,10 @@ def _as_postgres(args: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+@contextlib.contextmanager
+def _postgres_cluster(prefix: str, initdb: list[str], password: str | None = None) -> Iterator[tuple[Path, int, int]]:
+    """A PostgreSQL cluster made with ``initdb`` arguments, on 127.0.0.1: (folder, port, pid), stopped by its pid.
+    ``password``: the initial role's (through a password file removed once initdb has read it)."""
     import shutil
     import signal
     import socket
@@ -133,7 +136,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     if not (PG_BIN / "initdb").exists():
         pytest.fail(f"PostgreSQL is not installed ({PG_BIN}/initdb is missing): `make test` installs it "
                     "(apt-get install postgresql)")
-    folder = Path(tempfile.mkdtemp(prefix="kiln-pg-"))  # short: the socket path must fit in 107 bytes
+    folder = Path(tempfile.mkdtemp(prefix=prefix))  # short: the socket path must fit in 107 bytes
     data = folder / "data"
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
@@ -142,14 +145,25 @@ def postgres_server() -> Iterator[PostgresServer]:
         port = probe.getsockname()[1]
     pid = 0
     try:
-        subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", "kiln", "--auth=trust",
-                                     "--no-locale", "-E", "UTF8"]), check=True, capture_output=True, timeout=120)
+        extra = []
+        if password is not None:
+            pwfile = folder / "pwfile"
+            pwfile.write_text(password + "\n", encoding="utf-8")
+            pwfile.chmod(0o600)
+            if os.geteuid() == 0:
+                shutil.chown(pwfile, "postgres", "postgres")
+            extra = [f"--pwfile={pwfile}"]
+        try:
+            subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), *initdb, *extra, "--no-locale",
+                                         "-E", "UTF8"]), check=True, capture_output=True, timeout=120)
+        finally:
+            (folder / "pwfile").unlink(missing_ok=True)
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off -c max_connections=200"
         subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l",
                                      str(folder / "log"), "-o", options, "start"]),
                        check=True, capture_output=True, timeout=120)
         pid = int((data / "postmaster.pid").read_text().split()[0])
-        yield PostgresServer(folder, port, pid)
+        yield folder, port, pid
     finally:
         if pid:
             os.kill(pid, signal.SIGINT)  # "fast" shutdown: ends sessions, checkpoints, exits
@@ -160,7 +174,107 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with _postgres_cluster("kiln-pg-", ["-U", "kiln", "--auth=trust"]) as (folder, port, pid):
+        yield PostgresServer(folder, port, pid)
+
+
+class PasswordPostgresServer:
+    """A PostgreSQL cluster on 127.0.0.1 that checks passwords (scram-sha-256 for every connection, the local
+    socket included): ``admin`` (superuser) with ``admin_password``."""
+
+    admin = "kiln_admin"
+
+    def __init__(self, folder: Path, port: int, pid: int, admin_password: str) -> None:
+        self.folder, self.port, self.pid, self.admin_password = folder, port, pid, admin_password
+
+    def url(self, database: str, user: str, password: str | None = None) -> str:
+        return f"postgresql://{user}{':' + password if password else ''}@127.0.0.1:{self.port}/{database}"
+
+    def admin_url(self, database: str = "postgres") -> str:
+        return self.url(database, self.admin, self.admin_password)
+
+
+@pytest.fixture(scope="session")
+def postgres_password_server() -> Iterator[PasswordPostgresServer]:
+    """A second PostgreSQL server, started once, that wants passwords (the first one trusts everyone)."""
+    import uuid
+
+    password = "kilnpgadmin" + uuid.uuid4().hex
+    with _postgres_cluster("kiln-pgpw-", ["-U", PasswordPostgresServer.admin, "--auth=scram-sha-256"],
+                           password) as (folder, port, pid):
+        yield PasswordPostgresServer(folder, port, pid, password)
+
+
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> str:
     """The URL of a fresh, empty PostgreSQL database for this test."""
     return postgres_server.new_database()
+
+
+# -- a private package index with basic auth (pypiserver), once per test session ---------------------------------
+
+class PrivateIndex:
+    """pypiserver on 127.0.0.1 asking every request (list, download) for ``user``/``token`` (an htpasswd file),
+    serving ``packages`` (wheels the tests build; add more with ``add``)."""
+
+    def __init__(self, host: str, user: str, token: str, packages: Path, pid: int) -> None:
+        self.host, self.user, self.token, self.packages, self.pid = host, user, token, packages, pid
+
+    def add(self, wheel: Path) -> None:
+        import shutil
+
+        shutil.copyfile(wheel, self.packages / wheel.name)
+
+
+@pytest.fixture(scope="session")
+def private_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateIndex]:
+    import base64
+    import hashlib
+    import socket
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+    import uuid
+
+    builds = str(Path(__file__).parent / "integration" / "builds")
+    if builds not in sys.path:
+        sys.path.insert(0, builds)
+    from build_support import make_wheel
+
+    folder = tmp_path_factory.mktemp("private-index")
+    packages = folder / "packages"
+    make_wheel(packages, "kilnteampriv", "1.0", "ANSWER = 'from the private index'\n")
+    user, token = "kiln-team", "kilnidxtoken" + uuid.uuid4().hex  # unique: a test can look for it anywhere
+    # Apache's {SHA} scheme, which pypiserver checks with passlib (its [passlib] extra)
+    sha = base64.b64encode(hashlib.sha1(token.encode()).digest()).decode()
+    (folder / "htpasswd").write_text(f"{user}:{{SHA}}{sha}\n", encoding="utf-8")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with open(folder / "log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1", "-p", str(port),
+                                 "-P", str(folder / "htpasswd"), "-a", "download,list,update", str(packages)],
+                                stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # ready when it answers (401: it wants the credentials)
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/simple/", timeout=5)
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"pypiserver didn't start: {(folder / 'log').read_text()[-2000:]}")
+                time.sleep(0.1)
+        yield PrivateIndex(f"127.0.0.1:{port}", user, token, packages, proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

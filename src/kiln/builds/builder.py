@@ -22,6 +22,7 @@ are re-exported here, where the other packages import them from.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -45,6 +46,7 @@ from kiln.builds.locking import (
 from kiln.builds.result import BuildResult, Progress
 from kiln.builds.staging import BuildLog, build_and_publish
 from kiln.builds.uv import UvError
+from kiln.builds.wheels import WheelPaths
 
 if TYPE_CHECKING:
     from kiln.environment.environment import Environment
@@ -106,10 +108,16 @@ def build_environment(env: Environment, workspace: Workspace, *, settings: Setti
         return _build_with(env, workspace, interpreter, settings=settings, upgrade=upgrade, locked=locked, say=say,
                            started=started)
     except UvError as e:
-        if locked or not _may_move_python(env, settings):
+        if locked or not _may_move_python(env, settings) or _index_refused(e):
             raise
         return _build_on_another_python(env, workspace, interpreter, e, settings=settings, upgrade=upgrade,
                                         say=say, started=started)
+
+
+def _index_refused(error: UvError) -> bool:
+    """uv failed because an index refused its credentials: every other Python would be refused the same way,
+    and trying them all would bury the one thing to fix."""
+    return re.search(r"\b(401 Unauthorized|403 Forbidden)\b", str(error)) is not None
 
 
 def _may_move_python(env: Environment, settings: Settings) -> bool:
@@ -153,7 +161,7 @@ def _build_on_another_python(env: Environment, workspace: Workspace, tried: Inte
 def _build_with(env: Environment, workspace: Workspace, interpreter: Interpreter, *, settings: Settings,
                 upgrade: bool, locked: bool, say: Progress, started: float, python_reason: str = "") -> BuildResult:
     """Build ``env`` with ``interpreter``: its stored lock, or a new resolve (see the module docstring)."""
-    from kiln.builds.resolver import conda_specs, requirements_of, resolve
+    from kiln.builds.resolver import check_references, conda_specs, requirements_of, resolve
 
     say("interpreter", f"Python {interpreter.version} ({interpreter.path})")
     cache = BuildCache(settings.cache_dir)
@@ -165,6 +173,8 @@ def _build_with(env: Environment, workspace: Workspace, interpreter: Interpreter
             ready = cached_build(env, workspace, settings=settings, progress=say)
             if ready is not None:
                 return ready
+        check_references(env)  # resolving or installing from here on: an index's credentials must be set
+        wheels = WheelPaths(workspace.wheel_folders)
         previous = stored_lock(env, workspace, interpreter, settings)
         if previous is not None and not upgrade:
             lock, resolved = previous, False
@@ -176,15 +186,16 @@ def _build_with(env: Environment, workspace: Workspace, interpreter: Interpreter
             if preferences is None and not upgrade and not (conda_specs(env) and settings.conda_via != "pypi"):
                 # a first build: install while resolving, then make the environment exactly the lock
                 requirements, options = requirements_of(env, cache_dir=settings.cache_dir)
+                requirements = [wheels.localize(r) for r in requirements]
                 return _build_first(env, workspace, cache, interpreter, requirements, options, log, say, started,
                                     settings, python_reason)
             say("resolve", "resolving" + (" (upgrade)" if upgrade else ""))
             lock = resolve(env, interpreter, preferences=preferences, upgrade=upgrade, sink=log,
                            cache_dir=settings.cache_dir, conda_via=settings.conda_via,
-                           notice=lambda message: say("resolve", message))
+                           notice=lambda message: say("resolve", message), localize=wheels.localize)
             lock = replace(lock, python_reason=python_reason) if python_reason else lock
         say("lock", f"lock {lock.lock_hash[:12]} ({lock.summary})")
-        plan = _plan(env, interpreter, lock, settings)
+        plan = _plan(env, interpreter, wheels.lock(lock), settings)
         backend = backend_for(plan)
         key = build_key(lock, interpreter, backend.name)
         plan = replace(plan, final_path=cache.bucket / key)
@@ -254,11 +265,12 @@ def _build_first(env: Environment, workspace: Workspace, cache: BuildCache, inte
 
     uv_binary(), uv_version()  # found once, before the threads: sysconfig's lazy setup isn't thread-safe
     stage = cache.stage(resolve_key(env, interpreter))
+    wheels = WheelPaths(workspace.wheel_folders)
     say("resolve", "resolving with uv while installing")
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             future = pool.submit(resolve, env, interpreter, sink=log, cache_dir=settings.cache_dir,
-                                 conda_via=settings.conda_via)
+                                 conda_via=settings.conda_via, localize=wheels.localize)
             probe = plan_for(env, interpreter, _EMPTY_LOCK)
             try:
                 backend_for(probe).prepare(probe, requirements=requirements, options=options, stage=stage, log=log)
@@ -269,7 +281,7 @@ def _build_first(env: Environment, workspace: Workspace, cache: BuildCache, inte
         raise
     lock = replace(lock, python_reason=python_reason) if python_reason else lock
     say("lock", f"lock {lock.lock_hash[:12]} ({lock.summary})")
-    plan = _plan(env, interpreter, lock, settings)
+    plan = _plan(env, interpreter, wheels.lock(lock), settings)
     backend = backend_for(plan)
     key = build_key(lock, interpreter, backend.name)
     with cache.locked(key):

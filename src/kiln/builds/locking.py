@@ -101,6 +101,7 @@ def lock_environment(env: Environment, workspace: Workspace, *, settings: Settin
                      sink: Callable[[str], None] | None = None) -> tuple[Interpreter, Lock, Lock | None, bool]:
     """The lock ``env`` builds from: (interpreter, lock, previous lock, resolved now?). Nothing is stored."""
     from kiln.builds.resolver import resolve
+    from kiln.builds.wheels import WheelPaths
 
     say = progress or (lambda phase, message: None)
     interpreter = interpreter_for(env, settings, workspace)
@@ -114,6 +115,7 @@ def lock_environment(env: Environment, workspace: Workspace, *, settings: Settin
     preferences = None if upgrade else newest_lock(env, workspace, interpreter)
     say("resolve", "resolving with uv" + (" (upgrade)" if upgrade else ""))
     lock = resolve(env, interpreter, preferences=preferences, upgrade=upgrade, sink=sink,
-                   cache_dir=settings.cache_dir, conda_via=settings.conda_via)
+                   cache_dir=settings.cache_dir, conda_via=settings.conda_via,
+                   localize=WheelPaths(workspace.wheel_folders).localize)
     say("lock", f"lock {lock.lock_hash[:12]} ({lock.summary})")
     return interpreter, lock, previous, True

@@ -14,8 +14,10 @@ still fits, so a changed definition moves only what it must. ``upgrade=True`` dr
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from kiln.builds.interpreters import Interpreter
     from kiln.environment.environment import Environment
 
-__all__ = ["requirements_of", "resolve"]
+__all__ = ["check_references", "requirements_of", "resolve"]
 
 _SKIPPED_CONDA = {"python", "pip"}
 _INDEX_FLAGS = ("--index-url", "--extra-index-url", "--find-links")
@@ -69,6 +71,25 @@ def requirements_of(env: Environment, *, cache_dir: Path | None = None, with_con
     return requirements, options
 
 
+def check_references(env: Environment, environ: Mapping[str, str] | None = None) -> None:
+    """Every ``${VAR}`` of ``env``'s pip options and requirements (an index's credentials) is set, else a
+    ``DefinitionError`` naming the variable and the entry: uv would send the reference as it is written and
+    report only that the index refused it. Their values go to uv through its environment, nowhere else."""
+    import os
+
+    from kiln.environment.secrets import expand_references
+
+    cd = env.python.conda_dependencies
+    if cd is None or env.python.user_managed_dependencies:
+        return
+    label = f"{env.name}:{env.version}" if env.version else env.name
+    for kind, entries in (("pip option", cd.pip_options), ("pip package", cd.pip_packages)):
+        for entry in entries:
+            if "${" in entry:
+                what = f"environment {label}: {kind} {mask(entry)[:300]!r} (resolving and installing read it)"
+                expand_references(entry, os.environ if environ is None else environ, what)
+
+
 def _conda_to_pip(name: str, version: str | None, *, exact: bool = False) -> str:
     """``numpy=1.26`` (conda: 1.26.*) → ``numpy==1.26.*``; ``numpy==1.26`` → ``numpy==1.26``; ranges pass."""
     if not version:
@@ -85,11 +106,13 @@ def _conda_to_pip(name: str, version: str | None, *, exact: bool = False) -> str
 
 def resolve(env: Environment, interpreter: Interpreter, *, preferences: Lock | None = None,
             upgrade: bool = False, sink: LineSink | None = None, cache_dir: Path | None = None,
-            conda_via: str = "auto", notice: LineSink | None = None) -> Lock:
+            conda_via: str = "auto", notice: LineSink | None = None,
+            localize: Callable[[str], str] | None = None) -> Lock:
     """Resolve ``env`` for ``interpreter`` into a new ``Lock`` (``KilnError`` with the resolver's explanation).
 
     ``notice`` hears what the user must be told as it happens (the build output): a fallback from the
     conda channels to PyPI. The same fallback is named in the error when the PyPI resolve then fails."""
+    check_references(env)
     fallback = None
     if conda_specs(env) and conda_via != "pypi":
         from kiln.builds.conda.rattler import CondaError
@@ -97,7 +120,8 @@ def resolve(env: Environment, interpreter: Interpreter, *, preferences: Lock | N
 
         try:
             return resolve_conda(env, interpreter, preferences=None if upgrade else preferences, sink=sink,
-                                 cache_dir=cache_dir or Path(tempfile.gettempdir()), resolve_pip=_resolve_pip)
+                                 cache_dir=cache_dir or Path(tempfile.gettempdir()),
+                                 resolve_pip=functools.partial(_resolve_pip, localize=localize))
         except CondaError as e:
             if conda_via != "auto" or not unreachable(e):
                 raise
@@ -109,7 +133,7 @@ def resolve(env: Environment, interpreter: Interpreter, *, preferences: Lock | N
     requirements, options = requirements_of(env, cache_dir=cache_dir)
     try:
         lock = _resolve_pip(env, interpreter, requirements, options, preferences=preferences, upgrade=upgrade,
-                            sink=sink)
+                            sink=sink, localize=localize)
     except UvError as e:
         if fallback is not None:
             e.add_note_line("(the conda channels can't be reached, so Kiln resolved the conda packages from PyPI "
@@ -125,7 +149,11 @@ def resolve(env: Environment, interpreter: Interpreter, *, preferences: Lock | N
 
 
 def _resolve_pip(env: Environment, interpreter: Interpreter, requirements: list[str], options: list[str], *,
-                 preferences: Lock | None = None, upgrade: bool = False, sink: LineSink | None = None) -> Lock:
+                 preferences: Lock | None = None, upgrade: bool = False, sink: LineSink | None = None,
+                 localize: Callable[[str], str] | None = None) -> Lock:
+    """``localize``: this machine's paths for the private wheels named (``kiln.builds.wheels``); the lock keeps
+    the requirements as the definition writes them."""
+    here = localize or (lambda text: text)
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     indexes = [mask(o.split(None, 1)[1]) for o in options if o.split(None, 1)[0] in _INDEX_FLAGS]
     if not any(o.startswith("--index-url") for o in options) and not any(o == "--no-index" for o in options):
@@ -140,7 +168,7 @@ def _resolve_pip(env: Environment, interpreter: Interpreter, requirements: list[
         return make((), "")
     with tempfile.TemporaryDirectory(prefix="kiln-resolve-") as tmp:
         folder = Path(tmp)
-        (folder / "requirements.in").write_text("\n".join([*options, *requirements]) + "\n", encoding="utf-8")
+        (folder / "requirements.in").write_text(here("\n".join([*options, *requirements]) + "\n"), encoding="utf-8")
         out = folder / "lock.txt"
         args = ["pip", "compile", "--no-config", "--generate-hashes", "--emit-index-url", "--emit-find-links",
                 "--no-header", "--no-annotate", "--python", interpreter.path, "--output-file", str(out),
@@ -148,7 +176,7 @@ def _resolve_pip(env: Environment, interpreter: Interpreter, requirements: list[
         if upgrade:
             args.append("--upgrade")
         elif preferences is not None and preferences.text:
-            out.write_text(preferences.text, encoding="utf-8")  # uv keeps these pins where they still fit
+            out.write_text(here(preferences.text), encoding="utf-8")  # uv keeps these pins where they still fit
         run_uv(args, what=f"resolving {env.name}", cwd=folder, sink=sink)
         text = _clean(out.read_text(encoding="utf-8"))
     return make(packages_from_requirements(text), text)

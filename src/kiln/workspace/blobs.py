@@ -1,11 +1,12 @@
 """A content-addressed blob store (the workspace's ``blobs`` folder, or one a team shares): files by
-SHA-256, folders by manifest.
+SHA-256, folders by manifest, and files whose name matters (private wheels) also under their name.
 
 ``blobs/sha256/<2 hex>/<62 hex>`` holds each distinct content once, read-only; a folder is stored
 as a manifest (a JSON blob listing relative path, digest, size and mode of each file), so storing an
 unchanged folder again writes nothing new. Blobs are written to a temp name beside their final
 place and then linked to it, so a crash never leaves a partial blob under a digest, and a blob that
 is there already (stored meanwhile by another process or machine) is never replaced.
+``wheels/<sha256>/<file>.whl`` names a stored wheel (``put_named``): uv reads a wheel's name from its file.
 """
 
 from __future__ import annotations
@@ -109,6 +110,30 @@ class BlobStore:
             return digest, size, _publish(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def put_named(self, source: Path, kind: str) -> tuple[str, Path]:
+        """Store the file ``source`` by content and also under its own name, ``<root>/<kind>/<digest>/<name>``
+        (the blob's bytes, linked where the file system allows): for tools that read a file's name, as uv reads
+        a wheel's. (digest, that path). A named file already there is never replaced."""
+        digest, _, _ = self.put_file(source)
+        named = self.root / kind / digest / source.name
+        if named.is_file():
+            return digest, named
+        named.parent.mkdir(parents=True, exist_ok=True)
+        blob = self.path_of(digest)
+        try:
+            os.link(blob, named)
+        except FileExistsError:
+            pass  # another process or machine named it meanwhile: the same bytes
+        except OSError:  # no hard links here: a copy, published as a blob is
+            tmp = temp_beside(named)
+            try:
+                shutil.copyfile(blob, tmp)
+                tmp.chmod(0o444)
+                _publish(tmp, named)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return digest, named
 
     def put_tree(self, root: Path, files: Iterable[Path], links: Iterable[tuple[str, str]] = ()) -> Manifest:
         """Store ``files`` (paths under ``root``), the ``links`` kept inside it (path, relative target) and

@@ -45,7 +45,8 @@ CONFIG_DIR = ".kiln"
 CONFIG_FILE = "config.json"
 WORKSPACE_FORMAT = 1
 DEFAULT_STORE = "registry.sqlite"
-#: wheels added with Environment.add_private_pip_wheel, by content hash: wheels/<sha256>/<file>.whl
+#: wheels added with Environment.add_private_pip_wheel, by content hash: <blobs>/wheels/<sha256>/<file>.whl (and,
+#: stored by an older Kiln, <workspace>/wheels/<sha256>/<file>.whl, still read where they are)
 WHEELS_DIR = "wheels"
 #: ``subscription_id`` and ``resource_group`` of every Kiln workspace: there is no cloud account behind it
 LOCAL = "local"
@@ -470,8 +471,10 @@ class Workspace:
         return [self._environment(r) for r in records]
 
     def add_private_wheel(self, file_path: str | os.PathLike[str], *, exist_ok: bool = False) -> str:
-        """See ``Environment.add_private_pip_wheel``: store a wheel by its content hash under ``wheels/`` and
-        return the requirement that installs it (``name @ file:///.../wheels/<sha256>/<file>.whl``)."""
+        """See ``Environment.add_private_pip_wheel``: store a wheel by its content hash in the artifact store
+        (``<blobs>/wheels/<sha256>/<file>.whl``: the team's shared folder when the workspace has one, so a
+        teammate's build finds the same file) and return the requirement that installs it
+        (``name @ file:///.../wheels/<sha256>/<file>.whl``)."""
         from kiln.environment.wheels import stored_wheel_requirement, wheel_name
 
         source = Path(file_path)
@@ -479,27 +482,27 @@ class Workspace:
             raise DefinitionError(f"add_private_pip_wheel: {str(file_path)[:300]!r} is not a file")
         project = wheel_name(source.name)
         digest = _sha256(source)
-        folder = self.path / WHEELS_DIR
-        others = [p for p in folder.glob(f"*/{source.name}") if p.parent.name != digest] if folder.is_dir() else []
+        # wheels stored before the artifact store held them (<workspace>/wheels/) still count: their
+        # definitions name them there, and they are still read from there
+        others = [p for folder in (self._blobs / WHEELS_DIR, self.path / WHEELS_DIR) if folder.is_dir()
+                  for p in folder.glob(f"*/{source.name}") if p.parent.name != digest]
         if others and not exist_ok:
             raise DefinitionError(f"add_private_pip_wheel: a different wheel named {source.name!r} is stored already "
                                   f"(sha256 {others[0].parent.name[:12]}...): exist_ok=True stores this one beside it")
-        target = folder / digest / source.name
-        if not target.is_file():
-            import shutil
-
-            from kiln._files import temp_beside
-
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = temp_beside(target)
-            try:
-                shutil.copyfile(source, tmp)
-                tmp.chmod(0o444)
-                os.replace(tmp, target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+        try:
+            stored, target = self.blobs.put_named(source, WHEELS_DIR)
+        except OSError as e:
+            raise WorkspaceError(f"{self._blobs}: can't store the wheel {source.name!r} in the artifact store "
+                                 f"({e.strerror or e})") from None
+        if stored != digest:  # changed while it was being stored: name the bytes the store holds
+            raise DefinitionError(f"add_private_pip_wheel: {str(file_path)[:300]!r} changed while it was stored")
         return stored_wheel_requirement(project, target)
+
+    @property
+    def wheel_folders(self) -> tuple[Path, Path]:
+        """Where this workspace's private wheels live (``<folder>/<sha256>/<file>.whl``): its artifact store,
+        then the ``wheels/`` folder an older Kiln kept in the workspace."""
+        return self._blobs / WHEELS_DIR, self.path / WHEELS_DIR
 
     @property
     def environments(self) -> dict[str, Environment]:

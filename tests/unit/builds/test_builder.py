@@ -73,6 +73,7 @@ class Store:
 class FakeWorkspace:
     path: Path
     store: Store = field(default_factory=Store)
+    wheel_folders: tuple[Path, ...] = ()  # where private wheels live (kiln.builds.wheels): none here
 
 
 @dataclass

@@ -67,3 +67,49 @@ def test_a_blob_stored_by_another_machine_meanwhile_is_kept(tmp_path: Path, monk
     assert written is False  # this writer put nothing under the digest: the other one did
     assert target.stat().st_ino == planted[0]  # the other writer's file, not replaced
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temp file left
+
+
+def test_a_named_file_is_the_blob_under_its_name_and_never_replaced(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    source = tmp_path / "pkg-1.0-py3-none-any.whl"
+    source.write_bytes(b"wheel bytes")
+    digest, named = store.put_named(source, "wheels")
+    assert digest == hashlib.sha256(b"wheel bytes").hexdigest()
+    assert named == tmp_path / "blobs" / "wheels" / digest / source.name
+    assert named.read_bytes() == b"wheel bytes" and store.has(digest)
+    assert named.stat().st_ino == store.path_of(digest).stat().st_ino  # linked: stored once
+    assert named.stat().st_mode & 0o222 == 0
+    inode = named.stat().st_ino
+    assert store.put_named(source, "wheels") == (digest, named) and named.stat().st_ino == inode
+
+    # a file system without hard links: a read-only copy, published without a temp file left behind
+    other = tmp_path / "other-1.0-py3-none-any.whl"
+    other.write_bytes(b"other wheel")
+
+    def no_links(*args: object) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    _, named2 = store.put_named(other, "wheels")
+    assert named2.read_bytes() == b"other wheel" and named2.stat().st_mode & 0o222 == 0
+    assert [p.name for p in named2.parent.iterdir()] == [other.name]
+
+
+def test_machines_naming_the_same_wheel_at_once_all_get_it_whole(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    source = tmp_path / "pkg-1.0-py3-none-any.whl"
+    source.write_bytes(os.urandom(3_000_000))
+    script = ("import sys; from pathlib import Path; from kiln.workspace.blobs import BlobStore; "
+              "print(BlobStore(Path(sys.argv[1])).put_named(Path(sys.argv[2]), 'wheels')[1])")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "shared"), str(source)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(8)]
+    paths = {proc.communicate(timeout=120)[0].strip() for proc in procs}
+    assert all(proc.returncode == 0 for proc in procs)
+    (named,) = paths
+    assert Path(named).read_bytes() == source.read_bytes()
+    assert [p.name for p in Path(named).parent.iterdir()] == [source.name]  # no temp file left
+    blob_folder = BlobStore(tmp_path / "shared").path_of(hashlib.sha256(source.read_bytes()).hexdigest()).parent
+    assert len(list(blob_folder.iterdir())) == 1

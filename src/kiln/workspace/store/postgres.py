@@ -204,7 +204,26 @@ class PostgresStore(SqlStore):
                                    application_name="kiln", **extra)
         except psycopg.Error as exc:
             raise WorkspaceError(f"{self._url}: can't connect to PostgreSQL at {self._address}: "
-                                 f"{self._describe(exc, extra.get('password'))}") from None
+                                 f"{self._login_advice(exc) or self._describe(exc, extra.get('password'))}") from None
+
+    def _login_advice(self, exc: BaseException) -> str | None:
+        """For a login the server refused for want of a password or for a wrong one: what happened and where the
+        password came from or may come from (the driver's text says neither); None for any other failure."""
+        text = str(exc)
+        role = urlsplit(self._url).username or os.environ.get("PGUSER") or "(the OS user's name)"
+        if "no password supplied" in text:
+            return (f"the server wants a password for role {role!r} and none was given: set PGPASSWORD, add a "
+                    "line HOST:PORT:DATABASE:ROLE:PASSWORD to ~/.pgpass (mode 0600; or the file PGPASSFILE names), "
+                    "or write a ${VAR} reference as the URL's password (see the README's Teams section)")
+        if "password authentication failed" in text:
+            if self._variable is not None:
+                source = f"${{{self._variable}}} in the URL"
+            elif os.environ.get("PGPASSWORD"):
+                source = "PGPASSWORD"
+            else:
+                source = f"the password file {os.environ.get('PGPASSFILE') or '~/.pgpass'}"
+            return f"the server refused the password of role {role!r} (it came from {source})"
+        return None
 
     def _forget(self, conn: Any) -> None:
         self._connections.forget(conn)
