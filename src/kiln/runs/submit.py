@@ -39,8 +39,8 @@ def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *
     from kiln.workspace.snapshot import take_snapshot
     from kiln.workspace.store import RunRecord
 
-    source = config.validate()
-    target = target_name(config.run_config.target)
+    source = config.validate(workspace)
+    target = target_name(config.run_config.target, workspace=workspace)
     ignored = ignored_settings(config.run_config, config.environment)
     warn_ignored(ignored)
     env = registered(config.environment, workspace) if config.environment is not None \

@@ -1,0 +1,196 @@
+"""What a Ray job of the ``ray`` target runs on the cluster: ``python -m kiln.runs.targets.ray_job``.
+
+The job's working folder (Ray's ``runtime_env={"working_dir": ...}``) holds ``kiln-job.json`` (the run:
+script, arguments, variables, the environment's definition and lock) and ``work.tar`` (the snapshot and
+Kiln's in-run module). One tar rather than the folder itself: Ray applies ``.gitignore`` files to a
+working folder, and the snapshot already applied the run's own ignore rules.
+
+On the node this program:
+
+1. extracts the tar into a folder of its own (Ray shares an unpacked working folder between jobs with
+   the same content: the script must not write into it);
+2. builds the environment from the shipped lock with Kiln, in a workspace of the node
+   (``$KILN_HOME/ray-node``) and the node's build cache, so that the second run of a lock is a cache
+   hit; it never resolves (``locked``): the node installs exactly what the submitter locked;
+3. runs the script with that environment's interpreter (which needs no Ray), in the same process
+   group, so that Ray's ``stop_job`` (SIGTERM to the job's processes, SIGKILL later) reaches it and
+   its children;
+4. prints, after the script's own output, one line with the exit code and a base64 tar of ``./outputs``
+   and the run's folder (metrics, uploaded files, child runs): the Jobs API carries only the job's log,
+   so that is how they reach the submitter. The submitter (``kiln.runs.targets.ray``) takes the line
+   out of the log.
+
+Everything before the start marker in the job's log is Ray's own text; the markers hold a nonce of the
+run, so a script's output can't be mistaken for them.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["JOB_FILE", "MAX_RESULT_BYTES", "WORK_TAR", "main", "result_marker", "safe_members", "start_marker"]
+
+JOB_FILE = "kiln-job.json"
+WORK_TAR = "work.tar"
+#: what the result line may carry (base64 of a gzip tar); beyond it outputs are left out, with a message
+MAX_RESULT_BYTES = 256 * 1024 * 1024
+
+
+def start_marker(nonce: str) -> str:
+    return f"\x1ekiln-ray {nonce} start\n"
+
+
+def result_marker(nonce: str) -> str:
+    return f"\x1ekiln-ray {nonce} result "
+
+
+def safe_members(archive: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
+    """The members that stay inside ``dest``: regular files, folders, and links whose target does too
+    (the same rule as ``kiln._tree``: a link that leaves the folder is not made)."""
+    root = os.path.realpath(dest)
+    kept = []
+    for member in archive.getmembers():
+        name = member.name
+        if os.path.isabs(name) or ".." in Path(name).parts:
+            continue
+        if member.issym() or member.islnk():
+            base = os.path.dirname(os.path.join(root, name)) if member.issym() else root
+            target = os.path.realpath(os.path.join(base, member.linkname))
+            if os.path.isabs(member.linkname) or os.path.commonpath([root, target]) != root:
+                continue
+        elif not (member.isfile() or member.isdir()):
+            continue
+        kept.append(member)
+    return kept
+
+
+def extract(archive_bytes: bytes | Path, dest: Path) -> None:
+    """Extract a tar (a file, or bytes of a gzip tar) into ``dest`` keeping only ``safe_members``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    source = ({"name": archive_bytes} if isinstance(archive_bytes, Path)
+              else {"fileobj": io.BytesIO(archive_bytes), "mode": "r:gz"})
+    with tarfile.open(**source) as archive:
+        members = safe_members(archive, dest)
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(dest, members=members, filter="data")
+        else:  # Pythons before the extraction filters: the members were checked above
+            archive.extractall(dest, members=members)
+
+
+class _Job:
+    def __init__(self, folder: Path) -> None:
+        self.spec: dict[str, Any] = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
+        self.folder = folder
+        self.nonce = str(self.spec["nonce"])
+        self.out = sys.stdout.buffer
+        self.stopping = False
+
+    def say(self, message: str) -> None:
+        self.out.write(f"[kiln] {message}\n".encode())
+        self.out.flush()
+
+    def on_term(self, signum: int, frame: Any) -> None:
+        # Ray sends the signal to the script too: this program waits for it, then ships what it wrote
+        self.stopping = True
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.on_term)
+        self.out.write(start_marker(self.nonce).encode())
+        self.out.flush()
+        root = Path(tempfile.mkdtemp(prefix="kiln-ray-run-"))
+        code: int | None = None
+        error: str | None = None
+        try:
+            extract(self.folder / WORK_TAR, root)
+            (root / "run").mkdir()
+            code = self._script(root)
+        except Exception as e:  # reported to the submitter in the result line: the run fails with it
+            error = str(e) if type(e).__module__.startswith("kiln") else f"{type(e).__name__}: {e}"
+            self.say(f"failed on the node: {error}")
+        finally:
+            archive = self._archive(root) if code is not None else b""
+            shutil.rmtree(root, ignore_errors=True)
+            result = {"exit": code, "error": error, "archive": base64.b64encode(archive).decode("ascii")}
+            self.out.write(result_marker(self.nonce).encode() + json.dumps(result).encode() + b"\n")
+            self.out.flush()
+        return 0 if code == 0 else 1
+
+    def _environment(self) -> tuple[str, dict[str, str]]:
+        """The interpreter and variables of the run's environment on this node: built from the lock."""
+        shipped = self.spec.get("environment")
+        if shipped is None:  # used as it is (a user-managed environment, or the contract's interpreter)
+            return str(self.spec["python"]), dict(os.environ)
+        from kiln.builds.builder import build_environment
+        from kiln.environment.serialize import environment_from_dict
+        from kiln.settings import Settings
+        from kiln.workspace.workspace import Workspace
+
+        settings = Settings.from_env()
+        ws = Workspace.create("ray-node", path=settings.home / "ray-node", exist_ok=True, settings=settings)
+        data = json.loads(shipped["definition"])
+        data["name"] = shipped["name"]
+        env = ws.register_environment(environment_from_dict(data, f"the run's environment {shipped['name']}",
+                                                            trusted=True))
+        assert env.version is not None
+        ws.store.add_environment_lock(name=env.name, version=int(env.version), identity=env.hash,
+                                      python=shipped["python"], platform=shipped["platform"],
+                                      lock_hash=shipped["lock_hash"], content=shipped["lock"])
+        result = build_environment(env, ws, settings=settings, locked=True,
+                                   progress=lambda phase, message: self.say(message))
+        return str(result.python), result.environ()
+
+    def _script(self, root: Path) -> int | None:
+        python, environ = self._environment()
+        if self.stopping:
+            return None
+        spec = self.spec
+        environ.update(spec.get("variables") or {})
+        environ["KILN_RUN_DIR"] = str(root / "run")
+        environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(root / "kiln-path"), environ.get("PYTHONPATH"))
+                                                if p)
+        command = spec.get("command")
+        if command:
+            first, *rest = command
+            cmd = [python if first in ("python", "python3") else first, *rest]
+        else:
+            cmd = [python, spec["script"], *spec.get("arguments", [])]
+        self.out.flush()
+        # the same process group as this program: Ray's stop reaches the script and its children
+        proc = subprocess.Popen(cmd, cwd=root / "work", env=environ, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        return proc.wait()
+
+    def _archive(self, root: Path) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            run = root / "run"
+            if run.is_dir():
+                tar.add(run, arcname="run")
+            outputs = root / "work" / "outputs"
+            if self.spec.get("collect_outputs") and outputs.is_dir() and not outputs.is_symlink():
+                tar.add(outputs, arcname="outputs")
+        data = buffer.getvalue()
+        if len(data) * 4 // 3 > MAX_RESULT_BYTES:
+            self.say(f"outputs: left out ({len(data)} bytes compressed: more than the Ray target carries back)")
+            return b""
+        return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    del argv
+    return _Job(Path.cwd()).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
