@@ -35,6 +35,9 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("--no-snapshot", action="store_true", help="Run in the source folder itself; store no snapshot "
                                                               "and collect no outputs.")
     p.add_argument("--timeout", metavar="SECONDS", type=float, help="Stop the script after this many seconds.")
+    p.add_argument("--compute-target", metavar="NAME", default="local",
+                   help="Where the script runs: local (the default) or a compute target attached to the workspace "
+                        "(kiln compute attach ray NAME --address URL).")
 
     p = commands.add("list", list_, help="Runs, newest first.", example="kiln run list -x tuning")
     p.add_argument("-x", "--experiment", metavar="NAME", help="Only this experiment.")
@@ -81,7 +84,7 @@ def submit(st: CliState, args: Namespace) -> int:
 
     return run_submit(st.settings, json_mode=st.json_mode, script=args.script, args=list(args.args), env=args.env,
                       source_dir=args.source_dir, experiment=args.experiment, detach=args.detach,
-                      no_snapshot=args.no_snapshot, timeout=args.timeout)
+                      no_snapshot=args.no_snapshot, timeout=args.timeout, compute_target=args.compute_target)
 
 
 def _env_label(details: dict[str, Any]) -> str:

@@ -241,7 +241,7 @@ class ScriptRunConfig:
             raise DefinitionError(f"node_count must be a whole number from 1, got {nodes!r}")
         if nodes > 1:
             raise DefinitionError(f"node_count={nodes}: compute target {self.run_config.target!r} runs on one node "
-                                  "(multi-node runs come with the Ray target)")
+                                  "(a run has one node, on Ray too, for now)")
         return source
 
 
