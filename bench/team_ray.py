@@ -124,7 +124,8 @@ def ray_pip_job(client: object, pins: tuple[str, ...]) -> float:
         if MARK in (client.get_job_logs(job) or ""):  # type: ignore[attr-defined]
             return True
         if status.is_terminal():
-            raise SystemExit(f"the Ray job failed: {client.get_job_logs(job)[-2000:]}")  # type: ignore[attr-defined]
+            info = client.get_job_info(job)  # type: ignore[attr-defined]
+            raise SystemExit(f"the Ray job failed: {info.message}\n{client.get_job_logs(job)[-2000:]}")  # type: ignore[attr-defined]
         return False
 
     _until(said, "Ray's pip job")

@@ -42,6 +42,8 @@ POLL_SECONDS = 0.2
 #: how long a stopped job's processes have between Ray's SIGTERM and its SIGKILL (the local target's grace)
 STOP_WAIT_SECONDS = 5
 _END_WAIT = 120.0
+#: how long a submission waits for the head's job agent (it comes up after the dashboard answers)
+AGENT_WAIT_SECONDS = 60.0
 _PROBE_TIMEOUT = 5.0
 
 
@@ -101,11 +103,10 @@ class RayTarget(ComputeTarget):
             job = Path(folder)
             _write_job(job, plan, nonce)
             # STOP_WAIT: the job supervisor's grace between SIGTERM and SIGKILL (it reads its own variables)
-            job_id = client.submit_job(
-                entrypoint="python -m kiln.runs.targets.ray_job",
-                runtime_env={"working_dir": str(job),
-                             "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_SECONDS)}},
-                metadata={"kiln_run_id": plan.run_id})
+            job_id = _submit(client, entrypoint="python -m kiln.runs.targets.ray_job",
+                             runtime_env={"working_dir": str(job),
+                                          "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_SECONDS)}},
+                             metadata={"kiln_run_id": plan.run_id})
         plan.state.write_text(json.dumps({"address": self.address, "job": job_id}) + "\n")
         return RayHandle(client, job_id, plan, nonce)
 
@@ -119,6 +120,18 @@ class RayTarget(ComputeTarget):
             return
         with contextlib.suppress(Exception):  # a cluster gone, a job ended: nothing left to stop
             _client(address).stop_job(job_id)
+
+
+def _submit(client: Any, **job: Any) -> str:
+    """``client.submit_job``, again for a while when the head has no job agent yet (a cluster just started)."""
+    deadline = time.monotonic() + AGENT_WAIT_SECONDS
+    while True:
+        try:
+            return str(client.submit_job(**job))
+        except RuntimeError as e:
+            if "No available agent" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
 
 
 def _write_job(job: Path, plan: RunPlan, nonce: str) -> None:
