@@ -111,6 +111,27 @@ def test_a_run_is_built_on_the_node_from_its_lock_then_a_cache_hit(ws: Workspace
     assert record is not None and record.lock_hash == ws.store.get_run(first.id).lock_hash  # type: ignore[union-attr]
 
 
+def test_metrics_arrive_while_the_script_runs(ws: Workspace, six_env: Environment, tmp_path: Path) -> None:
+    flag = tmp_path / "go"  # the node is this machine: the script waits for the test
+    run = submit(ws, tmp_path / "src", f"""\
+        import os, sys, time
+        from kiln.run import Run
+        Run.get_context().log("progress", 0.5)
+        sys.stdout.write("no newline yet")
+        sys.stdout.flush()
+        while not os.path.exists({str(flag)!r}):
+            time.sleep(0.05)
+        Run.get_context().log("progress", 1.0)
+        print(" and the rest", flush=True)
+    """, six_env, experiment="ray-live")
+    wait_for(lambda: run.get_metrics() == {"progress": 0.5}, "the metric to arrive while the script runs")
+    assert run.status == "Running"
+    flag.touch()
+    assert run.wait_for_completion()["status"] == "Completed"
+    assert run.get_metrics() == {"progress": [0.5, 1.0]}  # each line once
+    assert "no newline yet and the rest\n" in run.get_output()  # the metric's own line is not in the log
+
+
 def test_a_failing_script_fails_the_run_with_its_exit_code(ws: Workspace, six_env: Environment,
                                                              tmp_path: Path) -> None:
     run = submit(ws, tmp_path / "src", "print('about to fail', flush=True)\nraise SystemExit(3)\n", six_env,

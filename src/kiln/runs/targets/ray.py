@@ -6,8 +6,10 @@ node (a cache hit from the second run of the same lock on) and runs the script w
 interpreter, so the user's environment needs no Ray. Only the submitting side needs Ray's client
 (``pip install 'kiln[ray]'``).
 
-The job's log is read every ``POLL_SECONDS`` and appended to ``plan.log``; its last line (the job's
-result: exit code, ``./outputs`` and the run's folder) is taken out of it and unpacked into the run.
+The job's log is read every ``POLL_SECONDS`` and appended to ``plan.log``, but for the job's own lines
+(``ray_job.marker``), which are taken out of it: the metrics the script logs (appended to the run's
+``metrics.jsonl`` as they come) and the result (exit code, ``./outputs`` and the run's folder), unpacked
+into the run.
 ``cancel`` is Ray's ``stop_job`` (SIGTERM to the job's processes, SIGKILL after ``STOP_WAIT_SECONDS``).
 ``plan.state`` holds the cluster's address and the job's id, so any process can stop an orphan.
 """
@@ -20,7 +22,6 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import tarfile
 import tempfile
 import threading
@@ -33,9 +34,9 @@ from typing import Any
 
 from kiln._tree import copy_tree
 from kiln.runs.targets.interface import ComputeTarget, RunHandle, RunPlan
-from kiln.runs.targets.ray_job import JOB_FILE, WORK_TAR, extract, result_marker, start_marker
+from kiln.runs.targets.ray_job import JOB_FILE, WORK_TAR, extract, marker, start_marker
 
-__all__ = ["INSTALL_HINT", "POLL_SECONDS", "RayHandle", "RayTarget", "ray_missing"]
+__all__ = ["INSTALL_HINT", "POLL_SECONDS", "RayHandle", "RayTarget", "ray_missing", "submit_job"]
 
 INSTALL_HINT = "Ray's client is not installed: pip install 'kiln[ray]'"
 POLL_SECONDS = 0.2
@@ -103,7 +104,7 @@ class RayTarget(ComputeTarget):
             job = Path(folder)
             _write_job(job, plan, nonce)
             # STOP_WAIT: the job supervisor's grace between SIGTERM and SIGKILL (it reads its own variables)
-            job_id = _submit(client, entrypoint="python -m kiln.runs.targets.ray_job",
+            job_id = submit_job(client, entrypoint="python -m kiln.runs.targets.ray_job",
                              runtime_env={"working_dir": str(job),
                                           "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_SECONDS)}},
                              metadata={"kiln_run_id": plan.run_id})
@@ -122,7 +123,7 @@ class RayTarget(ComputeTarget):
             _client(address).stop_job(job_id)
 
 
-def _submit(client: Any, **job: Any) -> str:
+def submit_job(client: Any, **job: Any) -> str:
     """``client.submit_job``, again for a while when the head has no job agent yet (a cluster just started)."""
     deadline = time.monotonic() + AGENT_WAIT_SECONDS
     while True:
@@ -244,24 +245,41 @@ class RayHandle(RunHandle):
         if not new or self._result is not None:
             return
         if not self._started:
-            marker = start_marker(self.nonce)
+            start = start_marker(self.nonce)
             self._pending += new
-            at = self._pending.find(marker)
+            at = self._pending.find(start)
             if at < 0:
                 return
             self._started = True
-            new, self._pending = self._pending[at + len(marker):], ""
+            new, self._pending = self._pending[at + len(start):], ""
         text = self._pending + new
-        marker = result_marker(self.nonce)
-        at = text.find(marker)
-        if at >= 0:
+        prefix = marker(self.nonce)
+        while self._result is None:
+            at = text.find(prefix)
+            if at < 0:
+                break
             self._append(text[:at])
-            self._result, self._pending = text[at + len(marker):], ""
+            end = text.find("\n", at)
+            if end < 0:  # the rest of the line comes with the next read
+                self._pending = text[at:]
+                return
+            kind, _, payload = text[at + len(prefix):end].partition(" ")
+            if kind == "metrics":
+                self._metric(payload)
+            elif kind == "result":
+                self._result = payload
+            text = text[end + 1:]
+        if self._result is not None:
+            self._pending = ""
             return
-        # keep back what could be the beginning of the result marker
-        keep = next((n for n in range(min(len(marker), len(text)), 0, -1) if marker.startswith(text[-n:])), 0)
+        # keep back what could be the beginning of a marker
+        keep = next((n for n in range(min(len(prefix), len(text)), 0, -1) if prefix.startswith(text[-n:])), 0)
         self._append(text[:len(text) - keep])
         self._pending = text[len(text) - keep:]
+
+    def _metric(self, line: str) -> None:
+        with open(self.plan.run_dir / "metrics.jsonl", "a", encoding="utf-8") as metrics:
+            metrics.write(line + "\n")
 
     def _append(self, text: str) -> None:
         if text:
@@ -274,8 +292,6 @@ class RayHandle(RunHandle):
 
     def _finish(self) -> int:
         """The exit code, once the job has ended: from its result line, or from its status without one."""
-        if self._result is not None and not self._result.endswith("\n"):
-            self._read_log()  # the last part of the line came with the end
         result: dict[str, Any] = {}
         if self._result is not None:
             try:
@@ -313,10 +329,6 @@ class RayHandle(RunHandle):
             run = into / "run"
             if not run.is_dir():
                 return
-            metrics = run / "metrics.jsonl"
-            if metrics.is_file():  # appended: the supervisor may have written lines of its own
-                with open(self.plan.run_dir / "metrics.jsonl", "ab") as out, open(metrics, "rb") as source:
-                    shutil.copyfileobj(source, out)
             for sub in ("files", "children"):
                 if (run / sub).is_dir():
                     copy_tree(run / sub, self.plan.run_dir / sub)

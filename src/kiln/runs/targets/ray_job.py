@@ -15,10 +15,11 @@ On the node this program:
 3. runs the script with that environment's interpreter (which needs no Ray), in the same process
    group, so that Ray's ``stop_job`` (SIGTERM to the job's processes, SIGKILL later) reaches it and
    its children;
-4. prints, after the script's own output, one line with the exit code and a base64 tar of ``./outputs``
-   and the run's folder (metrics, uploaded files, child runs): the Jobs API carries only the job's log,
-   so that is how they reach the submitter. The submitter (``kiln.runs.targets.ray``) takes the line
-   out of the log.
+4. sends each line the script appends to the run's ``metrics.jsonl`` as a line of its own in the log
+   (live metrics), and, after the script's own output, one line with the exit code and a base64 tar of
+   ``./outputs`` and the run's folder (uploaded files, child runs): the Jobs API carries only the job's
+   log, so that is how they reach the submitter. The submitter (``kiln.runs.targets.ray``) takes these
+   lines out of the log.
 
 Everything before the start marker in the job's log is Ray's own text; the markers hold a nonce of the
 run, so a script's output can't be mistaken for them.
@@ -36,23 +37,67 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JOB_FILE", "MAX_RESULT_BYTES", "WORK_TAR", "main", "result_marker", "safe_members", "start_marker"]
+__all__ = ["JOB_FILE", "MAX_RESULT_BYTES", "WORK_TAR", "main", "marker", "result_marker", "safe_members",
+           "start_marker"]
 
 JOB_FILE = "kiln-job.json"
 WORK_TAR = "work.tar"
 #: what the result line may carry (base64 of a gzip tar); beyond it outputs are left out, with a message
 MAX_RESULT_BYTES = 256 * 1024 * 1024
+#: how often the run's new metrics lines are sent while the script runs
+METRICS_EVERY = 0.25
 
 
 def start_marker(nonce: str) -> str:
     return f"\x1ekiln-ray {nonce} start\n"
 
 
+def marker(nonce: str) -> str:
+    """What starts each of this program's own lines in the job's log: ``<marker>KIND PAYLOAD\n``, KIND
+    ``metrics`` (a line of the run's ``metrics.jsonl``, sent as the script writes it) or ``result``."""
+    return f"\x1ekiln-ray {nonce} "
+
+
 def result_marker(nonce: str) -> str:
-    return f"\x1ekiln-ray {nonce} result "
+    return f"{marker(nonce)}result "
+
+
+class _MetricsTail(threading.Thread):
+    """Sends the lines the script appends to the run's ``metrics.jsonl`` into the log, as they come, so
+    that the submitter sees the metrics live (``run.get_metrics()`` while the run runs)."""
+
+    def __init__(self, job: _Job, path: Path) -> None:
+        super().__init__(name="kiln-metrics-tail", daemon=True)
+        self.job, self.path = job, path
+        self.offset = 0
+        self.pending = b""
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(METRICS_EVERY):
+            self.send()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+        self.send()
+
+    def send(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        self.offset += len(data)
+        *lines, self.pending = (self.pending + data).split(b"\n")
+        for line in lines:
+            if line.strip():
+                self.job.write(f"{marker(self.job.nonce)}metrics ".encode() + line + b"\n")
 
 
 def safe_members(archive: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
@@ -95,10 +140,16 @@ class _Job:
         self.nonce = str(self.spec["nonce"])
         self.out = sys.stdout.buffer
         self.stopping = False
+        self.lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        """One write of this program's own (the metrics thread writes too): never split by another."""
+        with self.lock:
+            self.out.write(data)
+            self.out.flush()
 
     def say(self, message: str) -> None:
-        self.out.write(f"[kiln] {message}\n".encode())
-        self.out.flush()
+        self.write(f"[kiln] {message}\n".encode())
 
     def on_term(self, signum: int, frame: Any) -> None:
         # Ray sends the signal to the script too: this program waits for it, then ships what it wrote
@@ -106,8 +157,7 @@ class _Job:
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.on_term)
-        self.out.write(start_marker(self.nonce).encode())
-        self.out.flush()
+        self.write(start_marker(self.nonce).encode())
         root = Path(tempfile.mkdtemp(prefix="kiln-ray-run-"))
         code: int | None = None
         error: str | None = None
@@ -122,8 +172,7 @@ class _Job:
             archive = self._archive(root) if code is not None else b""
             shutil.rmtree(root, ignore_errors=True)
             result = {"exit": code, "error": error, "archive": base64.b64encode(archive).decode("ascii")}
-            self.out.write(result_marker(self.nonce).encode() + json.dumps(result).encode() + b"\n")
-            self.out.flush()
+            self.write(result_marker(self.nonce).encode() + json.dumps(result).encode() + b"\n")
         return 0 if code == 0 else 1
 
     def _environment(self) -> tuple[str, dict[str, str]]:
@@ -167,16 +216,21 @@ class _Job:
             cmd = [python, spec["script"], *spec.get("arguments", [])]
         self.out.flush()
         # the same process group as this program: Ray's stop reaches the script and its children
-        proc = subprocess.Popen(cmd, cwd=root / "work", env=environ, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-        return proc.wait()
+        tail = _MetricsTail(self, root / "run" / "metrics.jsonl")
+        tail.start()
+        try:
+            proc = subprocess.Popen(cmd, cwd=root / "work", env=environ, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+            return proc.wait()
+        finally:
+            tail.stop()  # the last lines too: metrics.jsonl is not in the result's archive
 
     def _archive(self, root: Path) -> bytes:
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
             run = root / "run"
-            if run.is_dir():
-                tar.add(run, arcname="run")
+            if run.is_dir():  # the metrics went line by line already
+                tar.add(run, arcname="run", filter=lambda m: None if m.name == "run/metrics.jsonl" else m)
             outputs = root / "work" / "outputs"
             if self.spec.get("collect_outputs") and outputs.is_dir() and not outputs.is_symlink():
                 tar.add(outputs, arcname="outputs")
