@@ -225,20 +225,24 @@ class _Job:
         finally:
             tail.stop()  # the last lines too: metrics.jsonl is not in the result's archive
 
-    def _archive(self, root: Path) -> bytes:
+    def _archive(self, root: Path, *, outputs: bool = True) -> bytes:
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
             run = root / "run"
             if run.is_dir():  # the metrics went line by line already
                 tar.add(run, arcname="run", filter=lambda m: None if m.name == "run/metrics.jsonl" else m)
-            outputs = root / "work" / "outputs"
-            if self.spec.get("collect_outputs") and outputs.is_dir() and not outputs.is_symlink():
-                tar.add(outputs, arcname="outputs")
+            folder = root / "work" / "outputs"
+            if outputs and self.spec.get("collect_outputs") and folder.is_dir() and not folder.is_symlink():
+                tar.add(folder, arcname="outputs")
         data = buffer.getvalue()
-        if len(data) * 4 // 3 > MAX_RESULT_BYTES:
-            self.say(f"outputs: left out ({len(data)} bytes compressed: more than the Ray target carries back)")
-            return b""
-        return data
+        if len(data) * 4 // 3 <= MAX_RESULT_BYTES:
+            return data
+        if outputs:
+            self.say(f"outputs: left out ({len(data)} bytes compressed with the run's files: more than the Ray "
+                     "target carries back)")
+            return self._archive(root, outputs=False)
+        self.say(f"the run's files: left out ({len(data)} bytes compressed: more than the Ray target carries back)")
+        return b""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import sys
 import tarfile
 from pathlib import Path
+
+import pytest
 
 from kiln.runs.targets.interface import RunPlan
 from kiln.runs.targets.ray import RayTarget, _write_job
@@ -72,3 +75,24 @@ def test_a_node_extracts_only_what_stays_inside(tmp_path: Path) -> None:
     assert found == ["outputs", "outputs/inside", "outputs/model.txt"]
     assert (into / "outputs" / "inside").read_text() == "weights"
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_outputs_too_big_to_carry_back_are_left_out_but_the_runs_files_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    from kiln.runs.targets import ray_job
+
+    (tmp_path / JOB_FILE).write_text(json.dumps({"nonce": "n", "collect_outputs": True}))
+    root = tmp_path / "root"
+    (root / "run" / "files").mkdir(parents=True)
+    (root / "run" / "files" / "note.txt").write_text("uploaded")
+    (root / "run" / "metrics.jsonl").write_text('{"name": "m"}\n')
+    (root / "work" / "outputs").mkdir(parents=True)
+    (root / "work" / "outputs" / "big.bin").write_bytes(os.urandom(64 * 1024))  # random: gzip can't shrink it
+    monkeypatch.setattr(ray_job, "MAX_RESULT_BYTES", 16 * 1024)
+
+    data = ray_job._Job(tmp_path)._archive(root)
+    into = tmp_path / "into"
+    extract(data, into)
+    assert sorted(p.relative_to(into).as_posix() for p in into.rglob("*")) == ["run", "run/files",
+                                                                              "run/files/note.txt"]
+    assert b"[kiln] outputs: left out (" in capsysbinary.readouterr().out
