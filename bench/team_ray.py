@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kiln.runs.targets.ray_client import TERMINAL, JobsClient
+
 RAY_VARIABLES = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 #: one pin set per round: each is a new environment (a new lock for Kiln, a new runtime-env hash for Ray)
 PINS = [("six==1.16.0", "attrs==23.2.0"), ("six==1.15.0", "attrs==23.1.0"), ("six==1.14.0", "attrs==22.2.0"),
@@ -112,26 +114,26 @@ def _until(predicate: Callable[[], bool], what: str, timeout: float = 900.0) -> 
         time.sleep(0.05)
 
 
-def ray_pip_job(client: object, pins: tuple[str, ...]) -> float:
-    """Seconds from ``submit_job`` to the script's first line, with Ray's own pip runtime env."""
-    from kiln.runs.targets.ray import submit_job
+def ray_pip_job(client: JobsClient, pins: tuple[str, ...]) -> float:
+    """Seconds from ``submit_job`` to the script's first line, with Ray's own pip runtime env (the same Jobs
+    API client as Kiln's: Ray's own ``JobSubmissionClient`` would add its import time to neither)."""
 
     code = "import six, attr; print('" + MARK + "', six.__version__, attr.__version__, flush=True)"
     started = time.monotonic()
-    job = submit_job(client, entrypoint=f'python -c "{code}"', runtime_env={"pip": list(pins)})
+    job = client.submit_job(entrypoint=f'python -c "{code}"', runtime_env={"pip": list(pins)})
 
     def said() -> bool:
-        status = client.get_job_status(job)  # type: ignore[attr-defined]
-        if MARK in (client.get_job_logs(job) or ""):  # type: ignore[attr-defined]
+        status = client.job_status(job)
+        if MARK in client.job_logs(job):
             return True
-        if status.is_terminal():
-            info = client.get_job_info(job)  # type: ignore[attr-defined]
-            raise SystemExit(f"the Ray job failed: {info.message}\n{client.get_job_logs(job)[-2000:]}")  # type: ignore[attr-defined]
+        if status in TERMINAL:
+            info = client.job_info(job)
+            raise SystemExit(f"the Ray job failed: {info.get('message')}\n{client.job_logs(job)[-2000:]}")
         return False
 
     _until(said, "Ray's pip job")
     seconds = time.monotonic() - started
-    _until(lambda: client.get_job_status(job).is_terminal(), "Ray's job to end")  # type: ignore[attr-defined]
+    _until(lambda: client.job_status(job) in TERMINAL, "Ray's job to end")
     return seconds
 
 
@@ -154,19 +156,16 @@ def kiln_run(ws: object, source: Path, pins: tuple[str, ...]) -> float:
 
 
 def measure(rounds: int) -> dict[str, list[float]]:
-    from ray.job_submission import JobSubmissionClient
-
     from kiln import ComputeTarget, RayCompute, Workspace
-    from kiln.runs.targets.ray import submit_job
 
     times: dict[str, list[float]] = {"kiln first": [], "kiln second": [], "ray pip first": [], "ray pip second": []}
     folder = Path(tempfile.mkdtemp(prefix="kiln-bray-"))  # short: Ray's socket paths
     os.environ.update({"KILN_HOME": str(folder / "home"), "KILN_CACHE_DIR": str(folder / "cache")})
     try:
         with ray_head(folder) as address:
-            client = JobSubmissionClient(address)
-            warm = submit_job(client, entrypoint="python -c 'print(1)'")  # once the head's job agent is up
-            _until(lambda: client.get_job_status(warm).is_terminal(), "the warm-up job")
+            client = JobsClient(address)
+            warm = client.submit_job(entrypoint="python -c 'print(1)'")  # once the head's job agent is up
+            _until(lambda: client.job_status(warm) in TERMINAL, "the warm-up job")
             ws = Workspace.create("bench", path=folder / "ws")
             ComputeTarget.attach(ws, "ray-dev", RayCompute.attach_configuration(address=address))
             source = folder / "src"

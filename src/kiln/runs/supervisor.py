@@ -173,9 +173,7 @@ class _Supervisor:
                                                python=interpreter.minor, platform=interpreter.platform,
                                                lock_hash=lock.lock_hash, content=lock.to_json())
         self.ws.store.update_run(self.run_id, lock_hash=lock.lock_hash)
-        record = self.ws.store.get_environment(name=env.name, version=int(env.version))
-        assert record is not None
-        spec = json.dumps({"name": env.name, "definition": record.definition, "lock": lock.to_json(),
+        spec = json.dumps({"name": env.name, "definition": env.definition_text(), "lock": lock.to_json(),
                            "lock_hash": lock.lock_hash, "python": interpreter.minor,
                            "platform": interpreter.platform})
         return str(interpreter.path), _environ(variables, virtual_env=None), lock.lock_hash, spec

@@ -99,11 +99,6 @@ class ComputeTarget:
         if not isinstance(attach_configuration, RayAttachConfiguration):
             raise DefinitionError(f"compute target {name!r}: attach_configuration must come from "
                                   f"RayCompute.attach_configuration(address=...), got {type(attach_configuration)}")
-        from kiln.runs.targets.ray import ray_missing
-
-        missing = ray_missing()
-        if missing is not None:
-            raise DefinitionError(f"compute target {name!r}: {missing}")
         record = ComputeRecord(name=name, type=attach_configuration.type,
                                config=json.dumps(attach_configuration.config(), sort_keys=True), created_at=time.time())
         if not workspace.store.attach_compute(record):

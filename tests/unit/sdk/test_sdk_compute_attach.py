@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,12 +84,15 @@ def test_credentials_in_the_address_are_refused_and_masked() -> None:
     assert "s3cret" not in str(e.value) and "credentials are not stored" in str(e.value)
 
 
-def test_attaching_without_ray_says_how_to_get_it(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("kiln.runs.targets.ray.ray_missing", lambda: "Ray's client is not installed: "
-                        "pip install 'kiln[ray]'")
-    with pytest.raises(DefinitionError, match=r"pip install 'kiln\[ray\]'"):
-        ComputeTarget.attach(ws, "ray-dev", RayCompute.attach_configuration(address=ADDRESS))
-    assert ws.store.list_computes() == []
+def test_the_submitting_side_needs_no_ray(tmp_path: Path) -> None:
+    """Attaching and the Ray target speak the Jobs API over HTTP: Ray (seconds to import) is never imported."""
+    code = ("import sys; from kiln import ComputeTarget, RayCompute, Workspace; "
+            f"ws = Workspace.create('w', path={str(tmp_path / 'ws')!r}); "
+            "ComputeTarget.attach(ws, 'ray-dev', RayCompute.attach_configuration(address='http://127.0.0.1:8265')); "
+            "from kiln.runs.targets.registry import get_target; get_target('ray-dev', workspace=ws); "
+            "import kiln.runs.targets.ray_job; print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "[]\n"
 
 
 def test_the_registry_gives_the_attached_target_by_name(ws: Workspace) -> None:

@@ -3,8 +3,8 @@
 The run ships its lock and its snapshot, not a built environment: the job (``kiln.runs.targets.ray_job``,
 run with the cluster's Python, where Kiln is installed) builds the environment from the lock on the
 node (a cache hit from the second run of the same lock on) and runs the script with that environment's
-interpreter, so the user's environment needs no Ray. Only the submitting side needs Ray's client
-(``pip install 'kiln[ray]'``).
+interpreter, so the user's environment needs no Ray. The submitting side needs no Ray either: it speaks
+the Jobs API over HTTP (``ray_client``); the cluster's Python needs Kiln and Ray (``pip install 'kiln[ray]'``).
 
 The job's log is read every ``POLL_SECONDS`` and appended to ``plan.log``, but for the job's own lines
 (``ray_job.marker``), which are taken out of it: the metrics the script logs (appended to the run's
@@ -26,43 +26,24 @@ import tarfile
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from kiln._tree import copy_tree
 from kiln.runs.targets.interface import ComputeTarget, RunHandle, RunPlan
+from kiln.runs.targets.ray_client import TERMINAL, JobsClient, RayJobsError
 from kiln.runs.targets.ray_job import JOB_FILE, WORK_TAR, extract, marker, start_marker
 
-__all__ = ["INSTALL_HINT", "POLL_SECONDS", "RayHandle", "RayTarget", "ray_missing", "submit_job"]
+__all__ = ["NODE_HINT", "POLL_SECONDS", "RayHandle", "RayTarget"]
 
-INSTALL_HINT = "Ray's client is not installed: pip install 'kiln[ray]'"
+#: what a job that never reached Kiln's program most likely lacks
+NODE_HINT = "does the cluster's Python have Kiln? pip install 'kiln[ray]' where the cluster runs"
 POLL_SECONDS = 0.2
 #: how long a stopped job's processes have between Ray's SIGTERM and its SIGKILL (the local target's grace)
 STOP_WAIT_SECONDS = 5
 _END_WAIT = 120.0
-#: how long a submission waits for the head's job agent (it comes up after the dashboard answers)
-AGENT_WAIT_SECONDS = 60.0
 _PROBE_TIMEOUT = 5.0
-
-
-def ray_missing() -> str | None:
-    """Why Ray's job client can't be used here (with what to do), or None."""
-    import importlib.util
-
-    try:
-        found = importlib.util.find_spec("ray") is not None and importlib.util.find_spec("ray.job_submission")
-    except (ImportError, ValueError):
-        found = False
-    return None if found else INSTALL_HINT
-
-
-def _client(address: str) -> Any:
-    from ray.job_submission import JobSubmissionClient
-
-    return JobSubmissionClient(address)
 
 
 class RayTarget(ComputeTarget):
@@ -76,9 +57,6 @@ class RayTarget(ComputeTarget):
         self.address = address.rstrip("/")
 
     def cannot_run(self, plan: RunPlan) -> str | None:
-        missing = ray_missing()
-        if missing is not None:
-            return missing
         try:
             if not Path(plan.workdir).is_dir():
                 return f"the run's folder {plan.workdir} is not there"
@@ -90,24 +68,22 @@ class RayTarget(ComputeTarget):
         except (OSError, TypeError, ValueError) as e:
             return f"the run can't start here: {e}"
         try:
-            with urllib.request.urlopen(f"{self.address}/api/version", timeout=_PROBE_TIMEOUT) as response:
-                response.read()
-        except (OSError, ValueError) as e:
-            reason = getattr(e, "reason", None) or e
-            return f"the Ray cluster at {self.address} does not answer ({reason}): is its head running?"
+            JobsClient(self.address).version(timeout=_PROBE_TIMEOUT)
+        except RayJobsError as e:
+            return f"{e}: is its head running?"
         return None
 
     def start(self, *, plan: RunPlan) -> RayHandle:
         nonce = secrets.token_hex(8)
-        client = _client(self.address)
+        client = JobsClient(self.address)
         with tempfile.TemporaryDirectory(prefix="kiln-ray-job-", dir=plan.run_dir) as folder:
             job = Path(folder)
             _write_job(job, plan, nonce)
             # STOP_WAIT: the job supervisor's grace between SIGTERM and SIGKILL (it reads its own variables)
-            job_id = submit_job(client, entrypoint="python -m kiln.runs.targets.ray_job",
-                             runtime_env={"working_dir": str(job),
-                                          "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_SECONDS)}},
-                             metadata={"kiln_run_id": plan.run_id})
+            job_id = client.submit_job(entrypoint="python -m kiln.runs.targets.ray_job",
+                                       runtime_env={"working_dir": str(job),
+                                                    "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_SECONDS)}},
+                                       metadata={"kiln_run_id": plan.run_id})
         plan.state.write_text(json.dumps({"address": self.address, "job": job_id}) + "\n")
         return RayHandle(client, job_id, plan, nonce)
 
@@ -117,22 +93,8 @@ class RayTarget(ComputeTarget):
             address, job_id = str(data["address"]), str(data["job"])
         except (OSError, ValueError, TypeError, KeyError):
             return
-        if ray_missing() is not None:
-            return
-        with contextlib.suppress(Exception):  # a cluster gone, a job ended: nothing left to stop
-            _client(address).stop_job(job_id)
-
-
-def submit_job(client: Any, **job: Any) -> str:
-    """``client.submit_job``, again for a while when the head has no job agent yet (a cluster just started)."""
-    deadline = time.monotonic() + AGENT_WAIT_SECONDS
-    while True:
-        try:
-            return str(client.submit_job(**job))
-        except RuntimeError as e:
-            if "No available agent" not in str(e) or time.monotonic() > deadline:
-                raise
-            time.sleep(1.0)
+        with contextlib.suppress(RayJobsError):  # a cluster gone, a job ended: nothing left to stop
+            JobsClient(address).stop_job(job_id)
 
 
 def _write_job(job: Path, plan: RunPlan, nonce: str) -> None:
@@ -160,7 +122,7 @@ def _write_job(job: Path, plan: RunPlan, nonce: str) -> None:
 class RayHandle(RunHandle):
     """A submitted job; a thread follows its log and status until it ends."""
 
-    def __init__(self, client: Any, job_id: str, plan: RunPlan, nonce: str) -> None:
+    def __init__(self, client: JobsClient, job_id: str, plan: RunPlan, nonce: str) -> None:
         self.client = client
         self.job_id = job_id
         self.plan = plan
@@ -237,10 +199,10 @@ class RayHandle(RunHandle):
             self._ended.set()
 
     def _status_is_terminal(self) -> bool:
-        return bool(self.client.get_job_status(self.job_id).is_terminal())
+        return self.client.job_status(self.job_id) in TERMINAL
 
     def _read_log(self) -> None:
-        text = self.client.get_job_logs(self.job_id) or ""
+        text = self.client.job_logs(self.job_id)
         new, self._seen = text[self._seen:], len(text)
         if not new or self._result is not None:
             return
@@ -309,12 +271,13 @@ class RayHandle(RunHandle):
         code = result.get("exit")
         if isinstance(code, int):
             return code
-        info = self.client.get_job_info(self.job_id)
-        if self._canceled or str(getattr(info.status, "value", info.status)) == "STOPPED":
+        info = self.client.job_info(self.job_id)
+        if self._canceled or info.get("status") == "STOPPED":
             return -15  # stopped by Ray's SIGTERM before the script had an exit code of its own
-        message = result.get("error") or getattr(info, "message", None) or "no exit code came back"
-        self._say(f"the Ray job {self.job_id} ended without the script's exit code: {message}")
-        driver = getattr(info, "driver_exit_code", None)
+        message = result.get("error") or (info.get("message") or "no exit code came back").splitlines()[0]
+        hint = "" if self._started else f" ({NODE_HINT})"
+        self._say(f"the Ray job {self.job_id} ended without the script's exit code: {message}{hint}")
+        driver = info.get("driver_exit_code")
         return driver if isinstance(driver, int) and driver != 0 else 1
 
     def _unpack(self, data: bytes) -> None:

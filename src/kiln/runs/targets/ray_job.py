@@ -181,6 +181,7 @@ class _Job:
         if shipped is None:  # used as it is (a user-managed environment, or the contract's interpreter)
             return str(self.spec["python"]), dict(os.environ)
         from kiln.builds.builder import build_environment
+        from kiln.environment.names import is_curated_name
         from kiln.environment.serialize import environment_from_dict
         from kiln.settings import Settings
         from kiln.workspace.workspace import Workspace
@@ -188,7 +189,8 @@ class _Job:
         settings = Settings.from_env()
         ws = Workspace.create("ray-node", path=settings.home / "ray-node", exist_ok=True, settings=settings)
         data = json.loads(shipped["definition"])
-        data["name"] = shipped["name"]
+        # a curated environment's name is reserved in a workspace: the node's copy is named after it
+        data["name"] = f"node-{shipped['name']}" if is_curated_name(shipped["name"]) else shipped["name"]
         env = ws.register_environment(environment_from_dict(data, f"the run's environment {shipped['name']}",
                                                             trusted=True))
         assert env.version is not None
