@@ -91,6 +91,7 @@ def test_a_run_is_built_on_the_node_from_its_lock_then_a_cache_hit(ws: Workspace
     first = submit(ws, tmp_path / "src", TRAIN, six_env, experiment="ray-train")
     details = first.wait_for_completion()
     assert details["status"] == "Completed", first.get_output()
+    assert details["target"] == "ray-dev" and details["exitCode"] == 0
     said = _said(first)
     assert said["six"] == "1.16.0"
     # the interpreter of the node's build (its own cache), not of this machine's
