@@ -34,6 +34,7 @@ from kiln._tree import copy_tree
 from kiln.runs.targets.interface import ComputeTarget, RunHandle, RunPlan
 from kiln.runs.targets.ray_client import TERMINAL, JobsClient, RayJobsError
 from kiln.runs.targets.ray_job import JOB_FILE, WORK_TAR, extract, marker, start_marker
+from kiln.settings import ENV_RUN_DIR
 
 __all__ = ["NODE_HINT", "POLL_SECONDS", "RayHandle", "RayTarget"]
 
@@ -100,7 +101,7 @@ class RayTarget(ComputeTarget):
 def _write_job(job: Path, plan: RunPlan, nonce: str) -> None:
     """``kiln-job.json`` and ``work.tar`` (the run's folder as ``work/``, Kiln's in-run module as ``kiln-path/``)."""
     variables = dict(plan.variables)
-    variables.pop("KILN_RUN_DIR", None)  # the node's own folder; PYTHONPATH without this machine's kiln-path
+    variables.pop(ENV_RUN_DIR, None)  # the node's own folder; PYTHONPATH without this machine's kiln-path
     if plan.kiln_path is not None and "PYTHONPATH" in variables:
         kept = [p for p in variables["PYTHONPATH"].split(os.pathsep) if p and p != str(plan.kiln_path)]
         if kept:

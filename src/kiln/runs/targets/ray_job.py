@@ -41,6 +41,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from kiln.settings import ENV_RUN_DIR
+
 __all__ = ["JOB_FILE", "MAX_RESULT_BYTES", "WORK_TAR", "main", "marker", "result_marker", "safe_members",
            "start_marker"]
 
@@ -207,7 +209,7 @@ class _Job:
             return None
         spec = self.spec
         environ.update(spec.get("variables") or {})
-        environ["KILN_RUN_DIR"] = str(root / "run")
+        environ[ENV_RUN_DIR] = str(root / "run")
         environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(root / "kiln-path"), environ.get("PYTHONPATH"))
                                                 if p)
         command = spec.get("command")
