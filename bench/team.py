@@ -1,6 +1,6 @@
 """A team's store: PostgreSQL against SQLite, for the same 10,000 versions and 16 concurrent writers.
 
-    .venv/bin/python bench/team.py [--names 1000] [--versions 10] [--writers 16] [--each 20] [--url URL]
+    .venv/bin/python bench/team.py [--names 1000] [--versions 10] [--writers 16] [--each 20] [--url URL] [--ray ROUNDS]
 
 Without ``--url`` a throwaway PostgreSQL server (Debian's ``postgresql`` package, as the tests
 start it) runs on 127.0.0.1 in a temp folder and is stopped at the end; with it, ``URL`` must name
@@ -135,6 +135,8 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=16)
     parser.add_argument("--each", type=int, default=20)
     parser.add_argument("--url", help="an empty PostgreSQL database (default: start a throwaway server)")
+    parser.add_argument("--ray", type=int, metavar="ROUNDS", default=0,
+                        help="also Ray as a compute target, ROUNDS pin sets (bench/team_ray.py; needs kiln[ray])")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,6 +151,10 @@ def main() -> None:
     print(f"{'store':11} {'operation':42} {'median':>10} {'p99 ms':>10}")
     for label, operation, median, p99 in rows:
         print(f"{label:11} {operation:42} {median:10.3f} {p99:10.3f}")
+    if args.ray:
+        import team_ray
+
+        team_ray.main(["--rounds", str(args.ray)])
 
 
 @contextmanager

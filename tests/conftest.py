@@ -278,3 +278,109 @@ def private_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateI
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+# -- a real Ray head, once per test session, only when a test asks for it ---------------------------------------
+
+#: what Ray needs on these machines (COMPONENTS.md): stay on 127.0.0.1, no token files, no usage reports
+RAY_VARIABLES = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+class RayHead:
+    """A Ray head on 127.0.0.1 with its dashboard (the Jobs API) at ``address``; its node's Kiln keeps its
+    workspace and build cache in ``node_home`` for the whole session."""
+
+    def __init__(self, folder: Path, address: str, leader: int, node_home: Path) -> None:
+        self.folder, self.address, self.leader, self.node_home = folder, address, leader, node_home
+
+
+def _ray_pids(leader: int, folder: Path) -> list[int]:
+    """Every process of our head: its session (``ray start`` is the leader of a new one), and whatever
+    else names its temp folder (workers, job drivers started in sessions of their own)."""
+    found = []
+    mark = str(folder).encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if fields[0] == b"Z":
+                continue
+            session = int(fields[3])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read()
+        except (OSError, IndexError, ValueError):
+            continue
+        if session == leader or mark in cmdline or mark in environ:
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[RayHead]:
+    """Started on first use (~15 s), stopped by its pids at the end of the session (never `ray stop`, which
+    stops every Ray process of the machine); the test session fails if one of them is left."""
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import tempfile
+    import time
+    import urllib.request
+
+    ray = Path(sys.executable).parent / "ray"
+    if not ray.exists():
+        pytest.fail("Ray is not installed in this environment: `pip install -e '.[dev]'` installs it (kiln[ray])")
+    folder = Path(tempfile.mkdtemp(prefix="kiln-ray-"))  # short: Ray's socket paths must fit in 107 bytes
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    gcs, dashboard = ports
+    node_home = folder / "node-home"
+    env = {**os.environ, **RAY_VARIABLES, "KILN_HOME": str(node_home), "KILN_CACHE_DIR": str(node_home / "cache"),
+           "UV_PYTHON_DOWNLOADS": "never", "PATH": f"{ray.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("KILN_WORKSPACE", None)
+    with open(folder / "head.log", "wb") as log:
+        head = subprocess.Popen([str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
+                                 "--num-cpus=2", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                                 f"--dashboard-port={dashboard}", f"--temp-dir={folder}", "--disable-usage-stats"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    address = f"http://127.0.0.1:{dashboard}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if head.poll() is not None:
+                pytest.fail(f"the Ray head ended at its start: {(folder / 'head.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{address}/api/jobs/", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the Ray head did not answer at {address} in 180 s")
+            time.sleep(0.5)
+        yield RayHead(folder, address, head.pid, node_home)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            head.wait(timeout=15)
+        for _ in range(50):
+            pids = _ray_pids(head.pid, folder)
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+        if head.poll() is None:
+            head.kill()
+        head.wait()
+        left = _ray_pids(head.pid, folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        assert not left, f"Ray processes left after the session: {left}"

@@ -17,6 +17,7 @@ VERSION = __version__
 
 __all__ = [
     "VERSION",
+    "ComputeTarget",
     "CondaDependencies",
     "ContainerRegistry",
     "DockerBuildContext",
@@ -27,6 +28,7 @@ __all__ = [
     "KilnError",
     "LocalWebservice",
     "Model",
+    "RayCompute",
     "Run",
     "RunConfiguration",
     "ScriptRunConfig",
@@ -46,6 +48,8 @@ _LAZY = {
     "EnvironmentReference": "kiln.environment.environment",
     "KilnError": "kiln.errors",
     "Workspace": "kiln.sdk.workspace",
+    "ComputeTarget": "kiln.sdk.compute",
+    "RayCompute": "kiln.sdk.compute",
     "Experiment": "kiln.runs.experiment",
     "Run": "kiln.runs.run",
     "RunConfiguration": "kiln.runs.config",
@@ -64,6 +68,7 @@ if TYPE_CHECKING:
     from kiln.runs.config import RunConfiguration, ScriptRunConfig
     from kiln.runs.experiment import Experiment
     from kiln.runs.run import Run
+    from kiln.sdk.compute import ComputeTarget, RayCompute
     from kiln.sdk.workspace import Workspace
     from kiln.serving.config import InferenceConfig
     from kiln.serving.model import Model

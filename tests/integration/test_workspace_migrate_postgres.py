@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kiln import Environment, Workspace
-from kiln.workspace.store import RunRecord, ServiceRecord, Store
+from kiln.workspace.store import ComputeRecord, RunRecord, ServiceRecord, Store
 from kiln.workspace.store.copy import TABLES
 
 pytestmark = pytest.mark.integration
@@ -21,6 +21,7 @@ def _everything(store: Store) -> dict[str, object]:
         "runs": store.list_runs(),
         "models": store.list_models(),
         "services": store.list_services(),
+        "computes": store.list_computes(),
     }
 
 
@@ -39,6 +40,8 @@ def _fill(ws: Workspace) -> None:
     store.register_model(name="clf", manifest="abc", path="model.pkl", run_id="run-1", tags="{}", description="d")
     store.put_service(ServiceRecord(name="svc", state="Healthy", port=8123, generation=3, config="{}", pid=None,
                                     pid_start=None, error=None, created_at=1.0, updated_at=2.0))
+    store.attach_compute(ComputeRecord(name="ray-dev", type="ray", config='{"address": "http://127.0.0.1:8265"}',
+                                       created_at=3.0))
 
 
 def test_migrate_moves_every_record_and_keeps_the_sqlite_file(tmp_path: Path, postgres_url: str,
@@ -52,7 +55,8 @@ def test_migrate_moves_every_record_and_keeps_the_sqlite_file(tmp_path: Path, po
 
     assert code == 0, err
     copied = json.loads(out)["data"]["copied"]
-    assert copied == {"environments": 3, "environment_locks": 2, "locks": 0, "runs": 1, "models": 1, "services": 1}
+    assert copied == {"environments": 3, "environment_locks": 2, "locks": 0, "runs": 1, "models": 1, "services": 1,
+                      "compute_targets": 1}
     assert set(copied) == set(TABLES)
     assert json.loads((ws.path / "workspace.json").read_text())["store"] == postgres_url
     assert (ws.path / "registry.sqlite").is_file()  # the backup

@@ -172,6 +172,8 @@ NOUNS: dict[str, tuple[str, str, str]] = {
               "kiln model register model.pkl -n forest\nkiln model list"),
     "service": ("kiln.cli.service", "Deploy models as local web services and call them.",
                 "kiln service deploy --entry-script score.py -m forest\nkiln service call forest -d @request.json"),
+    "compute": ("kiln.cli.compute", "Attach Ray clusters to the workspace as compute targets.",
+                "kiln compute attach ray ray-dev --address http://127.0.0.1:8265\nkiln compute list"),
     "image": ("kiln.cli.image", "Write environments' OCI images from their locked builds (no daemon).",
               "kiln image build train --tar train.tar\nkiln image list"),
     "cache": ("kiln.cli.cache", "Inspect and prune the build cache.",

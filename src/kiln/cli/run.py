@@ -38,6 +38,9 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("--docker", action="store_true",
                    help="Run in a container of the environment's image (run_config.docker.use_docker), through the "
                         "Docker-API engine of KILN_DOCKER_HOST / DOCKER_HOST.")
+    p.add_argument("--compute-target", metavar="NAME", default="local",
+                   help="Where the script runs: local (the default), container, or a compute target attached to the "
+                        "workspace (kiln compute attach ray NAME --address URL).")
 
     p = commands.add("list", list_, help="Runs, newest first.", example="kiln run list -x tuning")
     p.add_argument("-x", "--experiment", metavar="NAME", help="Only this experiment.")
@@ -84,7 +87,8 @@ def submit(st: CliState, args: Namespace) -> int:
 
     return run_submit(st.settings, json_mode=st.json_mode, script=args.script, args=list(args.args), env=args.env,
                       source_dir=args.source_dir, experiment=args.experiment, detach=args.detach,
-                      no_snapshot=args.no_snapshot, timeout=args.timeout, docker=args.docker)
+                      no_snapshot=args.no_snapshot, timeout=args.timeout, docker=args.docker,
+                      compute_target=args.compute_target)
 
 
 def _env_label(details: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ def exit_code(details: dict[str, Any]) -> int:
 
 def run_submit(settings: Settings, *, json_mode: bool, script: str, args: list[str], env: str | None,
                source_dir: Path, experiment: str, detach: bool, no_snapshot: bool, timeout: float | None,
-               docker: bool = False) -> int:
+               docker: bool = False, compute_target: str = "local") -> int:
     from kiln.cli.render import parse_ref
     from kiln.runs.config import DockerConfiguration, HistoryConfiguration, RunConfiguration, ScriptRunConfig
     from kiln.runs.experiment import Experiment
@@ -44,7 +44,7 @@ def run_submit(settings: Settings, *, json_mode: bool, script: str, args: list[s
     history = HistoryConfiguration(output_collection=not no_snapshot, snapshot_project=not no_snapshot)
     run_config = RunConfiguration(history=history, docker=DockerConfiguration(use_docker=docker))
     config = ScriptRunConfig(source_directory=source_dir, script=script, arguments=args, run_config=run_config,
-                             environment=environment, max_run_duration_seconds=timeout)
+                             environment=environment, max_run_duration_seconds=timeout, compute_target=compute_target)
     run = Experiment(ws, experiment).submit(config, settings=settings)
     if detach:
         out.emit("run.submit", {"id": run.id, "status": run.status}, run.id)

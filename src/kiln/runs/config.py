@@ -15,6 +15,7 @@ from kiln.runs.targets.registry import DEFAULT_TARGET, target_name
 
 if TYPE_CHECKING:
     from kiln.environment.environment import Environment
+    from kiln.workspace.workspace import Workspace
 
 __all__ = ["DockerConfiguration", "HistoryConfiguration", "RunConfiguration", "ScriptRunConfig"]
 
@@ -216,9 +217,10 @@ class ScriptRunConfig:
         assert self.script is not None
         return [self.script, *self.arguments], False
 
-    def validate(self) -> Path:
-        """Check the config; return the absolute source folder."""
-        target_name(self.run_config.target)
+    def validate(self, workspace: Workspace | None = None) -> Path:
+        """Check the config; return the absolute source folder. The compute target is a built-in one, or one
+        attached to ``workspace``."""
+        target_name(self.run_config.target, workspace=workspace)
         source = Path(self.source_directory).expanduser().resolve()
         if not source.is_dir():
             raise DefinitionError(f"source_directory {self.source_directory!r} is not a folder")
@@ -239,7 +241,7 @@ class ScriptRunConfig:
             raise DefinitionError(f"node_count must be a whole number from 1, got {nodes!r}")
         if nodes > 1:
             raise DefinitionError(f"node_count={nodes}: compute target {self.run_config.target!r} runs on one node "
-                                  "(multi-node runs come with the Ray target)")
+                                  "(a run has one node, on Ray too, for now)")
         return source
 
 

@@ -294,7 +294,7 @@ class Run(RunHistory):
         from kiln.runs.targets.registry import DEFAULT_TARGET, get_target
 
         try:
-            target = get_target(json.loads(record.definition).get("target", DEFAULT_TARGET))
+            target = get_target(json.loads(record.definition).get("target", DEFAULT_TARGET), workspace=self.workspace)
         except (KilnError, ValueError, AttributeError):
             return  # a record Kiln can't read started nothing it could stop
         target.stop_orphan(state=self._layout.script_pid)

@@ -49,8 +49,8 @@ def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *
     from kiln.workspace.snapshot import take_snapshot
     from kiln.workspace.store import RunRecord
 
-    source = config.validate()
-    target = target_name(config.run_config.target)
+    source = config.validate(workspace)
+    target = target_name(config.run_config.target, workspace=workspace)
     if target == DEFAULT_TARGET and wants_docker(config.run_config, config.environment):
         target = CONTAINER_TARGET  # as Azure ML: asking for Docker on the local machine runs in a container
     if target == CONTAINER_TARGET:

@@ -93,7 +93,11 @@ class _Supervisor:
         python = d.get("python")
         lock_hash = self.record.lock_hash
         environ: dict[str, str]
-        if python and Path(python).exists():
+        target = get_target(d.get("target", DEFAULT_TARGET), workspace=self.ws)
+        spec: str | None = None
+        if target.builds_elsewhere:
+            python, environ, lock_hash, spec = self._ship(out)
+        elif python and Path(python).exists():
             # runs queued before "virtual_env" was recorded had a python only for Kiln-built environments
             virtual_env = d["virtual_env"] if "virtual_env" in d else str(Path(python).parent.parent)
             environ = _environ(d.get("environment_definition_variables") or {}, virtual_env=virtual_env)
@@ -115,8 +119,7 @@ class _Supervisor:
             store.update_run(self.run_id, lock_hash=result.lock_hash, build_key=result.key)
         if self.cancel_requested or self.layout.cancel_marker.exists():
             raise _Canceled()
-        target = get_target(d.get("target", DEFAULT_TARGET))
-        plan = self._plan(python, environ, lock_hash=lock_hash)
+        plan = self._plan(python, environ, lock_hash=lock_hash, environment_spec=spec)
         if target.name != DEFAULT_TARGET:
             # what the target makes first (a container target: the environment's image) is part of preparing
             store.update_run(self.run_id, status="Preparing", only_if_status=ACTIVE)
@@ -131,8 +134,12 @@ class _Supervisor:
         if problem is not None:
             raise KilnError(f"compute target {target.name!r}: {problem}")
         program = list(plan.command) if plan.command else [plan.script, *plan.arguments]
-        where = f" in image {plan.image}" if plan.image else ""
-        self.say(out, f"running {' '.join(program)} with {plan.python}{where}")
+        if spec is not None:
+            self.say(out, f"running {' '.join(program)} on {target.name}: its node builds lock {str(lock_hash)[:12]}")
+        else:
+            where = f" in image {plan.image}" if plan.image else ""
+            self.say(out, f"running {' '.join(program)} with {plan.python}{where}" +
+                     (f" on {target.name}" if target.name != DEFAULT_TARGET else ""))
         handle = target.start(plan=plan)
         store.update_run(self.run_id, status="Running", started_at=time.time(), only_if_status=ACTIVE)
         code, reason = self._wait(handle, d.get("max_run_duration_seconds"))
@@ -153,7 +160,37 @@ class _Supervisor:
         self._final("Completed", exit_code=0)
         return 0
 
-    def _plan(self, python: str, environ: dict[str, str], *, lock_hash: str | None) -> RunPlan:
+    def _ship(self, out: BinaryIO) -> tuple[str, dict[str, str], str | None, str | None]:
+        """For a target whose nodes build the environment: its lock (resolved here when it has none yet,
+        and then recorded with the version), as ``plan.environment_spec``; nothing is built here."""
+        from kiln.builds.builder import lock_environment
+
+        env = self.ws.get_environment(str(self.record.environment), str(self.record.environment_version))
+        variables = dict(self.definition.get("environment_definition_variables") or {})
+        if env.python.user_managed_dependencies:  # used as it is, on the node as here
+            python = env.python.interpreter_path or "python"
+            return python, _environ(variables, virtual_env=None), None, None
+        self.ws.store.update_run(self.run_id, status="Preparing", only_if_status=ACTIVE)
+        self.say(out, f"locking environment {env.name}:{env.version} (the compute target's node builds it)")
+        self.building = True
+        if self.cancel_requested or self.layout.cancel_marker.exists():
+            raise _Canceled()
+        interpreter, lock, _previous, resolved = lock_environment(
+            env, self.ws, settings=self.settings, progress=lambda phase, message: self.say(out, message))
+        self.building = False
+        assert env.version is not None
+        if resolved:  # a lock, once made, is the version's: the next run (and build) takes the same
+            self.ws.store.add_environment_lock(name=env.name, version=int(env.version), identity=env.hash,
+                                               python=interpreter.minor, platform=interpreter.platform,
+                                               lock_hash=lock.lock_hash, content=lock.to_json())
+        self.ws.store.update_run(self.run_id, lock_hash=lock.lock_hash)
+        spec = json.dumps({"name": env.name, "definition": env.definition_text(), "lock": lock.to_json(),
+                           "lock_hash": lock.lock_hash, "python": interpreter.minor,
+                           "platform": interpreter.platform})
+        return str(interpreter.path), _environ(variables, virtual_env=None), lock.lock_hash, spec
+
+    def _plan(self, python: str, environ: dict[str, str], *, lock_hash: str | None,
+              environment_spec: str | None = None) -> RunPlan:
         """The run as its target gets it: ``environ`` (the built environment's, for this machine) with the
         run's own variables over it."""
         d = self.definition
@@ -169,7 +206,8 @@ class _Supervisor:
         return RunPlan(
             run_id=self.run_id, script=d.get("script") or "", arguments=tuple(d.get("arguments", [])),
             command=tuple(d["command"]) if d.get("command") else None, workdir=work,
-            python=python, lock_hash=lock_hash, environ=environ, variables=variables, kiln_path=shim,
+            python=python, lock_hash=lock_hash, environment_spec=environment_spec, environ=environ,
+            variables=variables, kiln_path=shim,
             run_dir=self.layout.root, log=self.layout.output_log,
             outputs=self.layout.outputs if d.get("output_collection", True) else None,
             state=self.layout.script_pid, max_run_duration_seconds=d.get("max_run_duration_seconds"))

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from kiln.builds.image import ImageDetails
     from kiln.environment.environment import Environment
     from kiln.runs.experiment import Experiment
-    from kiln.runs.targets.interface import ComputeTarget
+    from kiln.sdk.compute import ComputeTarget
     from kiln.serving.model import Model
     from kiln.serving.webservice import Webservice
 
@@ -54,10 +54,10 @@ class Workspace(_registry.Workspace):
 
     @property
     def compute_targets(self) -> dict[str, ComputeTarget]:
-        """Name → each compute target runs can use here (``local``, ``container``)."""
-        from kiln.runs.targets.registry import get_target, target_names
+        """Name → each compute target runs can use here: ``local``, ``container``, then the attached ones by name."""
+        from kiln.sdk.compute import ComputeTarget
 
-        return {name: get_target(name) for name in target_names()}
+        return {target.name: target for target in ComputeTarget.list(self)}
 
     def build_environment(self, environment: Environment, *, upgrade: bool = False, locked: bool = False,
                           progress: Progress | None = None) -> BuildResult:

@@ -35,7 +35,11 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> 
         time.sleep(0.02)
 
 
-@pytest.fixture(params=target_names())
+#: the built-in targets, and the kinds a workspace attaches (each against a real one: a Ray head of this session)
+TARGETS = (*target_names(), "ray")
+
+
+@pytest.fixture(params=TARGETS)
 def target_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -71,9 +75,28 @@ def make_plan(tmp_path: Path, target_kind: str, request: pytest.FixtureRequest) 
     return make
 
 
+def fresh(target: ComputeTarget) -> ComputeTarget:
+    """Another instance of ``target``, as another process makes it (the registry, or the attached record)."""
+    if target.name in target_names():
+        return get_target(target.name)
+    from kiln.runs.targets.ray import RayTarget
+
+    assert isinstance(target, RayTarget)
+    return RayTarget(name=target.name, address=target.address)
+
+
 @pytest.fixture
-def target(target_kind: str, make_plan: MakePlan) -> ComputeTarget:
-    target = get_target(target_kind)
+def target(target_kind: str, make_plan: MakePlan, request: pytest.FixtureRequest) -> ComputeTarget:
+    if target_kind == "ray":
+        import importlib.util
+
+        from kiln.runs.targets.ray import RayTarget
+
+        if importlib.util.find_spec("ray") is None:  # the head's own Ray: a dev extra
+            pytest.skip("ray: Ray is not installed here (pip install 'kiln[ray]')")
+        target: ComputeTarget = RayTarget(name="ray-contract", address=request.getfixturevalue("ray_head").address)
+    else:
+        target = get_target(target_kind)
     reason = target.cannot_run(make_plan("pass\n"))
     if reason is not None:
         pytest.skip(f"{target.name}: {reason}")
@@ -163,12 +186,13 @@ def test_logs_follow_the_script_until_it_ends(start: Callable[[RunPlan], RunHand
     assert handle.alive() is False
 
 
-def test_the_script_gets_its_arguments_folder_and_variables(start: Callable[[RunPlan], RunHandle],
+def test_the_script_gets_its_arguments_folder_and_variables(target: ComputeTarget,
+                                                            start: Callable[[RunPlan], RunHandle],
                                                             make_plan: MakePlan) -> None:
     script = """\
         import json, os, sys
         print(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(), "var": os.environ.get("KILN_CONTRACT_VAR"),
-                          "python": sys.executable}))
+                          "python": sys.executable, "files": sorted(os.listdir("."))}))
     """
     arguments = ("--alpha", "0.5", "two words", "", "$HOME", "ünï")
     plan = make_plan(script, arguments=arguments, variables={"KILN_CONTRACT_VAR": "a value; with $pecial"})
@@ -176,7 +200,11 @@ def test_the_script_gets_its_arguments_folder_and_variables(start: Callable[[Run
     assert handle.wait() == 0
     seen = json.loads(log_of(plan))
     assert seen["argv"] == list(arguments)
-    assert Path(seen["cwd"]).resolve() == plan.workdir.resolve()
+    assert seen["files"] == ["train.py"]
+    if target.remote:  # a copy of the run's folder, on a node
+        assert Path(seen["cwd"]).resolve() != plan.workdir.resolve()
+    else:
+        assert Path(seen["cwd"]).resolve() == plan.workdir.resolve()
     assert seen["var"] == "a value; with $pecial"
 
 
@@ -274,7 +302,7 @@ def test_an_orphaned_script_is_stopped_from_another_process(target: ComputeTarge
     handle = start(plan)
     pids = started_pids(plan)
     assert plan.state.exists()
-    get_target(target.name).stop_orphan(state=plan.state)
+    fresh(target).stop_orphan(state=plan.state)
     assert handle.wait(timeout=30) is not None
     wait_for(lambda: not any(alive(pid, started) for pid, started in pids), "the orphaned script to end")
 

@@ -20,6 +20,7 @@ import pytest
 
 from kiln.errors import WorkspaceError
 from kiln.workspace.store import (
+    ComputeRecord,
     EnvironmentRecord,
     ModelRecord,
     PostgresStore,
@@ -318,7 +319,7 @@ def test_a_newer_schema_is_refused(harness: Harness) -> None:
     opened = harness.open()
     assert opened.schema_version == migrations.LATEST_VERSION
     opened.close()
-    harness.execute("UPDATE kiln_schema SET version = ? WHERE id = 1", (7,))
+    harness.execute("UPDATE kiln_schema SET version = ? WHERE id = 1", (migrations.LATEST_VERSION + 1,))
 
     reopened = harness.open()
     try:
@@ -329,7 +330,8 @@ def test_a_newer_schema_is_refused(harness: Harness) -> None:
     message = str(info.value)
     assert harness.where in message
     assert (
-        f"workspace schema version 7 is newer than this Kiln (knows up to {migrations.LATEST_VERSION}): upgrade Kiln"
+        f"workspace schema version {migrations.LATEST_VERSION + 1} is newer than this Kiln "
+        f"(knows up to {migrations.LATEST_VERSION}): upgrade Kiln"
         in message
     )
 
@@ -633,6 +635,51 @@ def test_update_service_sets_fields_and_the_update_time(store: Store) -> None:
     assert store.update_service("nope", state="Healthy") is False
     with pytest.raises(ValueError, match="unknown service fields"):
         store.update_service("svc", colour="blue")
+
+
+# -- attached compute --------------------------------------------------------------------------------
+
+
+def _compute(name: str, **fields: Any) -> ComputeRecord:
+    values: dict[str, Any] = {"type": "ray", "config": '{"address": "http://127.0.0.1:8265"}', "created_at": 100.0}
+    return ComputeRecord(name=name, **{**values, **fields})
+
+
+def test_computes_attach_get_list_detach(store: Store) -> None:
+    assert store.list_computes() == []
+    assert store.attach_compute(_compute("zeta")) is True
+    assert store.attach_compute(_compute("alpha", config='{"address": "http://10.0.0.1:8265"}')) is True
+    assert store.attach_compute(_compute("Mid")) is True
+
+    assert store.get_compute("alpha") == _compute("alpha", config='{"address": "http://10.0.0.1:8265"}')
+    assert store.get_compute("nope") is None
+    assert [c.name for c in store.list_computes()] == ["Mid", "alpha", "zeta"]
+    assert store.detach_compute("alpha") is True
+    assert store.detach_compute("alpha") is False
+    assert [c.name for c in store.list_computes()] == ["Mid", "zeta"]
+
+
+def test_attaching_a_name_twice_keeps_the_first(store: Store) -> None:
+    assert store.attach_compute(_compute("ray-dev")) is True
+    assert store.attach_compute(_compute("ray-dev", config='{"address": "http://other:8265"}', created_at=5.0)) is False
+    assert store.get_compute("ray-dev") == _compute("ray-dev")
+
+
+def test_concurrent_attaches_of_one_name_have_one_winner(store: Store) -> None:
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def attach(i: int) -> None:
+        barrier.wait()
+        results.append(store.attach_compute(_compute("shared", config=f'{{"address": "http://h{i}:8265"}}')))
+
+    threads = [threading.Thread(target=attach, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 7 + [True]
+    assert len(store.list_computes()) == 1
 
 
 # -- migrations from older schemas ----------------------------------------------------------------------

@@ -43,6 +43,11 @@ class RunPlan:
     python: str
     #: the environment's lock (a container target builds its image from it); None for a user-managed one
     lock_hash: str | None = None
+    #: for a target that ``builds_elsewhere``: the environment as its node builds it, JSON of ``name``,
+    #: ``definition`` (the registered definition's text), ``lock`` (the lock document), ``lock_hash``,
+    #: ``python`` and ``platform`` (what the lock was made for). None: the environment is used as it is
+    #: (``python``: a user-managed one, or a build of this machine)
+    environment_spec: str | None = None
     #: the script's whole environment as composed for this machine (``os.environ``, the built
     #: environment's PATH/VIRTUAL_ENV, ``variables``): what a local process gets
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -122,6 +127,12 @@ class ComputeTarget(ABC):
 
     #: the name users give as ``compute_target`` (``"local"``, ``"docker"``, ``"ray-dev"``)
     name: str
+    #: True for a target whose nodes build the environment from its lock: the supervisor then locks it
+    #: (resolving if need be) but builds nothing here, and passes ``plan.environment_spec``
+    builds_elsewhere: bool = False
+    #: True for a target that runs the script in a copy of ``plan.workdir`` on another machine (its
+    #: current folder holds the same files, under another path)
+    remote: bool = False
 
     @abstractmethod
     def cannot_run(self, plan: RunPlan) -> str | None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kiln.errors import WorkspaceError
 from kiln.workspace.store.interface import (
+    ComputeRecord,
     EnvironmentRecord,
     LockRecord,
     ModelRecord,
@@ -18,6 +19,7 @@ from kiln.workspace.store.sqlite import SqliteStore
 
 __all__ = [
     "STORES",
+    "ComputeRecord",
     "EnvironmentRecord",
     "LockRecord",
     "ModelRecord",

@@ -18,7 +18,7 @@ from kiln.workspace.store.sql import Connection, SqlStore
 __all__ = ["TABLES", "copy_records"]
 
 #: every table of the schema that holds records (``kiln_schema`` is each store's own)
-TABLES = ("environments", "environment_locks", "locks", "runs", "models", "services")
+TABLES = ("environments", "environment_locks", "locks", "runs", "models", "services", "compute_targets")
 
 
 def _count(conn: Connection, table: str) -> int:

@@ -124,6 +124,20 @@ class ServiceRecord:
 SERVICE_FIELDS = tuple(ServiceRecord.__dataclass_fields__)
 
 
+@dataclass(frozen=True)
+class ComputeRecord:
+    """A compute target attached to the workspace (``ComputeTarget.attach``): ``type`` names its kind
+    (``"ray"``), ``config`` is JSON (its address; never a credential, at most a ``${VAR}`` reference)."""
+
+    name: str
+    type: str
+    config: str
+    created_at: float
+
+
+COMPUTE_FIELDS = tuple(ComputeRecord.__dataclass_fields__)
+
+
 class Store(abc.ABC):
     """A workspace's records. Methods are keyword-only and raise ``WorkspaceError`` on failure.
 
@@ -288,6 +302,25 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete_service(self, name: str) -> bool:
         """Remove the service ``name``; False when there was none."""
+
+    # ---- attached compute ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def attach_compute(self, record: ComputeRecord) -> bool:
+        """Record an attached compute target; False (nothing written) when ``record.name`` is already
+        attached. Atomic: of concurrent attaches of one name, exactly one returns True."""
+
+    @abc.abstractmethod
+    def get_compute(self, name: str) -> ComputeRecord | None:
+        """The attached compute target ``name``, or None."""
+
+    @abc.abstractmethod
+    def list_computes(self) -> list[ComputeRecord]:
+        """Every attached compute target, sorted by name."""
+
+    @abc.abstractmethod
+    def detach_compute(self, name: str) -> bool:
+        """Forget the attached compute target ``name``; False when there was none."""
 
     @property
     @abc.abstractmethod

@@ -207,6 +207,20 @@ MIGRATIONS: list[Migration] = [
             "ALTER TABLE models ADD COLUMN framework_version TEXT",
         ),
     ),
+    Migration(
+        version=7,
+        description="compute targets attached to the workspace (ComputeTarget.attach)",
+        statements=(
+            """
+            CREATE TABLE compute_targets (
+                name TEXT NOT NULL PRIMARY KEY,
+                type TEXT NOT NULL,
+                config TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+        ),
+    ),
 ]
 
 LATEST_VERSION: int = MIGRATIONS[-1].version

@@ -29,8 +29,10 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from kiln.errors import WorkspaceError
 from kiln.workspace.store.interface import (
+    COMPUTE_FIELDS,
     RUN_FIELDS,
     SERVICE_FIELDS,
+    ComputeRecord,
     EnvironmentRecord,
     LockRecord,
     ModelRecord,
@@ -50,6 +52,7 @@ _MODEL_FIELDS = tuple(ModelRecord.__dataclass_fields__)
 _MODEL_COLUMNS = ", ".join(_MODEL_FIELDS)
 _RUN_COLUMNS = ", ".join(RUN_FIELDS)
 _SERVICE_COLUMNS = ", ".join(SERVICE_FIELDS)
+_COMPUTE_COLUMNS = ", ".join(COMPUTE_FIELDS)
 # rows of schema 2-3 keep their document in ``locks`` (by lock hash); newer rows hold their own
 _LOCK_SELECT = ("l.name, l.version, l.seq, l.identity, l.python, l.platform, l.lock_hash,"
                 " COALESCE(l.content, k.content), l.created_at"
@@ -386,4 +389,25 @@ class SqlStore(Store):
 
     def delete_service(self, name: str) -> bool:
         sql = self._sql("DELETE FROM services WHERE name = ?")
+        return bool(self._transaction(lambda conn: conn.execute(sql, (name,)).rowcount))
+
+    # -- attached compute --------------------------------------------------------------------------
+
+    def attach_compute(self, record: ComputeRecord) -> bool:
+        values_sql = _placeholders(len(COMPUTE_FIELDS))
+        sql = self._sql(f"INSERT INTO compute_targets ({_COMPUTE_COLUMNS}) VALUES ({values_sql})"
+                        " ON CONFLICT (name) DO NOTHING")
+        values = tuple(getattr(record, f) for f in COMPUTE_FIELDS)
+        return bool(self._transaction(lambda conn: conn.execute(sql, values).rowcount))
+
+    def get_compute(self, name: str) -> ComputeRecord | None:
+        row = self._one(f"SELECT {_COMPUTE_COLUMNS} FROM compute_targets WHERE name = ?", (name,))
+        return None if row is None else ComputeRecord(*row)
+
+    def list_computes(self) -> list[ComputeRecord]:
+        rows = self._all(f"SELECT {_COMPUTE_COLUMNS} FROM compute_targets")
+        return sorted((ComputeRecord(*row) for row in rows), key=lambda r: r.name)
+
+    def detach_compute(self, name: str) -> bool:
+        sql = self._sql("DELETE FROM compute_targets WHERE name = ?")
         return bool(self._transaction(lambda conn: conn.execute(sql, (name,)).rowcount))
