@@ -141,3 +141,23 @@ def test_the_file_is_parsed_once_for_all_readers_and_again_once_it_grows(path: P
         f.write(json.dumps(metric("loss", 0.25)) + "\n")
     assert read_metrics(path) == {"loss": [1.0, 0.5, 0.25]} and read_tags(path) == {"t": "v"}
     assert parsed == [path, path]
+
+
+def test_one_pass_over_the_whole_file_keeps_every_line_apart(path: Path) -> None:
+    # the file is parsed as one JSON array: strings holding escaped newlines and commas, lines that are JSON but
+    # not records, and a blank line (which makes the array invalid: read line by line) all give what a line does
+    tricky = {"kind": "tag", "name": "note", "value": "a,\nb}\n{\"kind\": \"metric\"]"}
+    write(path, metric("loss", 1), tricky, metric("loss", 2))
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("[1, 2]\n5\n")
+    assert (read_metrics(path), read_tags(path)) == ({"loss": [1, 2]}, {"note": tricky["value"]})
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\n" + json.dumps(metric("loss", 3)) + "\n")
+    assert (read_metrics(path), read_tags(path)) == ({"loss": [1, 2, 3]}, {"note": tricky["value"]})
+
+
+def test_a_series_of_lists_is_copied_deeply(path: Path) -> None:
+    write(path, metric("pairs", [1, 2]), metric("pairs", [3, 4]))
+    got = read_metrics(path)
+    got["pairs"][0].append(99)
+    assert read_metrics(path) == {"pairs": [[1, 2], [3, 4]]}
