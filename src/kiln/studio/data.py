@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from kiln.settings import Settings
     from kiln.workspace.store.interface import RunRecord
 
-__all__ = ["cache_view", "env_summary", "environment_view", "environments", "models", "run_view", "runs",
-           "services", "snapshot_files", "when"]
+__all__ = ["cache_view", "env_summary", "environment_view", "environments", "models", "recorded_builds", "run_view",
+           "runs", "services", "snapshot_files", "when"]
 
 PAGE = 50
 
@@ -55,6 +55,14 @@ def _builds_by_lock(settings: Settings) -> dict[str, list[dict[str, Any]]]:
                  "python": e.meta.get("python_version"), "packages": e.meta.get("packages"),
                  "last_used": e.last_used, "lock_hash": lock_hash})
     return out
+
+
+def recorded_builds(ws: Workspace, label: str) -> list[dict[str, Any]]:
+    """The builds of ``label`` (``name:version``) from this workspace recorded in the cache's journal, newest
+    first: those started by the CLI or the API in other processes too, running or finished."""
+    from kiln.builds.journal import recent_builds
+
+    return [r.to_dict() for r in recent_builds(ws.settings.cache_dir, workspace=ws.path, label=label)[:10]]
 
 
 def environments(ws: Workspace, *, query: str = "", kind: str = "", page: int = 1) -> dict[str, Any]:
