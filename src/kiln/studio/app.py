@@ -185,7 +185,12 @@ class Studio:
 
     async def run(self, request: Request) -> Response:
         compare = [c.strip() for c in request.query_params.get("compare", "").split(",") if c.strip()]
+        q = request.query_params
         view = self._run_view(request.path_params["id"], compare)
+        # the snapshot's page apart from the cached view: it changes with the query, not with the run
+        snapshot = await run_in_threadpool(data.snapshot_files, self.ws, view["snapshot_id"],
+                                           page=_int(q.get("files_page")), query=q.get("files", ""))
+        view = {**view, "snapshot": snapshot}
         if _wants_json(request):
             return envelope("run.show", {k: v for k, v in view.items() if k != "details"})
         charts = []
