@@ -361,9 +361,10 @@ class Studio:
         form = await self.form(request)
         if isinstance(form, Response):
             return form
-        preview = data.cache_view(self.ws)["prune_preview"]
+        view = data.cache_view(self.ws)
         asked = self.confirm(request, "Prune the build cache?",
-                             f"Removes {len(preview)} build(s) no workspace's lock refers to.", form)
+                             f"Removes {len(view['prune_preview'])} build(s) and {len(view['prune_images'])} "
+                             "image(s) no workspace's lock refers to.", form)
         if asked is not None:
             return asked
         cache = BuildCache(self.ws.settings.cache_dir)

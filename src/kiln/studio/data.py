@@ -313,4 +313,5 @@ def cache_view(ws: Workspace) -> dict[str, Any]:
                          "lock_hash": e.meta.get("lock_hash"), "last_used": e.last_used,
                          "referenced": e.meta.get("lock_hash") in references} for e in entries],
             "prune_preview": [] if preview is None else [e.key for e in preview.removed],
+            "prune_images": [] if preview is None else [i["reference"] for i in preview.removed_images],
             "prune_frees": 0 if preview is None else preview.freed}
