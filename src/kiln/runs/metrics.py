@@ -172,7 +172,19 @@ def _load_index(path: Path, st: os.stat_result) -> tuple[_State, int] | None:
         state = _State(**saved["state"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return state, offset
+    return (state, offset) if _well_formed(state) else None
+
+
+def _well_formed(state: _State) -> bool:
+    """An index of the right shape (it is only a file beside the metrics: anything may have written it)."""
+    folds = (state.series, state.lists, state.tables, state.tags, state.properties)
+    if not all(isinstance(d, dict) for d in folds) or not isinstance(state.display, list):
+        return False
+    if state.status is not None and not (isinstance(state.status, list) and len(state.status) == 2):
+        return False
+    return (all(isinstance(v, list) for v in (*state.series.values(), *state.lists.values()))
+            and all(isinstance(t, dict) and all(isinstance(c, list) for c in t.values())
+                    for t in state.tables.values()))
 
 
 def _save_index(path: Path, st: os.stat_result, state: _State, offset: int) -> None:

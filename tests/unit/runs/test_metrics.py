@@ -212,3 +212,17 @@ def test_an_index_that_is_not_the_files_is_not_used(path: Path, monkeypatch: pyt
     path.with_name("metrics.jsonl.index").write_text("{broken")
     module._CACHE.clear()
     assert "gain" in read_metrics(path)
+
+
+def test_an_index_of_the_wrong_shape_is_not_used(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.runs import metrics as module
+
+    _index_case(path, monkeypatch)
+    expected = read_metrics(path)
+    index = path.with_name("metrics.jsonl.index")
+    saved = json.loads(index.read_text())
+    for field, wrong in (("series", []), ("series", {"loss": 3}), ("tables", {"rows": {"a": 1}}), ("display", "x"),
+                         ("status", ["only one"]), ("tags", None)):
+        index.write_text(json.dumps({**saved, "state": {**saved["state"], field: wrong}}))
+        module._CACHE.clear()
+        assert str(read_metrics(path)) == str(expected), field  # (str: NaN is not equal to itself)
