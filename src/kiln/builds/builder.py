@@ -32,6 +32,7 @@ from kiln.builds.backends import backend_for
 from kiln.builds.backends.plan import BuildPlan, label_of, plan_for
 from kiln.builds.cache import BuildCache, CacheEntry
 from kiln.builds.interpreters import Interpreter, named_interpreter
+from kiln.builds.journal import BuildJournal
 from kiln.builds.keys import BUILD_FORMAT, build_key, resolve_key
 from kiln.builds.lock import Lock, LockChange, diff_locks
 from kiln.builds.locking import (
@@ -103,15 +104,27 @@ def build_environment(env: Environment, workspace: Workspace, *, settings: Setti
         ready = cached_build(env, workspace, settings=settings, progress=say)
         if ready is not None:
             return ready
-    interpreter = interpreter_for(env, settings, workspace)
-    try:
-        return _build_with(env, workspace, interpreter, settings=settings, upgrade=upgrade, locked=locked, say=say,
-                           started=started)
-    except UvError as e:
-        if locked or not _may_move_python(env, settings) or _index_refused(e):
-            raise
-        return _build_on_another_python(env, workspace, interpreter, e, settings=settings, upgrade=upgrade,
-                                        say=say, started=started)
+    # not a cache hit: recorded as it goes (kiln.builds.journal), for the studio to follow from another process
+    journal = BuildJournal(settings.cache_dir, label=label_of(env), workspace=workspace.path)
+    with journal.recording():
+        say = _echoed(say, journal)
+        interpreter = interpreter_for(env, settings, workspace)
+        try:
+            return _build_with(env, workspace, interpreter, settings=settings, upgrade=upgrade, locked=locked,
+                               say=say, started=started)
+        except UvError as e:
+            if locked or not _may_move_python(env, settings) or _index_refused(e):
+                raise
+            return _build_on_another_python(env, workspace, interpreter, e, settings=settings, upgrade=upgrade,
+                                            say=say, started=started)
+
+
+def _echoed(say: Progress, journal: BuildJournal) -> Progress:
+    def both(phase: str, message: str) -> None:
+        journal.progress(phase, message)
+        say(phase, message)
+
+    return both
 
 
 def _index_refused(error: UvError) -> bool:

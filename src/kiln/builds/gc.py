@@ -3,14 +3,22 @@
 An entry is referenced when a lock that some environment version of a known workspace uses has
 its lock hash (``BuildCache.known_workspaces`` lists the workspaces that built here). Referenced
 entries are never removed; ``max_size`` stops removing once the cache is at or under that size.
+
+Images (the cache's OCI layout, ``images-v1/``) are counted and collected with the builds: an image is
+referenced by its lock hash (its ``io.kiln.lock-hash`` label) as a build is; its last use is its last write.
+Blobs are shared between images, so removing an image frees only the blobs no kept image names; blobs no
+image names at all (left by a crashed build) are freed too. A collection holds the layout's lock exclusively
+(``kiln.builds.oci.locks``): it waits for image builds under way, which can't lose a blob to it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kiln.builds.cache import BuildCache, CacheEntry, disk_usage
 from kiln.errors import KilnError
@@ -37,6 +45,11 @@ class PruneResult:
     size_before: int = 0
     size_after: int = 0
     dry_run: bool = False
+    #: images removed (``reference``, ``digest``, ``lock_hash``, ``freed``: bytes of blobs no kept image names)
+    removed_images: list[dict[str, Any]] = field(default_factory=list)
+    kept_images: int = 0
+    #: bytes of blobs no image named and of writers' temp files (a killed build's), freed with them
+    orphans: int = 0
 
 
 def referenced_lock_hashes(workspaces: Iterable[Path]) -> set[str]:
@@ -51,22 +64,107 @@ def referenced_lock_hashes(workspaces: Iterable[Path]) -> set[str]:
     return refs
 
 
+@dataclass
+class _Candidate:
+    last_used: float
+    entry: CacheEntry | None = None
+    image: dict[str, Any] | None = None
+
+
 def prune(cache: BuildCache, *, references: set[str], max_size: int | None = None, dry_run: bool = False
           ) -> PruneResult:
+    from kiln.builds.oci.build import IMAGES_FOLDER
+    from kiln.builds.oci.locks import collecting
+
+    layout = cache.root / IMAGES_FOLDER
+    images = (layout / "index.json").is_file()
+    # an actual collection excludes image writers from listing to removing; a preview only reads
+    with collecting(layout) if images and not dry_run else contextlib.nullcontext():
+        return _prune(cache, layout if images else None, references=references, max_size=max_size, dry_run=dry_run)
+
+
+def _prune(cache: BuildCache, layout: Path | None, *, references: set[str], max_size: int | None, dry_run: bool
+           ) -> PruneResult:
     entries = cache.entries()
     sizes = {e.key: disk_usage([e.path]) for e in entries}
     result = PruneResult(dry_run=dry_run, size_before=sum(sizes.values()))
-    total = result.size_before
-    candidates = sorted((e for e in entries if e.meta.get("lock_hash") not in references), key=lambda e: e.last_used)
+    candidates = [_Candidate(e.last_used, entry=e) for e in entries if e.meta.get("lock_hash") not in references]
     result.kept = [e for e in entries if e.meta.get("lock_hash") in references]
-    for entry in candidates:
+    blob_sizes: dict[str, int] = {}
+    users: dict[str, int] = {}  # blob -> how many images left name it
+    if layout is not None:
+        image_candidates, blob_sizes, users, kept_images = _images(layout, references)
+        result.kept_images = kept_images
+        candidates += image_candidates
+        result.orphans = sum(size for blob, size in blob_sizes.items() if not users.get(blob)) + _temporary(layout)
+        result.size_before += sum(blob_sizes.values()) + _temporary(layout)
+    total = result.size_before - result.orphans
+    removed_refs: list[str] = []
+    for candidate in sorted(candidates, key=lambda c: c.last_used):
         if max_size is not None and total <= max_size:
-            result.kept.append(entry)
+            if candidate.entry is not None:
+                result.kept.append(candidate.entry)
+            else:
+                result.kept_images += 1
             continue
-        if not dry_run:
-            cache.remove(entry.key)
-        result.removed.append(entry)
-        result.freed += sizes[entry.key]
-        total -= sizes[entry.key]
+        if candidate.entry is not None:
+            if not dry_run:
+                cache.remove(candidate.entry.key)
+            result.removed.append(candidate.entry)
+            freed = sizes[candidate.entry.key]
+        else:
+            assert candidate.image is not None
+            freed = 0
+            for blob in candidate.image.pop("blobs"):
+                users[blob] -= 1
+                if users[blob] == 0:
+                    freed += blob_sizes.get(blob, 0)
+            candidate.image["freed"] = freed
+            result.removed_images.append(candidate.image)
+            removed_refs.append(candidate.image["reference"])
+        result.freed += freed
+        total -= freed
+    if layout is not None and not dry_run:
+        from kiln.builds.oci.gc import collect
+
+        collect(layout, remove=removed_refs)  # also the blobs no image named, and crashed writers' temp files
+    result.freed += result.orphans
     result.size_after = total
     return result
+
+
+def _temporary(layout: Path) -> int:
+    """Bytes of writers' temp files in the layout's blobs: what a killed build left (a collection holds the lock
+    writers hold, so none is being written then)."""
+    total = 0
+    folder = layout / "blobs" / "sha256"
+    for path in folder.glob(".*") if folder.is_dir() else []:
+        with contextlib.suppress(OSError):
+            total += path.stat().st_size
+    return total
+
+
+def _images(layout: Path, references: set[str]) -> tuple[list[_Candidate], dict[str, int], dict[str, int], int]:
+    """The layout's unreferenced images as candidates, its blobs' sizes, how many images name each blob, and
+    how many images are referenced (kept whatever the size)."""
+    from kiln.builds.oci.gc import image_blobs, layout_bytes
+    from kiln.builds.oci.store import list_images
+
+    blob_sizes = layout_bytes(layout)
+    users: dict[str, int] = {}
+    candidates, kept = [], 0
+    for image in list_images(layout):
+        blobs = image_blobs(layout, image.digest)
+        for blob in blobs:
+            users[blob] = users.get(blob, 0) + 1
+        lock_hash = image.labels.get("io.kiln.lock-hash")
+        if lock_hash in references:
+            kept += 1
+            continue
+        try:
+            last = (layout / "blobs" / "sha256" / image.digest.removeprefix("sha256:")).stat().st_mtime
+        except OSError:
+            last = 0.0
+        candidates.append(_Candidate(last, image={"reference": image.reference, "digest": image.digest,
+                                                  "lock_hash": lock_hash, "blobs": sorted(blobs)}))
+    return candidates, blob_sizes, users, kept

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kiln.builds.journal import current
 from kiln.builds.keys import BUILD_FORMAT
 from kiln.environment.secrets import mask
 
@@ -28,11 +29,14 @@ class BuildLog:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self._lock = threading.Lock()
+        self._journal = current()  # the build's live record, when one is being written (taken in the build's thread)
 
     def __call__(self, line: str) -> None:
         line = mask(line)  # the one place every build log line passes
         with self._lock:
             self.lines.append(line)
+        if self._journal is not None:
+            self._journal.line(line)
 
     def write(self, path: Path) -> None:
         path.write_text("\n".join(self.lines) + "\n", encoding="utf-8")

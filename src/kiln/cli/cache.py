@@ -18,8 +18,8 @@ def add_commands(commands: Commands) -> None:
     commands.add("list", list_, help="The cached builds, most recently used first.", example="kiln cache list")
     commands.add("du", du, help="Bytes the cache really takes on disk (hardlinked files counted once).",
                  example="kiln cache du")
-    p = commands.add("prune", prune, help="Remove builds no environment version references, least recently used "
-                                          "first.",
+    p = commands.add("prune", prune, help="Remove builds and images no environment version references, least "
+                                          "recently used first (an image's blobs stay while a kept image shares them).",
                      example="kiln cache prune --dry-run\nkiln cache prune --max-size 5G")
     p.add_argument("--max-size", metavar="SIZE", help="Stop once the cache is this small (e.g. 5G); default: "
                                                       "remove every unreferenced build.")
@@ -54,12 +54,22 @@ def list_(st: CliState, args: Namespace) -> None:
 
 def du(st: CliState, args: Namespace) -> None:
     from kiln.builds.cache import BuildCache, disk_usage
+    from kiln.builds.oci.build import IMAGES_FOLDER
+    from kiln.builds.oci.gc import layout_bytes
+    from kiln.builds.oci.store import list_images
 
     cache = BuildCache(st.settings.cache_dir)
     entries = cache.entries()
     total = disk_usage([cache.root]) if cache.root.exists() else 0
-    data = {"path": str(cache.root), "bytes": total, "entries": len(entries)}
-    st.out.emit("cache.du", data, f"{human_size(total)} in {count(len(entries), 'build')} ({cache.root})")
+    layout = cache.root / IMAGES_FOLDER
+    images = list_images(layout) if (layout / "index.json").is_file() else []
+    image_bytes = sum(layout_bytes(layout).values())
+    data = {"path": str(cache.root), "bytes": total, "entries": len(entries), "images": len(images),
+            "image_bytes": image_bytes}
+    held = count(len(entries), "build")
+    if images:
+        held += f" and {count(len(images), 'image')} ({human_size(image_bytes)} of image blobs, shared between images)"
+    st.out.emit("cache.du", data, f"{human_size(total)} in {held} ({cache.root})")
 
 
 def prune(st: CliState, args: Namespace) -> None:
@@ -74,8 +84,18 @@ def prune(st: CliState, args: Namespace) -> None:
     result = run_prune(cache, references=referenced_lock_hashes(workspaces), max_size=limit, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     data = {"dry_run": dry_run, "removed": [e.key for e in result.removed], "freed": result.freed,
-            "kept": len(result.kept), "size_before": result.size_before, "size_after": result.size_after}
+            "kept": len(result.kept), "size_before": result.size_before, "size_after": result.size_after,
+            "removed_images": result.removed_images, "kept_images": result.kept_images,
+            "orphan_blob_bytes": result.orphans}
     lines = [f"{verb} {e.key[:12]}  {e.meta.get('label')}" for e in result.removed]
-    lines.append(f"{verb} {count(len(result.removed), 'build')}, {'would free' if dry_run else 'freed'} "
-                 f"{human_size(result.freed)}; kept {len(result.kept)} ({human_size(result.size_after)})")
+    lines += [f"{verb} image {i['reference']}  ({human_size(i['freed'])} not shared with a kept image)"
+              for i in result.removed_images]
+    if result.orphans:
+        lines.append(f"{verb} {human_size(result.orphans)} of image blobs no image names (an interrupted build's)")
+    removed, kept = count(len(result.removed), "build"), str(len(result.kept))
+    if result.removed_images or result.kept_images:  # a cache with images: both counted
+        removed += f" and {count(len(result.removed_images), 'image')}"
+        kept = f"{count(len(result.kept), 'build')} and {count(result.kept_images, 'image')}"
+    lines.append(f"{verb} {removed}, {'would free' if dry_run else 'freed'} {human_size(result.freed)}; kept {kept} "
+                 f"({human_size(result.size_after)})")
     st.out.emit("cache.prune", data, "\n".join(lines))

@@ -419,6 +419,10 @@ class Run(RunHistory):
             copy_tree(Path(outputs), self._layout.outputs)
         changed = self.workspace.store.update_run(self.id, status=status, ended_at=time.time(), error=error,
                                                   only_if_status=ACTIVE)
+        if changed and self._interactive:  # its metrics are all there: a big file's index is written for readers
+            from kiln.runs.metrics import index_metrics
+
+            index_metrics(self._layout.metrics)
         if changed and not self._interactive:
             self._stop(record)  # its final status is written: the supervisor's own can't replace it
         return changed

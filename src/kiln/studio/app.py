@@ -106,7 +106,9 @@ class Studio:
         if _wants_json(request):
             return envelope("env.show", {k: v for k, v in view.items() if k != "sections"})
         building = [(bid, h.status) for bid, (label, h) in self.builds.items() if label == f"{name}:{view['version']}"]
-        return self.page(request, "environment.html", env=view, downloads=DOWNLOADS, building=building)
+        recorded = data.recorded_builds(self.ws, f"{name}:{view['version']}")
+        return self.page(request, "environment.html", env=view, downloads=DOWNLOADS, building=building,
+                         recorded=recorded)
 
     async def diff(self, request: Request) -> Response:
         from kiln.environment.diff import diff_environments
@@ -155,13 +157,22 @@ class Studio:
 
     async def build_page(self, request: Request) -> Response:
         build_id = request.path_params["id"]
-        if build_id not in self.builds:
-            raise KilnError(f"no build {build_id!r} started by this studio")
-        label, handle = self.builds[build_id]
-        view = {"id": build_id, "environment": label, "status": handle.status, "log": handle.get_log()}
+        if build_id in self.builds:
+            label, handle = self.builds[build_id]
+            view = {"id": build_id, "environment": label, "status": handle.status, "log": handle.get_log()}
+        else:  # a build recorded in the cache's journal: started by the CLI or the API, in any process
+            view = self._journal_view(build_id)
         if _wants_json(request):
             return envelope("studio.build", view)
         return self.page(request, "build.html", build=view)
+
+    def _journal_view(self, build_id: str) -> dict[str, Any]:
+        from kiln.builds.journal import read_journal
+
+        record = read_journal(self.ws.settings.cache_dir, build_id)
+        if record is None or record.workspace != str(self.ws.path):
+            raise KilnError(f"no build {build_id!r} of this workspace")
+        return {**record.to_dict(), "log": record.log()}
 
     async def runs(self, request: Request) -> Response:
         q = request.query_params
@@ -174,7 +185,12 @@ class Studio:
 
     async def run(self, request: Request) -> Response:
         compare = [c.strip() for c in request.query_params.get("compare", "").split(",") if c.strip()]
+        q = request.query_params
         view = self._run_view(request.path_params["id"], compare)
+        # the snapshot's page apart from the cached view: it changes with the query, not with the run
+        snapshot = await run_in_threadpool(data.snapshot_files, self.ws, view["snapshot_id"],
+                                           page=_int(q.get("files_page")), query=q.get("files", ""))
+        view = {**view, "snapshot": snapshot}
         if _wants_json(request):
             return envelope("run.show", {k: v for k, v in view.items() if k != "details"})
         charts = []
@@ -345,9 +361,10 @@ class Studio:
         form = await self.form(request)
         if isinstance(form, Response):
             return form
-        preview = data.cache_view(self.ws)["prune_preview"]
+        view = data.cache_view(self.ws)
         asked = self.confirm(request, "Prune the build cache?",
-                             f"Removes {len(preview)} build(s) no workspace's lock refers to.", form)
+                             f"Removes {len(view['prune_preview'])} build(s) and {len(view['prune_images'])} "
+                             "image(s) no workspace's lock refers to.", form)
         if asked is not None:
             return asked
         cache = BuildCache(self.ws.settings.cache_dir)
@@ -375,7 +392,13 @@ class Studio:
                 out["services"][name] = "Deleted"
         for build_id in _names(q.get("builds")):
             entry = self.builds.get(build_id)
-            out["builds"][build_id] = entry[1].status if entry else "Unknown"
+            if entry is not None:
+                out["builds"][build_id] = entry[1].status
+            else:
+                try:
+                    out["builds"][build_id] = self._journal_view(build_id)["status"]
+                except KilnError:
+                    out["builds"][build_id] = "Unknown"
         return envelope("studio.status", out)
 
     async def service_logs(self, request: Request) -> Response:

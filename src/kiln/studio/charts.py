@@ -22,6 +22,8 @@ def numeric_series(value: object) -> list[float] | None:
     """``value`` as a list of finite numbers when it is a series (a list of numbers, bools excluded)."""
     if not isinstance(value, list) or len(value) < 2:
         return None
+    if set(map(type, value)) <= {int, float}:  # the usual series, converted in C (bool is a type of its own)
+        return list(map(float, value))
     out = []
     for v in value:
         if isinstance(v, bool) or not isinstance(v, int | float):

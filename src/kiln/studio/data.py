@@ -6,6 +6,7 @@ The JSON endpoints return these same values in the CLI's envelope; the templates
 from __future__ import annotations
 
 import datetime as dt
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -14,8 +15,8 @@ if TYPE_CHECKING:
     from kiln.settings import Settings
     from kiln.workspace.store.interface import RunRecord
 
-__all__ = ["cache_view", "env_summary", "environment_view", "environments", "models", "run_view", "runs",
-           "services", "snapshot_files", "when"]
+__all__ = ["cache_view", "env_summary", "environment_view", "environments", "models", "recorded_builds", "run_view",
+           "runs", "services", "snapshot_files", "when"]
 
 PAGE = 50
 
@@ -55,6 +56,14 @@ def _builds_by_lock(settings: Settings) -> dict[str, list[dict[str, Any]]]:
                  "python": e.meta.get("python_version"), "packages": e.meta.get("packages"),
                  "last_used": e.last_used, "lock_hash": lock_hash})
     return out
+
+
+def recorded_builds(ws: Workspace, label: str) -> list[dict[str, Any]]:
+    """The builds of ``label`` (``name:version``) from this workspace recorded in the cache's journal, newest
+    first: those started by the CLI or the API in other processes too, running or finished."""
+    from kiln.builds.journal import recent_builds
+
+    return [r.to_dict() for r in recent_builds(ws.settings.cache_dir, workspace=ws.path, label=label)[:10]]
 
 
 def environments(ws: Workspace, *, query: str = "", kind: str = "", page: int = 1) -> dict[str, Any]:
@@ -230,24 +239,52 @@ def run_view(ws: Workspace, run_id: str, compare: list[str]) -> dict[str, Any]:
     return {**_run_row(d), "details": d, "tags": d["tags"], "properties": d.get("properties", {}),
             "arguments": d["runDefinition"]["arguments"], "error": d.get("error"), "exit_code": d.get("exitCode"),
             "series": series, "tables": tables, "scalars": scalars, "images": images, "files": files,
-            "compare": others, "log": run.get_output(),
-            "snapshot": snapshot_files(ws, d["runDefinition"].get("snapshotId"))}
+            "compare": others, "log": run.get_output(), "snapshot_id": d["runDefinition"].get("snapshotId")}
 
 
-def snapshot_files(ws: Workspace, snapshot_id: str | None) -> dict[str, Any] | None:
-    """A run's snapshot (its source folder as submitted, a manifest in the blob store): files and links kept
-    inside it. None when the run has none, or its manifest is gone from the store."""
+SNAPSHOT_PAGE = 200
+
+
+def snapshot_files(ws: Workspace, snapshot_id: str | None, *, page: int = 1, query: str = "") -> dict[str, Any] | None:
+    """A page of a run's snapshot (its source folder as submitted, a manifest in the blob store): files and links
+    kept inside it, sorted by path, those whose path holds ``query`` (any case). A snapshot of 10,000+ files is
+    read once (its manifest is content-addressed: it never changes) and shown ``SNAPSHOT_PAGE`` rows at a time.
+    None when the run has none, or its manifest is gone from the store."""
     from kiln.errors import NotFoundError
 
     if not snapshot_id:
         return None
     try:
-        manifest = ws.blobs.manifest(snapshot_id)
+        items, size, files = _snapshot_items(ws, snapshot_id)
     except NotFoundError:
         return None
-    return {"id": snapshot_id, "size": manifest.size,
-            "files": [{"path": e.path, "size": e.size, "executable": e.executable} for e in manifest.entries],
-            "links": [{"path": path, "target": target} for path, target in manifest.links]}
+    if query:
+        needle = query.lower()
+        items = [i for i in items if needle in i["path"].lower()]
+    last = max(1, -(-len(items) // SNAPSHOT_PAGE))
+    page = min(max(page, 1), last)
+    start = (page - 1) * SNAPSHOT_PAGE
+    return {"id": snapshot_id, "size": size, "file_count": files, "total": len(items), "page": page,
+            "page_size": SNAPSHOT_PAGE, "pages": last, "query": query, "items": items[start:start + SNAPSHOT_PAGE]}
+
+
+_MANIFESTS: OrderedDict[tuple[str, str], tuple[list[dict[str, Any]], int, int]] = OrderedDict()
+
+
+def _snapshot_items(ws: Workspace, snapshot_id: str) -> tuple[list[dict[str, Any]], int, int]:
+    key = (str(ws.blobs.path_of(snapshot_id)), snapshot_id)
+    if key in _MANIFESTS:
+        _MANIFESTS.move_to_end(key)
+        return _MANIFESTS[key]
+    manifest = ws.blobs.manifest(snapshot_id)
+    items: list[dict[str, Any]] = [{"path": e.path, "size": e.size, "executable": e.executable, "link": None}
+                                   for e in manifest.entries]
+    items += [{"path": path, "size": None, "executable": False, "link": target} for path, target in manifest.links]
+    items.sort(key=lambda i: i["path"])
+    _MANIFESTS[key] = found = (items, manifest.size, len(manifest.entries))
+    while len(_MANIFESTS) > 8:
+        _MANIFESTS.popitem(last=False)
+    return found
 
 
 def models(ws: Workspace) -> list[dict[str, Any]]:
@@ -276,4 +313,5 @@ def cache_view(ws: Workspace) -> dict[str, Any]:
                          "lock_hash": e.meta.get("lock_hash"), "last_used": e.last_used,
                          "referenced": e.meta.get("lock_hash") in references} for e in entries],
             "prune_preview": [] if preview is None else [e.key for e in preview.removed],
+            "prune_images": [] if preview is None else [i["reference"] for i in preview.removed_images],
             "prune_frees": 0 if preview is None else preview.freed}

@@ -4,16 +4,22 @@ model). A module rather than a ``conftest.py``: test modules import it by name."
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import struct
+import threading
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 
 from kiln import CondaDependencies, Environment, Experiment, ScriptRunConfig, Workspace
 
-__all__ = ["BASE", "EVIL", "filled", "png"]
+__all__ = ["BASE", "EVIL", "filled", "png", "serving"]
 
 EVIL = "<script>alert('x')</script>\"'><img src=x onerror=alert(1)>"
 BASE = "http://127.0.0.1:8790"
@@ -80,3 +86,23 @@ def filled(kiln_home: Path) -> Iterator[tuple[Workspace, str]]:
     ws.register_model_file("model.pkl", "forest", tags={"evil": EVIL}, run_id=run.id)
     yield ws, run.id
     ws.close()
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` on a real uvicorn on 127.0.0.1 (a free port, in a thread), for the browser; its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert time.monotonic() < deadline, "the studio did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)

@@ -160,7 +160,7 @@ def test_a_runs_snapshot_files_are_listed_and_downloaded(filled: tuple[Workspace
     for wrong in ("nope.py", "conf", "..%2Ftrain.py"):  # only what the manifest lists, by its exact path
         assert c.get(f"/runs/{run_id}/snapshot/{wrong}").status_code == 404, wrong
     snapshot = c.get(f"/api/runs/{run_id}").json()["data"]["snapshot"]
-    assert [f["path"] for f in snapshot["files"]] == ["conf/a b.json", "train.py"]
+    assert [f["path"] for f in snapshot["items"]] == ["conf/a b.json", "train.py"]
     interactive = Experiment(ws, "exp-two").get_runs().__next__().id  # start_logging() without a snapshot
     assert "no snapshot" in c.get(f"/runs/{interactive}").text
     assert c.get(f"/runs/{interactive}/snapshot/train.py").status_code == 404

@@ -127,8 +127,8 @@ def test_the_file_is_parsed_once_for_all_readers_and_again_once_it_grows(path: P
     from kiln.runs import metrics as module
 
     parsed: list[Path] = []
-    real = module._records
-    monkeypatch.setattr(module, "_records", lambda p: parsed.append(p) or real(p))
+    real = module._read
+    monkeypatch.setattr(module, "_read", lambda p, st: parsed.append(p) or real(p, st))
     write(path, metric("loss", 1.0), metric("loss", 0.5), {"kind": "tag", "name": "t", "value": "v"},
           {"kind": "property", "name": "p", "value": "first"}, {"kind": "display_name", "value": "shown"},
           {"kind": "status", "value": "Failed", "error": "boom"})
@@ -141,3 +141,88 @@ def test_the_file_is_parsed_once_for_all_readers_and_again_once_it_grows(path: P
         f.write(json.dumps(metric("loss", 0.25)) + "\n")
     assert read_metrics(path) == {"loss": [1.0, 0.5, 0.25]} and read_tags(path) == {"t": "v"}
     assert parsed == [path, path]
+
+
+def test_one_pass_over_the_whole_file_keeps_every_line_apart(path: Path) -> None:
+    # the file is parsed as one JSON array: strings holding escaped newlines and commas, lines that are JSON but
+    # not records, and a blank line (which makes the array invalid: read line by line) all give what a line does
+    tricky = {"kind": "tag", "name": "note", "value": "a,\nb}\n{\"kind\": \"metric\"]"}
+    write(path, metric("loss", 1), tricky, metric("loss", 2))
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("[1, 2]\n5\n")
+    assert (read_metrics(path), read_tags(path)) == ({"loss": [1, 2]}, {"note": tricky["value"]})
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\n" + json.dumps(metric("loss", 3)) + "\n")
+    assert (read_metrics(path), read_tags(path)) == ({"loss": [1, 2, 3]}, {"note": tricky["value"]})
+
+
+def test_a_series_of_lists_is_copied_deeply(path: Path) -> None:
+    write(path, metric("pairs", [1, 2]), metric("pairs", [3, 4]))
+    got = read_metrics(path)
+    got["pairs"][0].append(99)
+    assert read_metrics(path) == {"pairs": [[1, 2], [3, 4]]}
+
+
+def _index_case(path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A file big enough for an index (the threshold lowered); returns the texts parsed from now on."""
+    from kiln.runs import metrics as module
+
+    monkeypatch.setattr(module, "INDEX_FROM", 100)
+    write(path, *(metric("loss", i / 10) for i in range(20)), {"kind": "tag", "name": "t", "value": "v"},
+          {"kind": "display_name", "value": "shown"}, {"kind": "status", "value": "Failed", "error": "boom"},
+          {"kind": "row", "name": "rows", "value": {"a": 1}}, {"kind": "metric", "name": "nan", "value": math.nan})
+    texts: list[str] = []
+    real = module._records
+    monkeypatch.setattr(module, "_records", lambda text: texts.append(text) or real(text))
+    return texts
+
+
+def test_a_big_file_leaves_an_index_and_a_new_reader_parses_only_what_was_appended(
+        path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.runs import metrics as module
+
+    texts = _index_case(path, monkeypatch)
+    first = read_metrics(path)
+    assert len(texts) == 1 and path.with_name("metrics.jsonl.index").is_file()
+    module._CACHE.clear()  # as a new process
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(metric("loss", 9.0)) + "\n" + '{"kind": "metric", "name": "half')  # a line being written
+    got = read_metrics(path)
+    assert texts[1] == json.dumps(metric("loss", 9.0)) + "\n"  # the appended line alone
+    assert got["loss"] == [*first["loss"], 9.0] and got["rows"] == {"a": [1]} and math.isnan(got["nan"])
+    assert (read_tags(path), read_display_name(path), read_status(path)) == ({"t": "v"}, "shown", ("Failed", "boom"))
+
+
+def test_an_index_that_is_not_the_files_is_not_used(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.runs import metrics as module
+
+    texts = _index_case(path, monkeypatch)
+    read_metrics(path)
+    index = path.with_name("metrics.jsonl.index").read_text()
+    module._CACHE.clear()
+    # the file written again in place (same inode), as long as before: its bytes differ, so it is parsed afresh
+    text = path.read_text(encoding="utf-8")
+    with open(path, "r+", encoding="utf-8") as f:
+        f.write(text.replace('"loss"', '"gain"'))
+    assert "gain" in read_metrics(path) and "loss" not in read_metrics(path) and len(texts) == 2
+    other = path.with_name("other.jsonl")  # another file given this one's index
+    write(other, metric("x", 1))
+    other.with_name("other.jsonl.index").write_text(index)
+    assert read_metrics(other) == {"x": 1}
+    path.with_name("metrics.jsonl.index").write_text("{broken")
+    module._CACHE.clear()
+    assert "gain" in read_metrics(path)
+
+
+def test_an_index_of_the_wrong_shape_is_not_used(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.runs import metrics as module
+
+    _index_case(path, monkeypatch)
+    expected = read_metrics(path)
+    index = path.with_name("metrics.jsonl.index")
+    saved = json.loads(index.read_text())
+    for field, wrong in (("series", []), ("series", {"loss": 3}), ("tables", {"rows": {"a": 1}}), ("display", "x"),
+                         ("status", ["only one"]), ("tags", None)):
+        index.write_text(json.dumps({**saved, "state": {**saved["state"], field: wrong}}))
+        module._CACHE.clear()
+        assert str(read_metrics(path)) == str(expected), field  # (str: NaN is not equal to itself)

@@ -30,6 +30,8 @@ def test_numeric_series() -> None:
     assert numeric_series([1, 2.5]) == [1.0, 2.5]
     assert numeric_series([1]) is None
     assert numeric_series([True, False]) is None
+    assert numeric_series([1, True]) is None and numeric_series([1, None]) is None
+    assert numeric_series([3, 2]) == [3.0, 2.0] and all(type(v) is float for v in numeric_series([3, 2]) or [])
     assert numeric_series(["a", "b"]) is None
     assert numeric_series(3) is None
     assert "no numeric values" in str(line_chart("x", {"a": [float("nan")]}))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,15 @@ class BaseImage:
             source = self.blobs / name
             try:
                 os.link(source, target)
-            except OSError:
-                shutil.copyfile(source, target)
+            except FileExistsError:
+                continue  # another writer put it there meanwhile
+            except OSError:  # another file system: a copy, renamed into place (never a half blob visible)
+                tmp = blobs / f".{name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp"
+                try:
+                    shutil.copyfile(source, tmp)
+                    os.replace(tmp, target)
+                finally:
+                    tmp.unlink(missing_ok=True)
 
 
 def _read(path: Path) -> Any:

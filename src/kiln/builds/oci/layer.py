@@ -15,6 +15,7 @@ import hashlib
 import io
 import os
 import tarfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -128,7 +129,7 @@ def write_layer(entries: list[Entry], blobs: Path, *, title: str, mtime: int = 0
         digest, _, size = remembered.read_text(encoding="ascii").partition(" ")
         if (blobs / digest[7:]).is_file():
             return Layer(digest=digest, diff_id=diff_id, size=int(size), title=title)
-    tmp = blobs / f".layer-{os.getpid()}-{id(entries)}.tmp"
+    tmp = blobs / f".layer-{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp"
     try:
         with open(tmp, "wb") as raw:
             outer = _Hashing(raw)
@@ -145,7 +146,7 @@ def write_layer(entries: list[Entry], blobs: Path, *, title: str, mtime: int = 0
     finally:
         tmp.unlink(missing_ok=True)
     known.mkdir(exist_ok=True)
-    note = known / f".{diff_id[7:]}.{os.getpid()}.tmp"
+    note = known / f".{diff_id[7:]}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp"
     note.write_text(f"sha256:{digest} {outer.size}", encoding="ascii")
     os.replace(note, remembered)
     return Layer(digest=f"sha256:{digest}", diff_id=diff_id, size=outer.size, title=title)

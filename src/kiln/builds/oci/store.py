@@ -7,12 +7,11 @@ index, then deletes the blobs no remaining image names (a layer two images share
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kiln.builds.oci.writer import LABEL, canonical
+from kiln.builds.oci.writer import LABEL
 from kiln.errors import KilnError, NotFoundError
 
 __all__ = ["StoredImage", "list_images", "remove_image"]
@@ -72,30 +71,13 @@ def list_images(layout: Path) -> list[StoredImage]:
 
 
 def remove_image(layout: Path, reference: str) -> tuple[StoredImage, int]:
-    """Remove the image ``reference`` (``name:tag``); returns it and the bytes of blobs freed."""
-    images = list_images(layout)
-    found = next((i for i in images if i.reference == reference), None)
-    if found is None:
-        raise NotFoundError(f"image {reference[:200]}: no such image in {layout}")
-    index = _index(layout)
-    index["manifests"] = [m for m in index["manifests"]
-                          if m.get("annotations", {}).get("io.containerd.image.name") != reference]
-    tmp = layout / f".index.json.{os.getpid()}.tmp"
-    tmp.write_bytes(canonical(index))
-    os.replace(tmp, layout / "index.json")
-    blobs = layout / "blobs" / "sha256"
-    kept: set[str] = set()
-    for image in list_images(layout):
-        manifest = _read(blobs / image.digest.removeprefix("sha256:"))
-        kept |= {image.digest, manifest["config"]["digest"], *(x["digest"] for x in manifest["layers"])}
-    freed = 0
-    for blob in blobs.iterdir():
-        if f"sha256:{blob.name}" not in kept:
-            freed += blob.stat().st_size
-            blob.unlink()
-    notes = layout / "kiln-diff-ids"  # the writer's memory of compressed layers: drop those of removed blobs
-    for note in notes.iterdir() if notes.is_dir() else []:
-        digest = note.read_text(encoding="ascii").partition(" ")[0]
-        if digest not in kept:
-            note.unlink(missing_ok=True)
-    return found, freed
+    """Remove the image ``reference`` (``name:tag``); returns it and the bytes of blobs freed (a blob another image
+    names stays). Waits for image builds writing into ``layout`` (``kiln.builds.oci.gc``)."""
+    from kiln.builds.oci.gc import collect
+    from kiln.builds.oci.locks import collecting
+
+    with collecting(layout):
+        found = next((i for i in list_images(layout) if i.reference == reference), None)
+        if found is None:
+            raise NotFoundError(f"image {reference[:200]}: no such image in {layout}")
+        return found, collect(layout, remove=[reference]).freed

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import tarfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from kiln.builds.image import ENV_PREFIX
 from kiln.builds.oci.content import group_small, split_environment
 from kiln.builds.oci.layer import Entry, Layer, add_entry, source_date_epoch, write_layer
+from kiln.builds.oci.locks import index_lock, writing
 from kiln.errors import KilnError
 
 if TYPE_CHECKING:
@@ -115,48 +117,52 @@ def write_image(*, env_dir: Path, name: str, tag: str, python_version: str, labe
     base_name = base.name if base is not None else base_image_of(python_version, base_image)
     held = f"its layers go first ({base.digest})" if base is not None else "the image holds the environment only"
     say(f"interpreter: the base image's ({base_name}) at {interpreter}; {held}; the environment is at {ENV_PREFIX}")
-    blobs = layout / "blobs" / "sha256"
-    blobs.mkdir(parents=True, exist_ok=True)
-    if base is not None:
-        base.copy_layers(blobs)
-    layers: list[Layer] = []
-    for group in group_small(split_environment(env_dir, prefix=ENV_PREFIX, interpreter=interpreter)):
-        layer = write_layer(group.entries, blobs, title=group.title, mtime=mtime)
-        say(f"layer {layer.digest[7:19]} {layer.size:>10} bytes  {group.title}")
-        layers.append(layer)
-    os_name, _, arch = platform.partition("/")
-    inherited = dict(item.partition("=")[::2] for item in (base.env if base is not None else []))
-    image_env = [f"{k}={v}" for k, v in inherited.items() if k not in ("PATH", "VIRTUAL_ENV", *variables)]
-    image_env += [f"PATH={ENV_PREFIX}/bin:{inherited.get('PATH') or IMAGE_PATH}", f"VIRTUAL_ENV={ENV_PREFIX}",
-                  *(f"{k}={v}" for k, v in sorted(variables.items()))]
-    all_labels = {**(base.labels if base is not None else {}), **labels, f"{LABEL}.interpreter": interpreter,
-                  f"{LABEL}.base-image": base_name, "org.opencontainers.image.base.name": base_name}
-    if base is not None:
-        all_labels["org.opencontainers.image.base.digest"] = base.digest
-    config = {
-        "architecture": arch or "amd64", "os": os_name or "linux",
-        "config": {"Env": image_env, "Cmd": [f"{ENV_PREFIX}/bin/python"], "Labels": all_labels},
-        "rootfs": {"type": "layers", "diff_ids": [*(base.diff_ids if base is not None else []),
-                                                  *(x.diff_id for x in layers)]},
-        "history": [*(base.history if base is not None else []),
-                    *({"created_by": f"kiln: {x.title}", "created": _created(mtime)} for x in layers)],
-    }
-    config_bytes = canonical(config)
-    config_digest = _blob(blobs, config_bytes)
-    manifest = {
-        "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
-        "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": len(config_bytes)},
-        "layers": [*(base.layers if base is not None else []),
-                   *({"mediaType": LAYER_TYPE, "digest": x.digest, "size": x.size,
-                      "annotations": {"org.opencontainers.image.title": x.title}} for x in layers)],
-        "annotations": {"org.opencontainers.image.base.name": base_name},
-    }
-    manifest_bytes = canonical(manifest)
-    digest = _blob(blobs, manifest_bytes)
-    (layout / "oci-layout").write_bytes(canonical({"imageLayoutVersion": "1.0.0"}))
-    _add_to_index(layout, {"mediaType": MANIFEST_TYPE, "digest": digest, "size": len(manifest_bytes),
-                           "annotations": {"org.opencontainers.image.ref.name": tag,
-                                           "io.containerd.image.name": f"{name}:{tag}"}})
+    # shared with other writers, exclusive of a collection: no blob written or found here is removed before
+    # the index names it (kiln.builds.oci.gc)
+    with writing(layout):
+        blobs = layout / "blobs" / "sha256"
+        blobs.mkdir(parents=True, exist_ok=True)
+        if base is not None:
+            base.copy_layers(blobs)
+        layers: list[Layer] = []
+        for group in group_small(split_environment(env_dir, prefix=ENV_PREFIX, interpreter=interpreter)):
+            layer = write_layer(group.entries, blobs, title=group.title, mtime=mtime)
+            say(f"layer {layer.digest[7:19]} {layer.size:>10} bytes  {group.title}")
+            layers.append(layer)
+        os_name, _, arch = platform.partition("/")
+        inherited = dict(item.partition("=")[::2] for item in (base.env if base is not None else []))
+        image_env = [f"{k}={v}" for k, v in inherited.items() if k not in ("PATH", "VIRTUAL_ENV", *variables)]
+        image_env += [f"PATH={ENV_PREFIX}/bin:{inherited.get('PATH') or IMAGE_PATH}", f"VIRTUAL_ENV={ENV_PREFIX}",
+                      *(f"{k}={v}" for k, v in sorted(variables.items()))]
+        all_labels = {**(base.labels if base is not None else {}), **labels, f"{LABEL}.interpreter": interpreter,
+                      f"{LABEL}.base-image": base_name, "org.opencontainers.image.base.name": base_name}
+        if base is not None:
+            all_labels["org.opencontainers.image.base.digest"] = base.digest
+        config = {
+            "architecture": arch or "amd64", "os": os_name or "linux",
+            "config": {"Env": image_env, "Cmd": [f"{ENV_PREFIX}/bin/python"], "Labels": all_labels},
+            "rootfs": {"type": "layers", "diff_ids": [*(base.diff_ids if base is not None else []),
+                                                      *(x.diff_id for x in layers)]},
+            "history": [*(base.history if base is not None else []),
+                        *({"created_by": f"kiln: {x.title}", "created": _created(mtime)} for x in layers)],
+        }
+        config_bytes = canonical(config)
+        config_digest = _blob(blobs, config_bytes)
+        manifest = {
+            "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
+            "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": len(config_bytes)},
+            "layers": [*(base.layers if base is not None else []),
+                       *({"mediaType": LAYER_TYPE, "digest": x.digest, "size": x.size,
+                          "annotations": {"org.opencontainers.image.title": x.title}} for x in layers)],
+            "annotations": {"org.opencontainers.image.base.name": base_name},
+        }
+        manifest_bytes = canonical(manifest)
+        digest = _blob(blobs, manifest_bytes)
+        os.utime(blobs / digest[7:])  # the image's last write: collection removes the least recently written first
+        (layout / "oci-layout").write_bytes(canonical({"imageLayoutVersion": "1.0.0"}))
+        _add_to_index(layout, {"mediaType": MANIFEST_TYPE, "digest": digest, "size": len(manifest_bytes),
+                               "annotations": {"org.opencontainers.image.ref.name": tag,
+                                               "io.containerd.image.name": f"{name}:{tag}"}})
     say(f"image {name}:{tag} {digest}")
     return OciImage(layout=layout, name=name, tag=tag, digest=digest, config_digest=config_digest, layers=layers,
                     labels=all_labels, interpreter=interpreter, base_image=base_name, env=image_env,
@@ -212,7 +218,7 @@ def _blob(blobs: Path, data: bytes) -> str:
     hexdigest = hashlib.sha256(data).hexdigest()
     target = blobs / hexdigest
     if not target.exists():
-        tmp = blobs / f".{hexdigest}.{os.getpid()}.tmp"
+        tmp = blobs / f".{hexdigest}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp"
         tmp.write_bytes(data)
         os.replace(tmp, target)
     return f"sha256:{hexdigest}"
@@ -220,6 +226,11 @@ def _blob(blobs: Path, data: bytes) -> str:
 
 def _add_to_index(layout: Path, descriptor: dict[str, Any]) -> None:
     """Put ``descriptor`` into the layout's ``index.json``, replacing one of the same name (tag)."""
+    with index_lock(layout):
+        _change_index(layout, descriptor)
+
+
+def _change_index(layout: Path, descriptor: dict[str, Any]) -> None:
     path = layout / "index.json"
     index: dict[str, Any] = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
                              "manifests": []}
@@ -231,7 +242,7 @@ def _add_to_index(layout: Path, descriptor: dict[str, Any]) -> None:
     ref = descriptor["annotations"]["io.containerd.image.name"]
     kept = [m for m in index.get("manifests", []) if m.get("annotations", {}).get("io.containerd.image.name") != ref]
     index["manifests"] = sorted([*kept, descriptor], key=lambda m: m["annotations"]["io.containerd.image.name"])
-    tmp = path.with_name(f".index.json.{os.getpid()}.tmp")
+    tmp = path.with_name(f".index.json.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
     tmp.write_bytes(canonical(index))
     os.replace(tmp, path)
 
@@ -255,7 +266,7 @@ def write_tar(image: OciImage, tar: Path) -> Path:
                Entry("oci-layout", "file", data=canonical({"imageLayoutVersion": "1.0.0"})),
                *(Entry(f"blobs/sha256/{n}", "file", source=blobs / n) for n in dict.fromkeys(names))]
     tar.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tar.with_name(f".{tar.name}.{os.getpid()}.tmp")
+    tmp = tar.with_name(f".{tar.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as out:
         for entry in sorted(entries, key=lambda e: e.name.encode()):
             add_entry(out, entry, 0)
