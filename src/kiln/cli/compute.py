@@ -20,7 +20,7 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("name", metavar="NAME", help="The compute target's name in the workspace.")
     p.add_argument("--address", metavar="URL", required=True,
                    help="The Ray dashboard's address, http://HOST:PORT (8265 by default); no credentials.")
-    commands.add("list", list_, help="The compute targets runs can use here: local, then the attached ones.",
+    commands.add("list", list_, help="The compute targets runs can use here: local, container, then the attached ones.",
                  example="kiln compute list -o json")
     p = commands.add("show", show, help="One compute target: its kind and address.",
                      example="kiln compute show ray-dev")

@@ -21,7 +21,7 @@ def test_attach_list_show_detach(run_kiln: Any, tmp_path: Path) -> None:
     listed = json.loads(out)
     assert listed["kind"] == "compute.list"
     assert [(t["name"], t["type"], t.get("address")) for t in listed["data"]] == \
-        [("local", "local", None), ("ray-dev", "Ray", "http://127.0.0.1:8265")]
+        [("local", "local", None), ("container", "docker", None), ("ray-dev", "Ray", "http://127.0.0.1:8265")]
     code, out, _ = run_kiln("compute", "show", "ray-dev")
     assert code == 0 and out.splitlines()[:2] == ["ray-dev  Ray", "  address  http://127.0.0.1:8265"]
 

@@ -34,14 +34,14 @@ def test_attach_get_list_and_detach(ws: Workspace) -> None:
     assert type(got) is RayCompute and got == attached and RayCompute(ws, "ray-dev") == attached
     assert got.serialize()["address"] == ADDRESS
     targets = ws.compute_targets
-    assert list(targets) == ["local", "ray-dev"]
+    assert list(targets) == ["local", "container", "ray-dev"]
     assert type(targets["local"]) is LocalCompute and targets["ray-dev"] == attached
     record = ws.store.get_compute("ray-dev")
     assert record is not None and record.type == "ray" and record.config == '{"address": "http://127.0.0.1:8265"}'
 
     got.detach()
-    assert list(ws.compute_targets) == ["local"]
-    with pytest.raises(NotFoundError, match=r"no compute target 'ray-dev' in workspace 'compute' \(there is local\)"):
+    assert list(ws.compute_targets) == ["local", "container"]
+    with pytest.raises(NotFoundError, match=r"no compute target 'ray-dev' in workspace 'compute' \(there is local, container\)"):
         ComputeTarget(ws, "ray-dev")
     with pytest.raises(NotFoundError, match="not attached"):
         got.detach()
@@ -53,10 +53,13 @@ def test_a_name_is_attached_once_and_local_is_built_in(ws: Workspace) -> None:
     with pytest.raises(DefinitionError, match=r"'ray-dev' is attached to workspace 'compute' already \(ray, "):
         ComputeTarget.attach(ws, "ray-dev", RayCompute.attach_configuration(address="http://10.0.0.2:8265"))
     assert ComputeTarget(ws, "ray-dev").address == ADDRESS  # the first one kept
-    with pytest.raises(DefinitionError, match="built-in local target"):
+    with pytest.raises(DefinitionError, match="a built-in target has that name"):
         ComputeTarget.attach(ws, "local", config)
     with pytest.raises(DefinitionError, match="can't be detached"):
         ComputeTarget(ws, "local").detach()
+    for builtin in ("container", "docker"):
+        with pytest.raises(DefinitionError, match="a built-in target has that name"):
+            ComputeTarget.attach(ws, builtin, config)
 
 
 @pytest.mark.parametrize("name", ["", "../up", "with space", "a/b", "-dash"])
@@ -104,8 +107,8 @@ def test_the_registry_gives_the_attached_target_by_name(ws: Workspace) -> None:
     assert target.builds_elsewhere and target.remote
     with pytest.raises(DefinitionError) as e:
         get_target("ray-dev")  # without the workspace: not a built-in name
-    assert str(e.value) == "compute_target 'ray-dev': Kiln runs on local for now"
+    assert str(e.value) == "compute_target 'ray-dev': Kiln runs on local, container for now"
     with pytest.raises(DefinitionError) as e:
         get_target("ray-prod", workspace=ws)
-    assert str(e.value) == ("compute_target 'ray-prod': Kiln runs on local, ray-dev for now (attach a Ray cluster: "
+    assert str(e.value) == ("compute_target 'ray-prod': Kiln runs on local, container, ray-dev for now (attach a Ray cluster: "
                             "kiln compute attach ray NAME --address URL)")
