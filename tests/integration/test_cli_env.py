@@ -175,7 +175,7 @@ def test_workspace_create_writes_the_folder_and_the_config(run_kiln: Any) -> Non
 def test_workspace_create_again_opens_it_and_json_names_the_config(run_kiln: Any, ws: Path) -> None:
     data = envelope(run_kiln, "workspace", "create", "proj", "-d", "ws", kind="workspace.create")
     assert data == {"name": "proj", "path": str(ws), "store": "sqlite", "blobs": str(ws / "blobs"),
-                    "config": str(Path.cwd() / ".kiln" / "config.json")}
+                    "config": str(Path.cwd() / ".kiln" / "config.json"), "registry": None}
     message = fails(run_kiln, "workspace", "create", "other", "-d", "ws")
     assert message == f"{ws}: holds the workspace 'proj', not 'other'"
 
