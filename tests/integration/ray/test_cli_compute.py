@@ -47,4 +47,5 @@ def test_run_submit_on_an_attached_ray_cluster(run_kiln: Any, tmp_path: Path, ra
     assert "on the cluster ['--lr', '0.1']\n" in out
 
     code, _, err = run_kiln("run", "submit", "train.py", "--source-dir", str(src), "--compute-target", "ray-prod")
-    assert code == 1 and err.startswith("kiln: error: compute_target 'ray-prod': Kiln runs on local, ray-dev for now")
+    assert code == 1
+    assert err.startswith("kiln: error: compute_target 'ray-prod': Kiln runs on local, container, ray-dev for now")

@@ -156,4 +156,4 @@ def test_a_target_that_is_not_attached_is_refused_at_submit(ws: Workspace, six_e
                                                              tmp_path: Path) -> None:
     with pytest.raises(DefinitionError) as e:
         submit(ws, tmp_path / "src", "pass\n", six_env, experiment="ray-missing", target="ray-prod")
-    assert str(e.value).startswith("compute_target 'ray-prod': Kiln runs on local, ray-dev for now")
+    assert str(e.value).startswith("compute_target 'ray-prod': Kiln runs on local, container, ray-dev for now")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,7 +90,10 @@ def test_the_same_score_py_answers_the_same_in_process_and_in_a_container(
     with engine_env.engine() as e:
         bindings = e.client.api.inspect_container(name)["HostConfig"]["PortBindings"]
     assert [(b["HostIp"], b["HostPort"]) for b in bindings["5001/tcp"]] == [("127.0.0.1", str(boxed.port))]
-    # init()'s print reached the service's log
+    # init()'s print reaches the service's log (copied from the engine's log stream, so a moment later)
+    deadline = time.monotonic() + 30
+    while "init: scale 3" not in boxed.get_logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert "init: scale 3" in boxed.get_logs()
 
     port = boxed.port

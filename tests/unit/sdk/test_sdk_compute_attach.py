@@ -41,7 +41,8 @@ def test_attach_get_list_and_detach(ws: Workspace) -> None:
 
     got.detach()
     assert list(ws.compute_targets) == ["local", "container"]
-    with pytest.raises(NotFoundError, match=r"no compute target 'ray-dev' in workspace 'compute' \(there is local, container\)"):
+    with pytest.raises(NotFoundError,
+                       match=r"no compute target 'ray-dev' in workspace 'compute' \(there is local, container\)"):
         ComputeTarget(ws, "ray-dev")
     with pytest.raises(NotFoundError, match="not attached"):
         got.detach()
@@ -110,5 +111,5 @@ def test_the_registry_gives_the_attached_target_by_name(ws: Workspace) -> None:
     assert str(e.value) == "compute_target 'ray-dev': Kiln runs on local, container for now"
     with pytest.raises(DefinitionError) as e:
         get_target("ray-prod", workspace=ws)
-    assert str(e.value) == ("compute_target 'ray-prod': Kiln runs on local, container, ray-dev for now (attach a Ray cluster: "
-                            "kiln compute attach ray NAME --address URL)")
+    assert str(e.value) == ("compute_target 'ray-prod': Kiln runs on local, container, ray-dev for now "
+                            "(attach a Ray cluster: kiln compute attach ray NAME --address URL)")
