@@ -64,17 +64,18 @@ def _plan(env: Environment, interpreter: Interpreter, lock: Lock, settings: Sett
 
 
 def cached_build(env: Environment, workspace: Workspace, *, settings: Settings,
-                 progress: Progress | None = None) -> BuildResult | None:
+                 progress: Progress | None = None, interpreter: Interpreter | None = None) -> BuildResult | None:
     """The ready build of ``env`` if there is one (a lock and a published entry); None otherwise.
 
     Never resolves or builds: this is the whole cache-hit path, kept cheap for the CLI. A user-managed
-    environment has no cached build (its interpreter is checked when it is built).
+    environment has no cached build (its interpreter is checked when it is built). ``interpreter`` is
+    ``interpreter_for(env, ...)`` when the caller already has it.
     """
     if env.python.user_managed_dependencies:
         return None
     say = progress or _quiet
     started = time.monotonic()
-    interpreter = interpreter_for(env, settings, workspace)
+    interpreter = interpreter or interpreter_for(env, settings, workspace)
     lock = stored_lock(env, workspace, interpreter, settings)
     if lock is None:
         return None
@@ -97,11 +98,11 @@ def build_environment(env: Environment, workspace: Workspace, *, settings: Setti
     started = time.monotonic()
     if env.python.user_managed_dependencies:
         return _as_it_is(env, say, started)
+    interpreter = interpreter_for(env, settings, workspace)  # once: looking interpreters up costs ~7 ms
     if not upgrade:
-        ready = cached_build(env, workspace, settings=settings, progress=say)
+        ready = cached_build(env, workspace, settings=settings, progress=say, interpreter=interpreter)
         if ready is not None:
             return ready
-    interpreter = interpreter_for(env, settings, workspace)
     try:
         return _build_with(env, workspace, interpreter, settings=settings, upgrade=upgrade, locked=locked, say=say,
                            started=started)
@@ -250,9 +251,11 @@ def _build_first(env: Environment, workspace: Workspace, cache: BuildCache, inte
     from concurrent.futures import ThreadPoolExecutor
 
     from kiln.builds.resolver import resolve
-    from kiln.builds.uv import uv_binary, uv_version
+    from kiln.builds.uv import uv_binary
 
-    uv_binary(), uv_version()  # found once, before the threads: sysconfig's lazy setup isn't thread-safe
+    # found once, before the threads: sysconfig's lazy setup isn't thread-safe (uv's version, which the lock
+    # records, is asked by the resolving thread: not before the install starts)
+    uv_binary()
     stage = cache.stage(resolve_key(env, interpreter))
     say("resolve", "resolving with uv while installing")
     try:
