@@ -71,16 +71,48 @@ def conda_file(path: Path, name: str, python: str, packages: list[str], index: s
 def kiln_setup(root: Path, python: str, packages: list[str], index: str | None) -> None:
     env = fresh_env(root)
     work = root / "work"
-    work.mkdir()
+    work.mkdir(parents=True)
     timed([KILN, "workspace", "create", "bench", "-d", str(root / "ws")], env, work)
     conda_file(work / "env.yml", "bench-env", python, packages, index)
     timed([KILN, "env", "register", "-d", "env.yml"], env, work)
 
 
-def kiln_build(root: Path, cache: str = "") -> None:
+def kiln_build(root: Path, cache: str = "", trace: list[tuple[float, float]] | None = None) -> None:
     """``kiln env build``; with ``cache="-teammate"``, a teammate's first build: the workspace holds the lock,
-    Kiln's and uv's caches are empty."""
-    timed([KILN, "env", "build", "bench-env"], fresh_env(root, cache), root / "work")
+    Kiln's and uv's caches are empty. With ``trace``, run under ``strace`` and append Kiln's own time on
+    the critical path: (before the first ``uv venv``, after the last ``uv pip`` install or sync)."""
+    if trace is None:
+        timed([KILN, "env", "build", "bench-env"], fresh_env(root, cache), root / "work")
+        return
+    out = root / f"strace{cache}.txt"
+    timed(["strace", "-f", "--seccomp-bpf", "-e", "trace=execve,exit_group", "-ttt", "-o", str(out),
+           KILN, "env", "build", "bench-env"], fresh_env(root, cache), root / "work")
+    trace.append(own_time(out.read_text()))
+
+
+def own_time(strace: str) -> tuple[float, float]:
+    """From ``strace -f -ttt`` of a ``kiln env build``: seconds from its start to the first ``uv venv``, and
+    from the end of the last ``uv pip install``/``uv pip sync`` to its end."""
+    import re
+
+    started: dict[str, tuple[float, str]] = {}
+    ended: dict[str, float] = {}
+    for line in strace.splitlines():
+        m = re.match(r"(\d+) +(\d+\.\d+) (.*)", line)
+        if not m:
+            continue
+        pid, at, what = m.group(1), float(m.group(2)), m.group(3)
+        if what.startswith("execve(") and "= 0" in what:
+            args = re.findall(r'"([^"]*)"', what.split("[", 1)[1]) if "[" in what else []
+            started.setdefault(pid, (at, " ".join(args[:3]) + " "))
+        elif what.startswith("+++ exited"):
+            ended[pid] = at
+    first = min(at for at, _ in started.values())
+    last = max(ended.values())
+    uv = [(at, ended.get(pid, last), cmd) for pid, (at, cmd) in started.items() if "/uv " in cmd]
+    venv = min(at for at, _, cmd in uv if "/uv venv " in cmd)
+    install = max(end for _, end, cmd in uv if "/uv pip install " in cmd or "/uv pip sync " in cmd)
+    return venv - first, last - install
 
 
 def index_args(index: str | None) -> list[str]:
@@ -126,7 +158,8 @@ Sample = tuple[float, float]  # wall seconds, CPU seconds (the commands' user + 
 
 
 def measure(kind: str, args: argparse.Namespace, interpreter: str, packages: list[str]) -> dict[str, list[Sample]]:
-    got: dict[str, list[Sample]] = {k: [] for k in ("kiln", "uv", "kiln-lock", "uv-sync", "hit", "warm")}
+    got: dict[str, list[Sample]] = {k: [] for k in ("kiln", "uv", "kiln-lock", "uv-sync", "hit", "warm",
+                                                    "own-cold", "own-lock")}
     with tempfile.TemporaryDirectory(prefix="kiln-bench-index-") as tmp, \
             index_of(kind, packages, interpreter, Path(tmp)) as index:
         for i in range(args.rounds):
@@ -156,6 +189,13 @@ def measure(kind: str, args: argparse.Namespace, interpreter: str, packages: lis
                       f"{got['uv'][-1][1]:.2f} s); from the lock {got['kiln-lock'][-1][0]:.2f} / "
                       f"{got['uv-sync'][-1][0]:.2f} s = {got['kiln-lock'][-1][0] / got['uv-sync'][-1][0]:.3f} "
                       f"(CPU {got['kiln-lock'][-1][1]:.2f} / {got['uv-sync'][-1][1]:.2f} s)", flush=True)
+                if args.trace:  # once more each, under strace (not in the timings above)
+                    kiln_build(root, "-traced-lock", trace=got["own-lock"])
+                    kiln_setup(root / "traced", args.python, packages, index)
+                    kiln_build(root / "traced", trace=got["own-cold"])
+                    print(f"  Kiln's own time on the critical path (before the first uv venv + after the last "
+                          f"install): cold {sum(got['own-cold'][-1]):.3f} s, from the lock "
+                          f"{sum(got['own-lock'][-1]):.3f} s", flush=True)
                 if kind == "pypi" and i == 0:
                     for _ in range(5):
                         with clock(got["hit"]):
@@ -183,6 +223,8 @@ def main() -> None:
     parser.add_argument("--python", default="3.11")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--index", choices=["both", "pypi", "local"], default="both")
+    parser.add_argument("--trace", action="store_true",
+                        help="also build once more under strace per round: Kiln's own time on the critical path")
     args = parser.parse_args()
     packages = args.packages.split()
     interpreter = select(args.python, discover(), default=args.python).path
@@ -195,6 +237,10 @@ def main() -> None:
         rows.append((f"{kind}: rebuild from the lock vs uv pip sync", got["kiln-lock"], got["uv-sync"], "<=1.05"))
         if got["hit"]:
             rows.append(("cache hit, whole kiln process vs warm uv", got["hit"], got["warm"], "<=0.25"))
+        for what in ("own-cold", "own-lock") if got["own-cold"] else ():
+            before, after = (statistics.median(x[j] for x in got[what]) for j in (0, 1))
+            print(f"{kind}: Kiln's own time, {what[4:]}: {before:.3f} s before the first uv venv, {after:.3f} s "
+                  "after the last install (medians, under strace)")
     print()
     print(f"{'measure (medians; worst = the worst round)':46} {'kiln s':>7} {'uv s':>7} {'ratio':>6} {'worst':>6} "
           f"{'aim':>6} {'kiln cpu':>9} {'uv cpu':>7} {'ratio':>6}")

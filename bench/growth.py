@@ -40,33 +40,61 @@ from localindex import LocalIndex
 
 from kiln import CondaDependencies, Environment, Workspace
 
-Row = tuple[str, int, float, float]  # (operation, size, median seconds, units of work)
+Row = tuple[str, int, float, float, float]  # (operation, size, median wall s, median CPU s, units of work)
 FLAG = 1.5  # a per-unit cost growing more than this over one step is worse than linear
 
 
-def median_of(fn: Callable[[], object], rounds: int) -> float:
-    samples = []
+def cpu() -> float:
+    """CPU seconds of this process and of the children it waited for (uv)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+class Samples:
+    """Wall and CPU seconds of repeated blocks: ``with samples: ...``; medians of both."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def __enter__(self) -> Samples:
+        self._start = (time.perf_counter(), cpu())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall.append(time.perf_counter() - self._start[0])
+        self.cpu.append(cpu() - self._start[1])
+
+    def row(self, op: str, size: int, units: float) -> Row:
+        return (op, size, statistics.median(self.wall), statistics.median(self.cpu), units)
+
+
+def median_of(op: str, size: int, units: float, fn: Callable[[], object], rounds: int) -> Row:
+    samples = Samples()
     for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        with samples:
+            fn()
+    return samples.row(op, size, units)
 
 
 def report(title: str, unit: str, rows: list[Row]) -> list[str]:
-    """Print one table; return the flagged steps."""
+    """Print one table; return the flagged steps (judged on CPU time: wall time here waits on a shared disk)."""
     print(f"\n{title}")
-    print(f"{'operation':40} {'size':>8} {'median':>10} {'per ' + unit:>14} {'growth':>7}")
+    print(f"{'operation':42} {'size':>7} {'wall':>9} {'CPU':>9} {'wall/' + unit:>12} {'CPU/' + unit:>12} "
+          f"{'CPU growth':>10}")
     flagged = []
     previous: dict[str, float] = {}
-    for op, size, seconds, units in rows:
-        per = seconds / units
-        growth = per / previous[op] if op in previous else None
+    for op, size, wall, cpu_s, units in rows:
+        per = cpu_s / units
+        growth = per / previous[op] if previous.get(op) else None
         flag = growth is not None and growth > FLAG
         if flag:
             flagged.append(f"{title}: {op} at {size:,}")
-        print(f"{op:40} {size:8,} {seconds * 1000:8.2f}ms {per * 1e6:11.1f} us "
-              f"{'' if growth is None else f'{growth:6.2f}x'}{'  WORSE THAN LINEAR' if flag else ''}")
+        print(f"{op:42} {size:7,} {wall * 1000:7.1f}ms {cpu_s * 1000:7.1f}ms {wall / units * 1e6:9.1f} us "
+              f"{per * 1e6:9.1f} us {'' if growth is None else f'{growth:9.2f}x'}"
+              f"{'  WORSE THAN LINEAR' if flag else ''}")
         previous[op] = per
     return flagged
 
@@ -113,9 +141,9 @@ def registry_at(total: int, rounds: int, folder: Path) -> list[Row]:
             Environment.get(ws, f"env-{rng.randrange(names):05d}", str(rng.randint(1, 10)))
 
     get_latest()  # warm the page cache and the connection
-    rows = [("Environment.get(name) [per call]", total, median_of(get_latest, rounds), calls),
-            ("Environment.get(name, version) [per call]", total, median_of(get_version, rounds), calls),
-            ("Environment.list [per name]", total, median_of(lambda: Environment.list(ws), rounds), names)]
+    rows = [median_of("Environment.get(name) [a call]", total, calls, get_latest, rounds),
+            median_of("Environment.get(name, version) [a call]", total, calls, get_version, rounds),
+            median_of("Environment.list [a name]", total, names, lambda: Environment.list(ws), rounds)]
     ws.close()
     return rows
 
@@ -135,20 +163,18 @@ def snapshot(rounds: int, sizes: list[int]) -> list[str]:
                 path = source / f"pkg{i // 50:04d}" / f"module_{i:05d}.py"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(f"# {i}\n".encode() + rng.randbytes(1000))
-            first, again = [], []
+            first, again = Samples(), Samples()
             for r in range(rounds):
                 ws = Workspace.create(f"growth{r}", path=Path(tmp) / f"ws{r}")
-                start = time.perf_counter()
-                shot = take_snapshot(source, ws.blobs)
-                first.append(time.perf_counter() - start)
+                with first:
+                    shot = take_snapshot(source, ws.blobs)
                 assert shot.files == files, shot
-                start = time.perf_counter()
-                same = take_snapshot(source, ws.blobs)
-                again.append(time.perf_counter() - start)
+                with again:
+                    same = take_snapshot(source, ws.blobs)
                 assert same.new_bytes == 0 and same.id == shot.id
                 ws.close()
-            rows.append(("first snapshot [per file]", files, statistics.median(first), files))
-            rows.append(("same folder again, unchanged [per file]", files, statistics.median(again), files))
+            rows.append(first.row("first snapshot [a file]", files, files))
+            rows.append(again.row("same folder again, unchanged [a file]", files, files))
     return report("Snapshots of a source folder, by files", "file", rows)
 
 
@@ -161,7 +187,7 @@ def gc(rounds: int, sizes: list[int]) -> list[str]:
 
     rows: list[Row] = []
     for entries in sizes:
-        dry, real = [], []
+        dry, real = Samples(), Samples()
         for _ in range(rounds):
             with tempfile.TemporaryDirectory(prefix="kiln-growth-") as tmp:
                 cache = BuildCache(Path(tmp) / "cache")
@@ -177,16 +203,14 @@ def gc(rounds: int, sizes: list[int]) -> list[str]:
                     os.utime(cache.root / "used" / key, (1e9 + i, 1e9 + i))
                     if i % 2:
                         references.add(f"lock{i}")
-                start = time.perf_counter()
-                planned = prune(cache, references=references, dry_run=True)
-                dry.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                done = prune(cache, references=references)
-                real.append(time.perf_counter() - start)
+                with dry:
+                    planned = prune(cache, references=references, dry_run=True)
+                with real:
+                    done = prune(cache, references=references)
                 assert len(planned.removed) == len(done.removed) == entries - len(references)
                 assert len(cache.entries()) == len(references)
-        rows.append(("prune --dry-run [per entry]", entries, statistics.median(dry), entries))
-        rows.append(("prune, half removed [per entry]", entries, statistics.median(real), entries))
+        rows.append(dry.row("prune --dry-run [an entry]", entries, entries))
+        rows.append(real.row("prune, half removed [an entry]", entries, entries))
     return report("Build cache GC, by entries", "entry", rows)
 
 
@@ -224,28 +248,27 @@ def lock(rounds: int, sizes: list[int]) -> list[str]:
                 env = Environment(f"growth-{size}")
                 env.python.conda_dependencies = CondaDependencies.create(pip_packages=packages, python_version="3.11")
                 env.python.conda_dependencies.set_pip_option(f"--index-url {index.url}")
-                kiln_s, uv_s = [], []
+                kiln_s, uv_s = Samples(), Samples()
                 for r in range(rounds):
                     for tool in (["kiln", "uv"] if r % 2 == 0 else ["uv", "kiln"]):
                         cache = Path(tmp) / f"uv-cache-{size}-{r}-{tool}"
                         os.environ["UV_CACHE_DIR"] = str(cache)  # a fresh one: run_uv passes it on
-                        start = time.perf_counter()
                         if tool == "kiln":
-                            got = resolve(env, interpreter, cache_dir=Path(tmp) / "kiln-cache")
-                            kiln_s.append(time.perf_counter() - start)
+                            with kiln_s:
+                                got = resolve(env, interpreter, cache_dir=Path(tmp) / "kiln-cache")
                             assert len(got.packages) == size
                         else:
-                            subprocess.run([UV, "pip", "compile", "-q", "--no-config", "--generate-hashes",
-                                            "--index-url", index.url, "--python", interpreter.path, "-"],
-                                           input="\n".join(packages), capture_output=True, text=True, check=True)
-                            uv_s.append(time.perf_counter() - start)
+                            with uv_s:
+                                subprocess.run([UV, "pip", "compile", "-q", "--no-config", "--generate-hashes",
+                                                "--index-url", index.url, "--python", interpreter.path, "-"],
+                                               input="\n".join(packages), capture_output=True, text=True, check=True)
                         shutil.rmtree(cache, ignore_errors=True)
                 os.environ.pop("UV_CACHE_DIR", None)
-                kiln_m, uv_m = statistics.median(kiln_s), statistics.median(uv_s)
-                print(f"lock: {size} packages: Kiln {kiln_m:.3f} s, uv pip compile {uv_m:.3f} s, "
-                      f"ratio {kiln_m / uv_m:.3f}", flush=True)
-                rows.append(("Kiln resolve (lock) [per package]", size, kiln_m, size))
-                rows.append(("uv pip compile --generate-hashes [per pkg]", size, uv_m, size))
+                k, u = kiln_s.row("Kiln resolve (a lock) [a package]", size, size), uv_s.row(
+                    "uv pip compile --generate-hashes [a package]", size, size)
+                print(f"lock: {size} packages: Kiln {k[2]:.3f} s, uv pip compile {u[2]:.3f} s, ratio {k[2] / u[2]:.3f}"
+                      f" (CPU {k[3]:.3f} / {u[3]:.3f} s)", flush=True)
+                rows += [k, u]
     return report("Lock resolution against a local index, by packages (fresh uv cache)", "package", rows)
 
 

@@ -1,10 +1,15 @@
-"""A package index on 127.0.0.1 for the benchmarks: a PEP 503 folder served by ``python -m http.server``.
+"""A package index on 127.0.0.1 for the benchmarks: a PEP 503 folder served by the standard library's HTTP server.
 
 It takes the network out of a build's time: what is left is the installer's and Kiln's own work. The
 folder is what PyPI serves, in miniature: ``simple/<name>/`` pages whose links carry each file's
 sha256 (so a resolver that must emit hashes needn't download wheels to compute them) and point to
 the wheel's core metadata (PEP 658/714, ``<wheel>.metadata``), as PyPI does, so resolving reads
 metadata, not whole wheels.
+
+The server is ``http.server``'s threading server with a listen backlog of 1,024 and HTTP/1.1 keep-alive
+(``python bench/localindex.py ROOT PORT``): ``python -m http.server`` keeps socketserver's backlog of 5,
+so uv's ~50 parallel requests overflowed it, and every dropped connection waited for TCP's 1-second
+retransmit (a 10-package resolve took 1.4 s, a 50-package one 15 s, instead of ~0.1 s).
 
     with LocalIndex(folder_of_wheels) as index:
         index.url  # http://127.0.0.1:PORT/simple
@@ -89,7 +94,8 @@ def _free_port() -> int:
 
 
 class LocalIndex:
-    """``python -m http.server`` over an index written from ``wheels``, on 127.0.0.1; stopped by its pid."""
+    """An HTTP server (this file run as a script) over an index written from ``wheels``, on 127.0.0.1;
+    stopped by its pid."""
 
     def __init__(self, wheels: Path, root: Path) -> None:
         self.root = root
@@ -99,8 +105,7 @@ class LocalIndex:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> LocalIndex:
-        self._proc = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
-                                       "--directory", str(self.root), str(self.port)],
+        self._proc = subprocess.Popen([sys.executable, __file__, str(self.root), str(self.port)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:
@@ -119,3 +124,24 @@ class LocalIndex:
             self._proc.terminate()
             self._proc.wait(timeout=10)
             self._proc = None
+
+
+def serve(root: Path, port: int) -> None:
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(SimpleHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a real index
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 1024  # socketserver's 5 drops uv's parallel connections (see the module docstring)
+
+    with Server(("127.0.0.1", port), functools.partial(Handler, directory=str(root))) as server:
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]), int(sys.argv[2]))
