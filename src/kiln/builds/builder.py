@@ -154,7 +154,7 @@ def _build_on_another_python(env: Environment, workspace: Workspace, tried: Inte
 def _build_with(env: Environment, workspace: Workspace, interpreter: Interpreter, *, settings: Settings,
                 upgrade: bool, locked: bool, say: Progress, started: float, python_reason: str = "") -> BuildResult:
     """Build ``env`` with ``interpreter``: its stored lock, or a new resolve (see the module docstring)."""
-    from kiln.builds.resolver import conda_specs, requirements_of, resolve
+    from kiln.builds.resolver import conda_specs, resolve
 
     say("interpreter", f"Python {interpreter.version} ({interpreter.path})")
     cache = BuildCache(settings.cache_dir)
@@ -176,9 +176,7 @@ def _build_with(env: Environment, workspace: Workspace, interpreter: Interpreter
             resolved = True
             if preferences is None and not upgrade and not (conda_specs(env) and settings.conda_via != "pypi"):
                 # a first build: install while resolving, then make the environment exactly the lock
-                requirements, options = requirements_of(env, cache_dir=settings.cache_dir)
-                return _build_first(env, workspace, cache, interpreter, requirements, options, log, say, started,
-                                    settings, python_reason)
+                return _build_first(env, workspace, cache, interpreter, log, say, started, settings, python_reason)
             say("resolve", "resolving" + (" (upgrade)" if upgrade else ""))
             lock = resolve(env, interpreter, preferences=preferences, upgrade=upgrade, sink=log,
                            cache_dir=settings.cache_dir, conda_via=settings.conda_via,
@@ -244,13 +242,13 @@ def _finish(env: Environment, workspace: Workspace, cache: BuildCache, entry: Ca
 
 
 def _build_first(env: Environment, workspace: Workspace, cache: BuildCache, interpreter: Interpreter,
-                 requirements: list[str], options: list[str], log: BuildLog, say: Progress, started: float,
-                 settings: Settings, python_reason: str = "") -> BuildResult:
+                 log: BuildLog, say: Progress, started: float, settings: Settings, python_reason: str = ""
+                 ) -> BuildResult:
     """A definition's first build: the backend installs the requirements while uv resolves the lock
     (as fast as a plain ``uv pip install``); then the build step makes the environment exactly the lock."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from kiln.builds.resolver import resolve
+    from kiln.builds.resolver import requirements_of, resolve
     from kiln.builds.uv import uv_binary
 
     # found once, before the threads: sysconfig's lazy setup isn't thread-safe (uv's version, which the lock
@@ -263,8 +261,13 @@ def _build_first(env: Environment, workspace: Workspace, cache: BuildCache, inte
             future = pool.submit(resolve, env, interpreter, sink=log, cache_dir=settings.cache_dir,
                                  conda_via=settings.conda_via)
             probe = plan_for(env, interpreter, _EMPTY_LOCK)
+            backend = backend_for(probe)
             try:
-                backend_for(probe).prepare(probe, requirements=requirements, options=options, stage=stage, log=log)
+                # the environment first (no requirements): its ``uv venv`` runs while the resolving thread reads
+                # the requirements (their first parse imports ``packaging``: ~35 ms of CPU off the install's path)
+                backend.prepare(probe, requirements=[], options=[], stage=stage, log=log)
+                requirements, options = requirements_of(env, cache_dir=settings.cache_dir)
+                backend.prepare(probe, requirements=requirements, options=options, stage=stage, log=log)
             finally:
                 lock = future.result()  # the resolver's error wins: it is the clearer one
     except BaseException:
