@@ -67,17 +67,18 @@ def _plan(env: Environment, interpreter: Interpreter, lock: Lock, settings: Sett
 
 
 def cached_build(env: Environment, workspace: Workspace, *, settings: Settings,
-                 progress: Progress | None = None) -> BuildResult | None:
+                 progress: Progress | None = None, interpreter: Interpreter | None = None) -> BuildResult | None:
     """The ready build of ``env`` if there is one (a lock and a published entry); None otherwise.
 
     Never resolves or builds: this is the whole cache-hit path, kept cheap for the CLI. A user-managed
-    environment has no cached build (its interpreter is checked when it is built).
+    environment has no cached build (its interpreter is checked when it is built). ``interpreter`` is
+    ``interpreter_for(env, ...)`` when the caller already has it.
     """
     if env.python.user_managed_dependencies:
         return None
     say = progress or _quiet
     started = time.monotonic()
-    interpreter = interpreter_for(env, settings, workspace)
+    interpreter = interpreter or interpreter_for(env, settings, workspace)
     lock = stored_lock(env, workspace, interpreter, settings)
     if lock is None:
         return None
@@ -100,15 +101,15 @@ def build_environment(env: Environment, workspace: Workspace, *, settings: Setti
     started = time.monotonic()
     if env.python.user_managed_dependencies:
         return _as_it_is(env, say, started)
+    interpreter = interpreter_for(env, settings, workspace)  # once: looking interpreters up costs ~7 ms
     if not upgrade:
-        ready = cached_build(env, workspace, settings=settings, progress=say)
+        ready = cached_build(env, workspace, settings=settings, progress=say, interpreter=interpreter)
         if ready is not None:
             return ready
     # not a cache hit: recorded as it goes (kiln.builds.journal), for the studio to follow from another process
     journal = BuildJournal(settings.cache_dir, label=label_of(env), workspace=workspace.path)
     with journal.recording():
         say = _echoed(say, journal)
-        interpreter = interpreter_for(env, settings, workspace)
         try:
             return _build_with(env, workspace, interpreter, settings=settings, upgrade=upgrade, locked=locked,
                                say=say, started=started)
@@ -174,7 +175,7 @@ def _build_on_another_python(env: Environment, workspace: Workspace, tried: Inte
 def _build_with(env: Environment, workspace: Workspace, interpreter: Interpreter, *, settings: Settings,
                 upgrade: bool, locked: bool, say: Progress, started: float, python_reason: str = "") -> BuildResult:
     """Build ``env`` with ``interpreter``: its stored lock, or a new resolve (see the module docstring)."""
-    from kiln.builds.resolver import check_references, conda_specs, requirements_of, resolve
+    from kiln.builds.resolver import check_references, conda_specs, resolve
 
     say("interpreter", f"Python {interpreter.version} ({interpreter.path})")
     cache = BuildCache(settings.cache_dir)
@@ -198,10 +199,7 @@ def _build_with(env: Environment, workspace: Workspace, interpreter: Interpreter
             resolved = True
             if preferences is None and not upgrade and not (conda_specs(env) and settings.conda_via != "pypi"):
                 # a first build: install while resolving, then make the environment exactly the lock
-                requirements, options = requirements_of(env, cache_dir=settings.cache_dir)
-                requirements = [wheels.localize(r) for r in requirements]
-                return _build_first(env, workspace, cache, interpreter, requirements, options, log, say, started,
-                                    settings, python_reason)
+                return _build_first(env, workspace, cache, interpreter, log, say, started, settings, python_reason)
             say("resolve", "resolving" + (" (upgrade)" if upgrade else ""))
             lock = resolve(env, interpreter, preferences=preferences, upgrade=upgrade, sink=log,
                            cache_dir=settings.cache_dir, conda_via=settings.conda_via,
@@ -267,16 +265,18 @@ def _finish(env: Environment, workspace: Workspace, cache: BuildCache, entry: Ca
 
 
 def _build_first(env: Environment, workspace: Workspace, cache: BuildCache, interpreter: Interpreter,
-                 requirements: list[str], options: list[str], log: BuildLog, say: Progress, started: float,
-                 settings: Settings, python_reason: str = "") -> BuildResult:
+                 log: BuildLog, say: Progress, started: float, settings: Settings, python_reason: str = ""
+                 ) -> BuildResult:
     """A definition's first build: the backend installs the requirements while uv resolves the lock
     (as fast as a plain ``uv pip install``); then the build step makes the environment exactly the lock."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from kiln.builds.resolver import resolve
-    from kiln.builds.uv import uv_binary, uv_version
+    from kiln.builds.resolver import requirements_of, resolve
+    from kiln.builds.uv import uv_binary
 
-    uv_binary(), uv_version()  # found once, before the threads: sysconfig's lazy setup isn't thread-safe
+    # found once, before the threads: sysconfig's lazy setup isn't thread-safe (uv's version, which the lock
+    # records, is asked by the resolving thread: not before the install starts)
+    uv_binary()
     stage = cache.stage(resolve_key(env, interpreter))
     wheels = WheelPaths(workspace.wheel_folders)
     say("resolve", "resolving with uv while installing")
@@ -285,8 +285,14 @@ def _build_first(env: Environment, workspace: Workspace, cache: BuildCache, inte
             future = pool.submit(resolve, env, interpreter, sink=log, cache_dir=settings.cache_dir,
                                  conda_via=settings.conda_via, localize=wheels.localize)
             probe = plan_for(env, interpreter, _EMPTY_LOCK)
+            backend = backend_for(probe)
             try:
-                backend_for(probe).prepare(probe, requirements=requirements, options=options, stage=stage, log=log)
+                # the environment first (no requirements): its ``uv venv`` runs while the resolving thread reads
+                # the requirements (their first parse imports ``packaging``: ~35 ms of CPU off the install's path)
+                backend.prepare(probe, requirements=[], options=[], stage=stage, log=log)
+                requirements, options = requirements_of(env, cache_dir=settings.cache_dir)
+                requirements = [wheels.localize(r) for r in requirements]
+                backend.prepare(probe, requirements=requirements, options=options, stage=stage, log=log)
             finally:
                 lock = future.result()  # the resolver's error wins: it is the clearer one
     except BaseException:

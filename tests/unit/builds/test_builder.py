@@ -149,9 +149,11 @@ def test_a_miss_with_a_lock_builds_that_lock_without_resolving(world: World) -> 
 
 def test_a_first_build_installs_while_resolving_then_builds_the_lock(world: World) -> None:
     result = world.build()
-    # the install and the resolve run at the same time (in either order), then the build
-    assert sorted(world.calls[:2]) == ["prepare six", "resolve preferences=None upgrade=False"]
-    assert world.calls[2:] == ["build six==1.16.0"]
+    # the install (the environment first, then the packages) and the resolve run at the same time (in either
+    # order), then the build
+    assert sorted(world.calls[:3]) == ["prepare ", "prepare six", "resolve preferences=None upgrade=False"]
+    assert [c for c in world.calls if c.startswith("prepare")] == ["prepare ", "prepare six"]
+    assert world.calls[3:] == ["build six==1.16.0"]
     assert (result.cache_hit, result.resolved, result.lock) == (False, True, NEW)
     assert world.phases == ["interpreter", "resolve", "lock", "build", "done"]
     assert world.workspace.store.added == ["six==1.16.0"]

@@ -53,7 +53,9 @@ class Backend(abc.ABC):
 
         Called for a definition's first build, while the lock is being resolved, so that downloads and
         installs overlap the resolution (``plan.lock`` is then an empty lock). ``build`` then runs on the
-        same ``stage`` and must leave exactly the lock's packages. The default does nothing.
+        same ``stage`` and must leave exactly the lock's packages. It may be called more than once on
+        one ``stage``: first with no requirements (make the environment only), then with them; each call
+        keeps what an earlier one made. The default does nothing.
         """
         del plan, requirements, options, stage, log
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiln.builds.backends.interface import Backend, BuildOutcome, BuildPlan
 from kiln.builds.uv import run_uv
 
-__all__ = ["VenvBackend", "link_mode_of"]
+if TYPE_CHECKING:
+    from kiln.builds.lock import Lock
+
+__all__ = ["VenvBackend", "holds_exactly", "link_mode_of"]
 
 
 class VenvBackend(Backend):
@@ -50,7 +55,12 @@ class VenvBackend(Backend):
         self._venv(plan, env, log)
         (stage / "lock.txt").write_text(lock.text, encoding="utf-8")
         python = env / "bin" / "python"
-        if lock.packages:
+        if lock.packages and holds_exactly(env, lock):
+            # a first build installed while resolving (``prepare``) and got exactly the lock: ``uv pip sync`` would
+            # only check the same names and versions (it doesn't hash installed files), at ~0.07 s and a process
+            log(f"# the environment already holds exactly the lock's {len(lock.packages)} packages (names and "
+                "versions, nothing else): nothing to sync")
+        elif lock.packages:
             hashed = ["--require-hashes"] if all(p.hashes for p in lock.packages) else []
             run_uv(["pip", "sync", "--no-config", *hashed, "--python", str(python), "--link-mode", "hardlink",
                     str(stage / "lock.txt")], what=f"installing {plan.label}", cwd=stage, sink=log)
@@ -71,3 +81,33 @@ def link_mode_of(env: Path) -> str:
                 except OSError:
                     continue
     return "none"
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def holds_exactly(env: Path, lock: Lock) -> bool:
+    """Does the venv at ``env`` hold the lock's packages, at its versions, and nothing else?
+
+    Read from the ``.dist-info`` folder names (``name-version.dist-info``). Anything this can't tell for
+    sure answers False (then ``uv pip sync`` decides): a package from a URL or a path (no version in the
+    lock), legacy ``.egg-info`` metadata, a version written differently, no site-packages.
+    """
+    site = next(env.glob("lib/python*/site-packages"), None)
+    if site is None or any(not p.version or p.url for p in lock.packages):
+        return False
+    installed: set[tuple[str, str]] = set()
+    try:
+        names = os.listdir(site)
+    except OSError:
+        return False
+    for name in names:
+        if name.endswith(".egg-info") or name.endswith(".egg-link"):
+            return False
+        if name.endswith(".dist-info"):
+            dist, sep, version = name[: -len(".dist-info")].rpartition("-")
+            if not sep:
+                return False
+            installed.add((_canonical(dist), version))
+    return installed == {(_canonical(p.name), p.version) for p in lock.packages}
