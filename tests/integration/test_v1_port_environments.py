@@ -106,5 +106,5 @@ def test_the_environments_notebook_runs_with_kilns_imports(tmp_path: Path, capsy
     assert details["image"].startswith("kiln/kiln_")
     assert 'ENV MESSAGE="Hello from Azure Machine Learning"' in details.dockerfile
 
-    assert set(ws.compute_targets) == {"local"} and ws.models == {} and ws.webservices == {}
+    assert set(ws.compute_targets) == {"local", "container"} and ws.models == {} and ws.webservices == {}
     assert ws.experiments == {}
