@@ -47,7 +47,7 @@ class PoolSettings:
     timeout: float = 60.0
     max_batch: int = 32
     batching: bool = False
-    batch_wait: float = 0.0  # seconds to wait for more requests before a batch goes (batching only)
+    batch_wait: float = 0.0  # seconds to wait for more requests before a batch goes (batching only; 0: never)
     log: Callable[[str], None] = field(default=lambda line: None)
 
 
@@ -105,7 +105,9 @@ class _Worker:
         while True:
             first = await queue.get()
             batch = [first]
-            # wait to fill a batch only under load (the last batch had company): a lone client pays nothing
+            # An idle worker takes what is queued and goes (Triton's dynamic batcher with no queue delay): under
+            # load, requests pile up while it runs, so batches form by themselves and no one waits for a window.
+            # A window (batch_wait, opt-in) is waited only under load (the last batch had company).
             if s.batching and s.batch_wait > 0 and last > 1 and queue.empty():
                 await asyncio.sleep(s.batch_wait)
             while len(batch) < s.max_batch and not queue.empty():

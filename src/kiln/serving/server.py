@@ -78,7 +78,7 @@ class Service:
             python=d["python"], entry_script=Path(d["entry_script"]), cwd=Path(d["cwd"]), env=env,
             workers=int(config.get("workers", 1)), timeout=float(config.get("timeout_seconds", 60)),
             batching=bool(config.get("batching")), max_batch=int(config.get("max_batch_size", 32)),
-            batch_wait=float(config.get("max_batch_wait_ms", 5)) / 1000.0, log=_log))
+            batch_wait=float(config.get("max_batch_wait_ms", 0)) / 1000.0, log=_log))
 
     async def run(self) -> int:
         import uvicorn
