@@ -164,7 +164,8 @@ class _Worker:
                 await self._replace("died")
                 continue
             kind, data = unpack_results(payload)[0]
-            pending.future.set_result(_result(kind, data))
+            if not pending.future.done():  # its client may have gone (cancelled) meanwhile
+                pending.future.set_result(_result(kind, data))
 
     def _fail(self, batch: list[_Pending], status: int, message: bytes) -> None:
         for pending in batch:
@@ -184,6 +185,11 @@ class _Worker:
             except InitFailed as e:
                 self.pool.settings.log(f"worker {self.index} could not restart: {e}")
                 await asyncio.sleep(1.0)
+
+
+def _expire(future: asyncio.Future[Result]) -> None:
+    if not future.done():
+        future.set_result(Result(504, FAILED, b"the request took longer than the service's timeout"))
 
 
 def _result(kind: bytes, data: bytes) -> Result:
@@ -224,14 +230,17 @@ class Pool:
 
     async def submit(self, body: bytes) -> Result:
         loop = asyncio.get_running_loop()
-        pending = _Pending(body, time.monotonic() + self.settings.timeout, loop.create_future())
+        future: asyncio.Future[Result] = loop.create_future()
+        pending = _Pending(body, time.monotonic() + self.settings.timeout, future)
         self.inflight += 1
         self.queue.put_nowait(pending)
+        # a safety net past the worker's own deadline (504 and a new worker), with one timer: wait_for + shield
+        # cost two more futures and a task switch per request
+        timer = loop.call_later(self.settings.timeout + 1.0, _expire, future)
         try:
-            return await asyncio.wait_for(asyncio.shield(pending.future), timeout=self.settings.timeout + 1.0)
-        except asyncio.TimeoutError:
-            return Result(504, FAILED, b"the request took longer than the service's timeout")
+            return await future
         finally:
+            timer.cancel()
             self.inflight -= 1
 
     async def drain(self, timeout: float = 30.0) -> None:

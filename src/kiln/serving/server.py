@@ -97,7 +97,10 @@ class Service:
                               debug=bool(self.config.get("debug")))
         config = uvicorn.Config(self.app, host=self.config.get("host", "127.0.0.1"), port=int(self.config["port"]),
                                 log_level="warning", access_log=False, lifespan="off", server_header=False,
-                                date_header=True, timeout_graceful_shutdown=30, backlog=2048)
+                                date_header=True, timeout_graceful_shutdown=30, backlog=2048,
+                                # no X-Forwarded-* rewriting: nothing reads the client address, and the middleware
+                                # is a frame per request
+                                proxy_headers=False)
         self.server = uvicorn.Server(config)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
