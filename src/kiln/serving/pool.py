@@ -1,7 +1,7 @@
 """The server's pool of scoring workers (``worker.py`` processes in the environment's interpreter).
 
-Requests wait in one queue; each worker has a task that takes what is queued (up to a batch size)
-and sends it in one message, so under load the pipes carry several requests per round trip. A
+Requests wait in one queue; each worker has a task that takes its share of what is queued (up to a
+batch size) and sends it in one message, so under load the pipes carry several requests per round trip. A
 worker that dies is replaced and its in-flight requests fail with 503; a message that runs past a
 request's deadline gets its worker killed and replaced, and its requests fail with 504.
 """
@@ -110,7 +110,11 @@ class _Worker:
             # A window (batch_wait, opt-in) is waited only under load (the last batch had company).
             if s.batching and s.batch_wait > 0 and last > 1 and queue.empty():
                 await asyncio.sleep(s.batch_wait)
-            while len(batch) < s.max_batch and not queue.empty():
+            # Its share of what is queued, not all of it: the other workers free up soon, and a message's answers
+            # come back together, so one worker holding everything left the others idle (a random forest with
+            # 2 workers served no more than with 1).
+            share = min(s.max_batch, -(-(queue.qsize() + 1) // len(pool.workers)))
+            while len(batch) < share and not queue.empty():
                 batch.append(queue.get_nowait())
             last = len(batch)
             batch = [p for p in batch if not p.future.done()]  # their clients gave up (timeout)

@@ -9,7 +9,8 @@ The protocol (frames, message kinds) is ``protocol.py``, beside this file.
 
 A worker handles one message at a time; a message may carry several requests (the server sends
 what queued up while the worker was busy): ``run()`` is still called once per request, unless the
-script defines ``run_batch(list_of_raw_data)`` and the service enables batching.
+script defines ``run_batch(list_of_raw_data)`` and the service enables batching (then a message of one
+request still goes to ``run()`` when the script has one: batching on costs a lone request nothing).
 """
 
 import importlib.util
@@ -252,7 +253,7 @@ def main(argv=None):
             return 0
         bodies = [b.decode("utf-8", "replace") for b in protocol.unpack_requests(payload)]
         results = []
-        if use_batch:
+        if use_batch and (len(bodies) > 1 or not callable(run)):  # a lone request goes to run(): no batch, no cost
             results = _run_batch(run_batch, bodies, debug)
         else:
             for body in bodies:

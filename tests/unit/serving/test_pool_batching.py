@@ -109,3 +109,55 @@ def test_a_lone_request_goes_alone_and_batching_never_waits_by_default(tmp_path:
             await pool.stop()
 
     asyncio.run(main())
+
+
+VIA = """\
+    import json, os
+
+    def run(raw_data):
+        return {"via": "run", "echo": json.loads(raw_data), "pid": os.getpid()}
+
+    def run_batch(items):
+        return [{"via": "run_batch", "echo": json.loads(item), "pid": os.getpid()} for item in items]
+"""
+
+
+def via_pool(tmp_path: Path, *, batching: bool, workers: int = 1) -> Pool:
+    (tmp_path / "score.py").write_text(textwrap.dedent(VIA), encoding="utf-8")
+    env = {**os.environ, ENV_BATCHING: "1" if batching else ""}
+    return Pool(PoolSettings(python=sys.executable, entry_script=tmp_path / "score.py", cwd=tmp_path, env=env,
+                             batching=batching, workers=workers))
+
+
+def test_a_lone_request_goes_to_run_and_company_to_run_batch(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = via_pool(tmp_path, batching=True)
+        await pool.start()
+        try:
+            alone = await pool.submit(b"1")
+            assert json.loads(alone.data)["via"] == "run"  # batching on costs a lone request nothing
+            together = await asyncio.gather(*(pool.submit(json.dumps(i).encode()) for i in range(6)))
+            answers = [json.loads(r.data) for r in together]
+            assert [a["echo"] for a in answers] == list(range(6))
+            assert {a["via"] for a in answers} == {"run_batch"}
+        finally:
+            await pool.stop()
+
+    asyncio.run(main())
+
+
+def test_workers_share_what_is_queued(tmp_path: Path) -> None:
+    async def main() -> None:
+        for batching in (False, True):
+            pool = via_pool(tmp_path, batching=batching, workers=2)
+            await pool.start()
+            try:
+                results = await asyncio.gather(*(pool.submit(json.dumps(i).encode()) for i in range(20)))
+                answers = [json.loads(r.data) for r in results]
+                assert [a["echo"] for a in answers] == list(range(20))
+                # both workers got part of the 20 queued at once (one worker used to take them all)
+                assert {a["pid"] for a in answers} == set(pool.pids), batching
+            finally:
+                await pool.stop()
+
+    asyncio.run(main())
