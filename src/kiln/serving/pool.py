@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.serving.protocol import ERROR, HEADER, INIT_FAILED, UNENCODABLE, pack_requests, unpack_results
+from kiln.serving.workqueue import WorkQueue
 
 __all__ = ["FAILED", "InitFailed", "Pool", "PoolSettings", "Result"]
 
@@ -203,7 +204,7 @@ def _result(kind: bytes, data: bytes) -> Result:
 class Pool:
     def __init__(self, settings: PoolSettings) -> None:
         self.settings = settings
-        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self.queue: WorkQueue[_Pending] = WorkQueue()  # the worker idle last is woken first
         self.workers: list[_Worker] = []
         self.restarts = 0
         self.swagger: dict[str, Any] | None = None
