@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,6 +37,8 @@ _ERR = [*_JSON, _NOT_FAILED]
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 _HTML = [(b"content-type", b"text/html; charset=utf-8")]
 SERVER_VERSION = b"kiln-scoring/1"
+#: request ids need to be unique, not secret: a generator seeded once from the OS
+_random_bits = random.Random().getrandbits
 _ROUTES = frozenset(("/", "/score", "/swagger.json", "/health/ready", "/metrics"))
 
 
@@ -289,7 +292,8 @@ def _request_ids(scope: Scope) -> list[tuple[bytes, bytes]] | str:
         return texts.REQUEST_ID_TOO_LONG
     if any(len(given.get(k, b"")) > 100 for k in (b"x-ms-request-id", b"x-ms-client-request-id")):
         return texts.CLIENT_REQUEST_ID_TOO_LONG
-    request_id = given.get(b"x-request-id") or str(uuid.uuid4()).encode()
+    # a version-4 UUID from the process's seeded generator: uuid4() asks the kernel (a syscall) per request
+    request_id = given.get(b"x-request-id") or str(uuid.UUID(int=_random_bits(128), version=4)).encode()
     ms_id = given.get(b"x-ms-request-id") or given.get(b"x-ms-client-request-id") or request_id
     out = [(b"x-request-id", request_id), (b"x-ms-request-id", ms_id)]
     client = given.get(b"x-ms-client-request-id") or given.get(b"x-ms-request-id")

@@ -66,8 +66,10 @@ class DeploymentConfiguration:
     Azure ML's local web service runs (``kiln.serving.container``). ``cpu_cores`` and ``memory_gb`` are
     accepted (as Azure ML's) and not enforced; ``workers`` sets the worker processes; requests past
     ``timeout_seconds`` get 504, bodies past ``max_payload_bytes`` 413; ``batching`` lets an entry script's
-    ``run_batch(list)`` take several requests at once (at most ``max_batch_size``, waiting at most
-    ``max_batch_wait_ms`` to fill)."""
+    ``run_batch(list)`` take several requests at once (at most ``max_batch_size``: what queued while the worker
+    was busy). By default a batch goes as soon as a worker is free, never waiting (waiting lost to batching off
+    in a closed loop: issue 15); ``max_batch_wait_ms`` > 0 makes a worker under load wait that long for company
+    first."""
 
     port: int | None = None
     host: str = "127.0.0.1"
@@ -77,7 +79,7 @@ class DeploymentConfiguration:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD
     batching: bool = False
     max_batch_size: int = 32
-    max_batch_wait_ms: float = 2.0
+    max_batch_wait_ms: float = 0.0
     debug: bool = False
     cpu_cores: float | None = None
     memory_gb: float | None = None

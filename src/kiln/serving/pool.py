@@ -1,7 +1,7 @@
 """The server's pool of scoring workers (``worker.py`` processes in the environment's interpreter).
 
-Requests wait in one queue; each worker has a task that takes what is queued (up to a batch size)
-and sends it in one message, so under load the pipes carry several requests per round trip. A
+Requests wait in one queue; each worker has a task that takes its share of what is queued (up to a
+batch size) and sends it in one message, so under load the pipes carry several requests per round trip. A
 worker that dies is replaced and its in-flight requests fail with 503; a message that runs past a
 request's deadline gets its worker killed and replaced, and its requests fail with 504.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.serving.protocol import ERROR, HEADER, INIT_FAILED, UNENCODABLE, pack_requests, unpack_results
+from kiln.serving.workqueue import WorkQueue
 
 __all__ = ["FAILED", "InitFailed", "Pool", "PoolSettings", "Result"]
 
@@ -47,7 +48,7 @@ class PoolSettings:
     timeout: float = 60.0
     max_batch: int = 32
     batching: bool = False
-    batch_wait: float = 0.0  # seconds to wait for more requests before a batch goes (batching only)
+    batch_wait: float = 0.0  # seconds to wait for more requests before a batch goes (batching only; 0: never)
     log: Callable[[str], None] = field(default=lambda line: None)
 
 
@@ -105,10 +106,16 @@ class _Worker:
         while True:
             first = await queue.get()
             batch = [first]
-            # wait to fill a batch only under load (the last batch had company): a lone client pays nothing
+            # An idle worker takes what is queued and goes (Triton's dynamic batcher with no queue delay): under
+            # load, requests pile up while it runs, so batches form by themselves and no one waits for a window.
+            # A window (batch_wait, opt-in) is waited only under load (the last batch had company).
             if s.batching and s.batch_wait > 0 and last > 1 and queue.empty():
                 await asyncio.sleep(s.batch_wait)
-            while len(batch) < s.max_batch and not queue.empty():
+            # Its share of what is queued, not all of it: the other workers free up soon, and a message's answers
+            # come back together, so one worker holding everything left the others idle (a random forest with
+            # 2 workers served no more than with 1).
+            share = min(s.max_batch, -(-(queue.qsize() + 1) // len(pool.workers)))
+            while len(batch) < share and not queue.empty():
                 batch.append(queue.get_nowait())
             last = len(batch)
             batch = [p for p in batch if not p.future.done()]  # their clients gave up (timeout)
@@ -162,7 +169,8 @@ class _Worker:
                 await self._replace("died")
                 continue
             kind, data = unpack_results(payload)[0]
-            pending.future.set_result(_result(kind, data))
+            if not pending.future.done():  # its client may have gone (cancelled) meanwhile
+                pending.future.set_result(_result(kind, data))
 
     def _fail(self, batch: list[_Pending], status: int, message: bytes) -> None:
         for pending in batch:
@@ -184,6 +192,11 @@ class _Worker:
                 await asyncio.sleep(1.0)
 
 
+def _expire(future: asyncio.Future[Result]) -> None:
+    if not future.done():
+        future.set_result(Result(504, FAILED, b"the request took longer than the service's timeout"))
+
+
 def _result(kind: bytes, data: bytes) -> Result:
     return Result(500 if kind in (ERROR, UNENCODABLE) else 200, kind, data)
 
@@ -191,7 +204,7 @@ def _result(kind: bytes, data: bytes) -> Result:
 class Pool:
     def __init__(self, settings: PoolSettings) -> None:
         self.settings = settings
-        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self.queue: WorkQueue[_Pending] = WorkQueue()  # the worker idle last is woken first
         self.workers: list[_Worker] = []
         self.restarts = 0
         self.swagger: dict[str, Any] | None = None
@@ -222,14 +235,17 @@ class Pool:
 
     async def submit(self, body: bytes) -> Result:
         loop = asyncio.get_running_loop()
-        pending = _Pending(body, time.monotonic() + self.settings.timeout, loop.create_future())
+        future: asyncio.Future[Result] = loop.create_future()
+        pending = _Pending(body, time.monotonic() + self.settings.timeout, future)
         self.inflight += 1
         self.queue.put_nowait(pending)
+        # a safety net past the worker's own deadline (504 and a new worker), with one timer: wait_for + shield
+        # cost two more futures and a task switch per request
+        timer = loop.call_later(self.settings.timeout + 1.0, _expire, future)
         try:
-            return await asyncio.wait_for(asyncio.shield(pending.future), timeout=self.settings.timeout + 1.0)
-        except asyncio.TimeoutError:
-            return Result(504, FAILED, b"the request took longer than the service's timeout")
+            return await future
         finally:
+            timer.cancel()
             self.inflight -= 1
 
     async def drain(self, timeout: float = 30.0) -> None:

@@ -98,7 +98,7 @@ class Service:
             python=d["python"], entry_script=Path(d["entry_script"]), cwd=Path(d["cwd"]), env=env,
             workers=int(config.get("workers", 1)), timeout=float(config.get("timeout_seconds", 60)),
             batching=bool(config.get("batching")), max_batch=int(config.get("max_batch_size", 32)),
-            batch_wait=float(config.get("max_batch_wait_ms", 5)) / 1000.0, log=_log))
+            batch_wait=float(config.get("max_batch_wait_ms", 0)) / 1000.0, log=_log))
 
     async def run(self) -> int:
         import uvicorn
@@ -119,7 +119,10 @@ class Service:
             (self.config.get("host", "127.0.0.1"), int(self.config["port"]))
         config = uvicorn.Config(self.app, host=host, port=port,
                                 log_level="warning", access_log=False, lifespan="off", server_header=False,
-                                date_header=True, timeout_graceful_shutdown=30, backlog=2048)
+                                date_header=True, timeout_graceful_shutdown=30, backlog=2048,
+                                # no X-Forwarded-* rewriting: nothing reads the client address, and the middleware
+                                # is a frame per request
+                                proxy_headers=False)
         self.server = uvicorn.Server(config)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))

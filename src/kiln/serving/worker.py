@@ -9,7 +9,8 @@ The protocol (frames, message kinds) is ``protocol.py``, beside this file.
 
 A worker handles one message at a time; a message may carry several requests (the server sends
 what queued up while the worker was busy): ``run()`` is still called once per request, unless the
-script defines ``run_batch(list_of_raw_data)`` and the service enables batching.
+script defines ``run_batch(list_of_raw_data)`` and the service enables batching (then a message of one
+request still goes to ``run()`` when the script has one: batching on costs a lone request nothing).
 """
 
 import importlib.util
@@ -172,6 +173,41 @@ class Settings(object):
                    batching=environ.get(protocol.ENV_BATCHING, "") not in ("", "0"))
 
 
+def _batch_results(run_batch, bodies, debug):
+    """One result per body from one ``run_batch`` call; raises what run_batch raised."""
+    values = list(run_batch(bodies))
+    if len(values) != len(bodies):
+        exc = ValueError("run_batch() returned {} results for {} requests".format(len(values), len(bodies)))
+        return [(protocol.ERROR, _error(exc, debug))] * len(bodies)
+    results = []
+    for value in values:
+        try:
+            results.append(_encode(value))
+        except Exception as exc:  # run_batch() worked; this answer can't be sent (not JSON): this request fails
+            results.append((protocol.UNENCODABLE, _error(exc, debug)))
+    return results
+
+
+def _run_batch(run_batch, bodies, debug):
+    """``run_batch`` on the whole batch; when it raises, on each request alone, so that the one request that
+    makes it fail fails, not the strangers batched with it (each caller gets its own answer or its own error)."""
+    try:
+        return _batch_results(run_batch, bodies, debug)
+    except Exception as exc:
+        if len(bodies) == 1:
+            return [(protocol.ERROR, _error(exc, debug))]
+        sys.stderr.write("run_batch() failed on a batch of {} ({}): running each request alone\n".format(
+            len(bodies), type(exc).__name__))
+        sys.stderr.flush()
+    results = []
+    for body in bodies:
+        try:
+            results.extend(_batch_results(run_batch, [body], debug))
+        except Exception as exc:
+            results.append((protocol.ERROR, _error(exc, debug)))
+    return results
+
+
 def _send(stream, kind, info):
     protocol.write_all(stream, protocol.frame(kind + json.dumps(info).encode("utf-8")))
 
@@ -217,19 +253,8 @@ def main(argv=None):
             return 0
         bodies = [b.decode("utf-8", "replace") for b in protocol.unpack_requests(payload)]
         results = []
-        if use_batch:
-            try:
-                values = list(run_batch(bodies))
-                if len(values) != len(bodies):
-                    raise ValueError("run_batch() returned {} results for {} requests".format(
-                        len(values), len(bodies)))
-                for value in values:
-                    try:
-                        results.append(_encode(value))
-                    except Exception as exc:
-                        results.append((protocol.ERROR, _error(exc, debug)))
-            except Exception as exc:
-                results = [(protocol.ERROR, _error(exc, debug))] * len(bodies)
+        if use_batch and (len(bodies) > 1 or not callable(run)):  # a lone request goes to run(): no batch, no cost
+            results = _run_batch(run_batch, bodies, debug)
         else:
             for body in bodies:
                 try:

@@ -20,7 +20,7 @@ def test_defaults_validate_and_give_the_server_its_settings() -> None:
     assert config.port is None
     assert config.settings() == {"host": "127.0.0.1", "workers": 1, "auth_enabled": False, "timeout_seconds": 60.0,
                                  "max_payload_bytes": DEFAULT_MAX_PAYLOAD, "batching": False, "max_batch_size": 32,
-                                 "max_batch_wait_ms": 2.0, "debug": False, "container": False}
+                                 "max_batch_wait_ms": 0.0, "debug": False, "container": False}
 
 
 def test_azure_ml_arguments_are_accepted_and_unknown_ones_kept_aside() -> None:
