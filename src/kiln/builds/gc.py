@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +59,7 @@ class PruneResult:
     kept_images: int = 0
     #: bytes of blobs no image named and of writers' temp files (a killed build's), freed with them
     orphans: int = 0
-    #: saved bases removed (``id``, ``name``, ``digest``, ``size``)
+    #: saved bases removed (``id``, ``name``, ``digest``, ``size``: bytes not hardlinked into the images' blobs)
     removed_bases: list[dict[str, Any]] = field(default_factory=list)
     kept_bases: int = 0
     #: bytes of what killed base saves left, freed with them
@@ -219,16 +219,18 @@ def _images(layout: Path, references: set[str]) -> tuple[list[_Candidate], dict[
 def _bases(root: Path, candidates: list[_Candidate], result: PruneResult) -> dict[str, int]:
     """Add the saved bases to ``candidates`` (each after the images built on it) and to ``result``'s sizes;
     returns how many images of the layout were built on each base, by its digest."""
-    from kiln.builds.engine.saved import bases_in_use, leftover_bytes, saved_bases
+    from kiln.builds.engine.saved import bases_in_use, inodes, leftover_bytes, own_bytes, saved_bases
     from kiln.builds.oci.build import IMAGES_FOLDER
     from kiln.builds.oci.store import list_images
 
-    saved = saved_bases(root)
+    layout = root / IMAGES_FOLDER
+    # a base's layers are hardlinked into the images' blobs (one file system): counted there, not twice
+    shared = inodes(layout / "blobs") if (layout / "blobs").is_dir() else frozenset()
+    saved = [replace(b, size=own_bytes(b, shared)) for b in saved_bases(root)]
     result.base_leftovers = leftover_bytes(root)
     result.size_before += sum(b.size for b in saved) + result.base_leftovers
     if not saved:
         return {}
-    layout = root / IMAGES_FOLDER
     images = list_images(layout) if (layout / "index.json").is_file() else []
     users = bases_in_use(i.labels for i in images)
     last_image = {c.base_digest: c.last_used for c in sorted(candidates, key=lambda c: c.last_used) if c.base_digest}

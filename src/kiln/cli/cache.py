@@ -78,6 +78,10 @@ def du(st: CliState, args: Namespace) -> None:
     st.out.emit("cache.du", data, f"{human_size(total)} in {held} ({cache.root})")
 
 
+def _and(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
 def prune(st: CliState, args: Namespace) -> None:
     from kiln.builds.cache import BuildCache
     from kiln.builds.gc import parse_size, referenced_lock_hashes
@@ -104,13 +108,15 @@ def prune(st: CliState, args: Namespace) -> None:
     if result.base_leftovers:
         lines.append(f"{verb} {human_size(result.base_leftovers)} of unfinished base saves (an interrupted build's)")
     removed, kept = count(len(result.removed), "build"), str(len(result.kept))
-    if result.removed_images or result.kept_images:  # a cache with images: both counted
-        removed += f" and {count(len(result.removed_images), 'image')}"
-        kept = f"{count(len(result.kept), 'build')} and {count(result.kept_images, 'image')}"
-    if result.removed_bases or result.kept_bases:
-        removed += f", {count(len(result.removed_bases), 'saved base')}"
-        kept = f"{count(len(result.kept), 'build')} and {count(result.kept_images, 'image')}, " \
-               f"{count(result.kept_bases, 'saved base')}"
+    if result.removed_images or result.kept_images or result.removed_bases or result.kept_bases:
+        removed_parts, kept_parts = [removed], [count(len(result.kept), "build")]
+        if result.removed_images or result.kept_images:  # a cache with images: both counted
+            removed_parts.append(count(len(result.removed_images), "image"))
+            kept_parts.append(count(result.kept_images, "image"))
+        if result.removed_bases or result.kept_bases:
+            removed_parts.append(count(len(result.removed_bases), "saved base"))
+            kept_parts.append(count(result.kept_bases, "saved base"))
+        removed, kept = _and(removed_parts), _and(kept_parts)
     lines.append(f"{verb} {removed}, {'would free' if dry_run else 'freed'} {human_size(result.freed)}; kept {kept} "
                  f"({human_size(result.size_after)})")
     st.out.emit("cache.prune", data, "\n".join(lines))

@@ -26,8 +26,8 @@ from pathlib import Path
 from kiln.builds.engine.base import BASES_FOLDER
 from kiln.builds.oci.locks import LOCKS, collecting, writing
 
-__all__ = ["BASE_DIGEST_LABEL", "SavedBase", "bases_in_use", "collecting_bases", "leftover_bytes", "remove_base",
-           "remove_leftovers", "saved_bases", "using_bases"]
+__all__ = ["BASE_DIGEST_LABEL", "SavedBase", "bases_in_use", "collecting_bases", "inodes", "leftover_bytes",
+           "own_bytes", "remove_base", "remove_leftovers", "saved_bases", "using_bases"]
 
 BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
 
@@ -54,13 +54,32 @@ def collecting_bases(cache_dir: Path) -> contextlib.AbstractContextManager[None]
     return collecting(cache_dir / BASES_FOLDER)
 
 
-def _bytes(folder: Path) -> int:
+def _bytes(folder: Path, shared: frozenset[tuple[int, int]] = frozenset()) -> int:
     total = 0
     for root, _dirs, files in os.walk(folder):
         for name in files:
             with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, name)).st_size
+                st = os.lstat(os.path.join(root, name))
+                if (st.st_dev, st.st_ino) not in shared:
+                    total += st.st_size
     return total
+
+
+def inodes(folder: Path) -> frozenset[tuple[int, int]]:
+    """The files under ``folder`` (an image layout's blobs), by inode: a base's layers are hardlinked into them."""
+    out = set()
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(root, name))
+                out.add((st.st_dev, st.st_ino))
+    return frozenset(out)
+
+
+def own_bytes(base: SavedBase, shared: frozenset[tuple[int, int]]) -> int:
+    """Bytes of ``base``'s files that aren't also ``shared`` files (hardlinks to an image layout's blobs, counted
+    there): what removing the base frees once the images are gone too, counted once."""
+    return _bytes(base.path, shared)
 
 
 def _hidden(path: Path) -> bool:

@@ -83,7 +83,9 @@ def build_image(env: Environment, workspace: Workspace, *, settings: Settings, l
 
 def _holding_base(settings: Settings, engine: Engine | None) -> contextlib.AbstractContextManager[None]:
     """With an engine, the saved bases' shared lock, from taking the base until the image naming it is in the index:
-    a collection (``kiln cache prune``) never removes a base under a build (``kiln.builds.engine.saved``)."""
+    a collection (``kiln cache prune``) never removes a base under a build (``kiln.builds.engine.saved``).
+    ``base_from_engine`` takes it again inside: shared flocks aren't queued behind a waiting collector, so
+    holding it twice can't deadlock."""
     if engine is None:
         return contextlib.nullcontext()
     from kiln.builds.engine.saved import using_bases

@@ -223,3 +223,14 @@ def test_taking_a_saved_base_is_its_last_use(cache: BuildCache) -> None:
     taken = base_from_engine(_Engine(base.name), "python:3.12-slim", cache_dir=cache.root)  # type: ignore[arg-type]
     assert taken.name == "python:3.12-slim"
     assert saved_bases(cache.root)[0].last_used > 1000
+
+
+def test_a_layer_hardlinked_from_a_base_into_the_images_is_counted_once(cache: BuildCache, tmp_path: Path) -> None:
+    base = save_base(cache, "python:3.12-slim", os.urandom(50000))
+    image_on(cache, base, make_env(tmp_path / "e", b"x = 1\n"), "a" * 64)
+    files = [*(cache.root / "images-v1" / "blobs" / "sha256").iterdir(), *base.rglob("*")]
+    unique = {(p.stat().st_dev, p.stat().st_ino): p.stat().st_size for p in files if p.is_file()}
+    assert len(unique) < len([p for p in files if p.is_file()]), "the base's layer is hardlinked into the images"
+    result = prune(cache, references=set())
+    assert result.removed_bases and result.removed_images and not base.exists()
+    assert result.freed == result.size_before == sum(unique.values())
