@@ -234,3 +234,33 @@ def test_a_layer_hardlinked_from_a_base_into_the_images_is_counted_once(cache: B
     result = prune(cache, references=set())
     assert result.removed_bases and result.removed_images and not base.exists()
     assert result.freed == result.size_before == sum(unique.values())
+
+
+_KILLED_SAVE = """
+import os, signal, sys
+from pathlib import Path
+from types import SimpleNamespace
+from kiln.builds.engine.base import base_from_engine
+
+class Engine:
+    def has(self, reference): return True
+    def image(self, reference): return SimpleNamespace(id="sha256:" + "c" * 64, platform="linux/amd64")
+    def save(self, reference, path):
+        path.write_bytes(os.urandom(3000))  # half the engine's tar, then the build is killed
+        os.kill(os.getpid(), signal.SIGKILL)
+
+base_from_engine(Engine(), "python:3.12-slim", cache_dir=Path(sys.argv[1]))
+"""
+
+
+def test_a_save_killed_midway_leaves_no_base_and_the_next_collection_clears_it(cache: BuildCache) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _KILLED_SAVE, str(cache.root)], capture_output=True, timeout=60)
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    left = [p for p in (cache.root / "bases-v1").iterdir() if p.name.startswith(".save-")]
+    assert left and saved_bases(cache.root) == []  # never taken for a base
+    result = prune(cache, references=set())  # the killed build's lock went with it: this doesn't wait
+    assert result.base_leftovers == 3000 and result.removed_bases == []
+    assert [p.name for p in (cache.root / "bases-v1").iterdir()] == ["kiln-locks"]
