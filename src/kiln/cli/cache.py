@@ -18,8 +18,9 @@ def add_commands(commands: Commands) -> None:
     commands.add("list", list_, help="The cached builds, most recently used first.", example="kiln cache list")
     commands.add("du", du, help="Bytes the cache really takes on disk (hardlinked files counted once).",
                  example="kiln cache du")
-    p = commands.add("prune", prune, help="Remove builds and images no environment version references, least "
-                                          "recently used first (an image's blobs stay while a kept image shares them).",
+    p = commands.add("prune", prune, help="Remove builds and images no environment version references, and "
+                                          "saved base images no image left was built on, least recently used first "
+                                          "(an image's blobs stay while a kept image shares them).",
                      example="kiln cache prune --dry-run\nkiln cache prune --max-size 5G")
     p.add_argument("--max-size", metavar="SIZE", help="Stop once the cache is this small (e.g. 5G); default: "
                                                       "remove every unreferenced build.")
@@ -54,6 +55,7 @@ def list_(st: CliState, args: Namespace) -> None:
 
 def du(st: CliState, args: Namespace) -> None:
     from kiln.builds.cache import BuildCache, disk_usage
+    from kiln.builds.engine.saved import saved_bases
     from kiln.builds.oci.build import IMAGES_FOLDER
     from kiln.builds.oci.gc import layout_bytes
     from kiln.builds.oci.store import list_images
@@ -64,12 +66,20 @@ def du(st: CliState, args: Namespace) -> None:
     layout = cache.root / IMAGES_FOLDER
     images = list_images(layout) if (layout / "index.json").is_file() else []
     image_bytes = sum(layout_bytes(layout).values())
+    bases = saved_bases(cache.root)
+    base_bytes = sum(b.size for b in bases)
     data = {"path": str(cache.root), "bytes": total, "entries": len(entries), "images": len(images),
-            "image_bytes": image_bytes}
+            "image_bytes": image_bytes, "bases": len(bases), "base_bytes": base_bytes}
     held = count(len(entries), "build")
     if images:
-        held += f" and {count(len(images), 'image')} ({human_size(image_bytes)} of image blobs, shared between images)"
+        held += f", {count(len(images), 'image')} ({human_size(image_bytes)} of image blobs, shared between images)"
+    if bases:  # their layers are hardlinked into the images' blobs when on one file system: the total counts once
+        held += f", {count(len(bases), 'saved base image')} ({human_size(base_bytes)})"
     st.out.emit("cache.du", data, f"{human_size(total)} in {held} ({cache.root})")
+
+
+def _and(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
 def prune(st: CliState, args: Namespace) -> None:
@@ -86,16 +96,27 @@ def prune(st: CliState, args: Namespace) -> None:
     data = {"dry_run": dry_run, "removed": [e.key for e in result.removed], "freed": result.freed,
             "kept": len(result.kept), "size_before": result.size_before, "size_after": result.size_after,
             "removed_images": result.removed_images, "kept_images": result.kept_images,
-            "orphan_blob_bytes": result.orphans}
+            "orphan_blob_bytes": result.orphans, "removed_bases": result.removed_bases,
+            "kept_bases": result.kept_bases, "base_leftover_bytes": result.base_leftovers}
     lines = [f"{verb} {e.key[:12]}  {e.meta.get('label')}" for e in result.removed]
     lines += [f"{verb} image {i['reference']}  ({human_size(i['freed'])} not shared with a kept image)"
               for i in result.removed_images]
+    lines += [f"{verb} saved base {b['name']}  {b['id'][:12]}  ({human_size(b['size'])}; no image left was built on it)"
+              for b in result.removed_bases]
     if result.orphans:
         lines.append(f"{verb} {human_size(result.orphans)} of image blobs no image names (an interrupted build's)")
+    if result.base_leftovers:
+        lines.append(f"{verb} {human_size(result.base_leftovers)} of unfinished base saves (an interrupted build's)")
     removed, kept = count(len(result.removed), "build"), str(len(result.kept))
-    if result.removed_images or result.kept_images:  # a cache with images: both counted
-        removed += f" and {count(len(result.removed_images), 'image')}"
-        kept = f"{count(len(result.kept), 'build')} and {count(result.kept_images, 'image')}"
+    if result.removed_images or result.kept_images or result.removed_bases or result.kept_bases:
+        removed_parts, kept_parts = [removed], [count(len(result.kept), "build")]
+        if result.removed_images or result.kept_images:  # a cache with images: both counted
+            removed_parts.append(count(len(result.removed_images), "image"))
+            kept_parts.append(count(result.kept_images, "image"))
+        if result.removed_bases or result.kept_bases:
+            removed_parts.append(count(len(result.removed_bases), "saved base"))
+            kept_parts.append(count(result.kept_bases, "saved base"))
+        removed, kept = _and(removed_parts), _and(kept_parts)
     lines.append(f"{verb} {removed}, {'would free' if dry_run else 'freed'} {human_size(result.freed)}; kept {kept} "
                  f"({human_size(result.size_after)})")
     st.out.emit("cache.prune", data, "\n".join(lines))

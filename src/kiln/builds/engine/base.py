@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.builds.oci.base import BaseImage, read_base
+from kiln.builds.oci.locks import writing
 from kiln.errors import KilnError
 
 if TYPE_CHECKING:
@@ -75,22 +76,26 @@ def base_from_engine(engine: Engine, reference: str, *, cache_dir: Path, platfor
                         "a base image built for it, or set docker.platform to the base's")
     folder = cache_dir / BASES_FOLDER
     target = folder / image.id.removeprefix("sha256:")
-    if not (target / "index.json").is_file():
-        say(f"base {reference}: saving {image.id[:19]} from the engine into Kiln's cache")
-        folder.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".save-", dir=folder))
-        try:
-            _save(engine, reference, staging)
+    folder.mkdir(parents=True, exist_ok=True)
+    # shared with other builds, exclusive of a collection (kiln.builds.engine.saved): the base isn't removed
+    # while it is saved or read here; the caller holds it on until its image is in the index
+    with writing(folder):
+        if not (target / "index.json").is_file():
+            say(f"base {reference}: saving {image.id[:19]} from the engine into Kiln's cache")
+            staging = Path(tempfile.mkdtemp(prefix=".save-", dir=folder))
             try:
-                os.rename(staging, target)
-            except OSError:  # another process saved it first: the same content
-                if not (target / "index.json").is_file():
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    else:
-        say(f"base {reference}: {image.id[:19]}, from Kiln's cache")
-    return read_base(target)
+                _save(engine, reference, staging)
+                try:
+                    os.rename(staging, target)
+                except OSError:  # another process saved it first: the same content
+                    if not (target / "index.json").is_file():
+                        raise
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        else:
+            say(f"base {reference}: {image.id[:19]}, from Kiln's cache")
+        os.utime(target / "index.json")  # its last use: a collection removes the least recently used base first
+        return read_base(target)
 
 
 def _save(engine: Engine, reference: str, layout: Path) -> None:

@@ -6,6 +6,7 @@ second image writes only its new layers; ``layout``/``tar`` write it elsewhere a
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,19 +56,21 @@ def build_image(env: Environment, workspace: Workspace, *, settings: Settings, l
     labels = {f"{LABEL}.definition-hash": result.identity, f"{LABEL}.lock-hash": result.lock.lock_hash,
               f"{LABEL}.environment": result.environment, f"{LABEL}.python": result.python_version}
     base = None
-    if base_layout is not None:
-        from kiln.builds.oci.base import read_base
+    with _holding_base(settings, engine if base_layout is None else None):
+        if base_layout is not None:
+            from kiln.builds.oci.base import read_base
 
-        base = read_base(base_layout, base_tag)
-    elif engine is not None:
-        from kiln.builds.oci.writer import base_image_of
+            base = read_base(base_layout, base_tag)
+        elif engine is not None:
+            from kiln.builds.oci.writer import base_image_of
 
-        base = _engine_base(engine, docker, base_image_of(result.python_version, docker.base_image), settings, say)
-    image = write_image(env_dir=result.path / "env", name=image_name(target), tag=result.lock.lock_hash[:16],
-                        python_version=result.python_version, labels=labels,
-                        variables=dict(target.environment_variables),
-                        layout=layout or settings.cache_dir / IMAGES_FOLDER, base_image=docker.base_image,
-                        platform=docker.platform, base=base, log=say)
+            base = _engine_base(engine, docker, base_image_of(result.python_version, docker.base_image), settings,
+                                say)
+        image = write_image(env_dir=result.path / "env", name=image_name(target), tag=result.lock.lock_hash[:16],
+                            python_version=result.python_version, labels=labels,
+                            variables=dict(target.environment_variables),
+                            layout=layout or settings.cache_dir / IMAGES_FOLDER, base_image=docker.base_image,
+                            platform=docker.platform, base=base, log=say)
     if tar is not None:
         write_tar(image, tar)
         say(f"tar {tar}")
@@ -76,6 +79,18 @@ def build_image(env: Environment, workspace: Workspace, *, settings: Settings, l
 
         load_image(engine, image, settings=settings, tar=tar, log=say)
     return image
+
+
+def _holding_base(settings: Settings, engine: Engine | None) -> contextlib.AbstractContextManager[None]:
+    """With an engine, the saved bases' shared lock, from taking the base until the image naming it is in the index:
+    a collection (``kiln cache prune``) never removes a base under a build (``kiln.builds.engine.saved``).
+    ``base_from_engine`` takes it again inside: shared flocks aren't queued behind a waiting collector, so
+    holding it twice can't deadlock."""
+    if engine is None:
+        return contextlib.nullcontext()
+    from kiln.builds.engine.saved import using_bases
+
+    return using_bases(settings.cache_dir)
 
 
 def _engine_base(engine: Engine, docker: DockerPlan, base_image: str, settings: Settings,
@@ -104,23 +119,26 @@ def _user_managed(target: Environment, *, settings: Settings, layout: Path | Non
     from kiln.environment.sections import DEFAULT_CPU_IMAGE
 
     docker = DockerPlan.of(target.docker)
-    if base_layout is not None:
-        from kiln.builds.oci.base import read_base
-
-        base = read_base(base_layout, base_tag)
-    elif engine is not None:
-        base = _engine_base(engine, docker, docker.base_image or DEFAULT_CPU_IMAGE, settings, say)
-    else:
+    if base_layout is None and engine is None:
         raise KilnError(f"{target.name}: python.user_managed_dependencies is set: Kiln installs nothing, so its image "
                         "is the base image (or the Docker steps') alone: that needs a container engine (DOCKER_HOST) "
                         "or --base-layout")
     interpreter = target.python.interpreter_path or "python"
-    say(f"step 2: none (python.user_managed_dependencies): the image's own Python, {interpreter}")
     labels = {f"{LABEL}.definition-hash": target.hash, f"{LABEL}.environment": f"{target.name}:{target.version}",
               f"{LABEL}.user-managed": "true"}
-    image = write_base_only(base=base, name=image_name(target), tag=target.hash[:16], interpreter=interpreter,
-                            labels=labels, variables=dict(target.environment_variables),
-                            layout=layout or settings.cache_dir / IMAGES_FOLDER, platform=docker.platform, log=say)
+    with _holding_base(settings, engine if base_layout is None else None):
+        if base_layout is not None:
+            from kiln.builds.oci.base import read_base
+
+            base = read_base(base_layout, base_tag)
+        else:
+            assert engine is not None
+            base = _engine_base(engine, docker, docker.base_image or DEFAULT_CPU_IMAGE, settings, say)
+        say(f"step 2: none (python.user_managed_dependencies): the image's own Python, {interpreter}")
+        image = write_base_only(base=base, name=image_name(target), tag=target.hash[:16], interpreter=interpreter,
+                                labels=labels, variables=dict(target.environment_variables),
+                                layout=layout or settings.cache_dir / IMAGES_FOLDER, platform=docker.platform,
+                                log=say)
     if tar is not None:
         write_tar(image, tar)
         say(f"tar {tar}")

@@ -178,29 +178,31 @@ def write_base_only(*, base: BaseImage, name: str, tag: str, interpreter: str, l
     environment's image (``python.user_managed_dependencies``: Kiln installs nothing; ``interpreter`` is
     the image's own Python, ``python.interpreter_path``)."""
     say = log or (lambda line: None)
-    blobs = layout / "blobs" / "sha256"
-    blobs.mkdir(parents=True, exist_ok=True)
-    base.copy_layers(blobs)
-    os_name, _, arch = platform.partition("/")
-    inherited = dict(item.partition("=")[::2] for item in base.env)
-    image_env = [f"{k}={v}" for k, v in inherited.items() if k not in variables]
-    image_env += [f"{k}={v}" for k, v in sorted(variables.items())]
-    all_labels = {**base.labels, **labels, f"{LABEL}.interpreter": interpreter, f"{LABEL}.base-image": base.name,
-                  "org.opencontainers.image.base.name": base.name, "org.opencontainers.image.base.digest": base.digest}
-    config = {"architecture": arch or "amd64", "os": os_name or "linux",
-              "config": {"Env": image_env, "Cmd": [interpreter], "Labels": all_labels},
-              "rootfs": {"type": "layers", "diff_ids": list(base.diff_ids)}, "history": list(base.history)}
-    config_bytes = canonical(config)
-    config_digest = _blob(blobs, config_bytes)
-    described = {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": len(config_bytes)}
-    manifest_bytes = canonical({"schemaVersion": 2, "mediaType": MANIFEST_TYPE, "config": described,
-                                "layers": list(base.layers),
-                                "annotations": {"org.opencontainers.image.base.name": base.name}})
-    digest = _blob(blobs, manifest_bytes)
-    (layout / "oci-layout").write_bytes(canonical({"imageLayoutVersion": "1.0.0"}))
-    _add_to_index(layout, {"mediaType": MANIFEST_TYPE, "digest": digest, "size": len(manifest_bytes),
-                           "annotations": {"org.opencontainers.image.ref.name": tag,
-                                           "io.containerd.image.name": f"{name}:{tag}"}})
+    with writing(layout):  # as write_image: no collection removes a blob before the index names it
+        blobs = layout / "blobs" / "sha256"
+        blobs.mkdir(parents=True, exist_ok=True)
+        base.copy_layers(blobs)
+        os_name, _, arch = platform.partition("/")
+        inherited = dict(item.partition("=")[::2] for item in base.env)
+        image_env = [f"{k}={v}" for k, v in inherited.items() if k not in variables]
+        image_env += [f"{k}={v}" for k, v in sorted(variables.items())]
+        all_labels = {**base.labels, **labels, f"{LABEL}.interpreter": interpreter, f"{LABEL}.base-image": base.name,
+                      "org.opencontainers.image.base.name": base.name,
+                      "org.opencontainers.image.base.digest": base.digest}
+        config = {"architecture": arch or "amd64", "os": os_name or "linux",
+                  "config": {"Env": image_env, "Cmd": [interpreter], "Labels": all_labels},
+                  "rootfs": {"type": "layers", "diff_ids": list(base.diff_ids)}, "history": list(base.history)}
+        config_bytes = canonical(config)
+        config_digest = _blob(blobs, config_bytes)
+        described = {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": len(config_bytes)}
+        manifest_bytes = canonical({"schemaVersion": 2, "mediaType": MANIFEST_TYPE, "config": described,
+                                    "layers": list(base.layers),
+                                    "annotations": {"org.opencontainers.image.base.name": base.name}})
+        digest = _blob(blobs, manifest_bytes)
+        (layout / "oci-layout").write_bytes(canonical({"imageLayoutVersion": "1.0.0"}))
+        _add_to_index(layout, {"mediaType": MANIFEST_TYPE, "digest": digest, "size": len(manifest_bytes),
+                               "annotations": {"org.opencontainers.image.ref.name": tag,
+                                               "io.containerd.image.name": f"{name}:{tag}"}})
     say(f"image {name}:{tag} {digest}: the base's layers only (user-managed: Kiln installs nothing)")
     return OciImage(layout=layout, name=name, tag=tag, digest=digest, config_digest=config_digest, layers=[],
                     labels=all_labels, interpreter=interpreter, base_image=base.name, env=image_env,
