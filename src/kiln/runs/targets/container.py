@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from kiln._tree import copy_tree
 from kiln.errors import KilnError
 from kiln.runs.targets.interface import ComputeTarget, RunHandle, RunPlan
+from kiln.runs.targets.logfile import read_log
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -276,26 +277,7 @@ class ContainerHandle(RunHandle):
         return self._code is None and not self._done.is_set()
 
     def logs(self, *, follow: bool = False) -> Iterator[str]:
-        offset = 0
-        pending = b""
-        while True:
-            ended = not self.alive()  # looked at before reading: what is read after the end is all of it
-            try:
-                with open(self.plan.log, "rb") as f:
-                    f.seek(offset)
-                    data = f.read()
-            except FileNotFoundError:
-                data = b""
-            offset += len(data)
-            pending += data
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                yield line.decode("utf-8", errors="replace") + "\n"
-            if not follow or ended:
-                if pending:
-                    yield pending.decode("utf-8", errors="replace")
-                return
-            time.sleep(_FOLLOW_POLL)
+        return read_log(self.plan.log, alive=self.alive, follow=follow, poll=_FOLLOW_POLL)
 
     def _ended(self) -> int:
         if self._code is not None:

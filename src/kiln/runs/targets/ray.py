@@ -32,6 +32,7 @@ from typing import Any
 
 from kiln._tree import copy_tree
 from kiln.runs.targets.interface import ComputeTarget, RunHandle, RunPlan
+from kiln.runs.targets.logfile import read_log
 from kiln.runs.targets.ray_client import TERMINAL, JobsClient, RayJobsError
 from kiln.runs.targets.ray_job import JOB_FILE, WORK_TAR, extract, marker, start_marker
 from kiln.settings import ENV_RUN_DIR
@@ -159,26 +160,7 @@ class RayHandle(RunHandle):
         self._ended.wait(STOP_WAIT_SECONDS + _END_WAIT)
 
     def logs(self, *, follow: bool = False) -> Iterator[str]:
-        offset = 0
-        pending = b""
-        while True:
-            ended = not self.alive()
-            try:
-                with open(self.plan.log, "rb") as f:
-                    f.seek(offset)
-                    data = f.read()
-            except FileNotFoundError:
-                data = b""
-            offset += len(data)
-            pending += data
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                yield line.decode("utf-8", errors="replace") + "\n"
-            if not follow or ended:
-                if pending:
-                    yield pending.decode("utf-8", errors="replace")
-                return
-            time.sleep(POLL_SECONDS)
+        return read_log(self.plan.log, alive=self.alive, follow=follow, poll=POLL_SECONDS)
 
     # ---- the follower thread -------------------------------------------------------------------
 
