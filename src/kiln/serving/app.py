@@ -280,20 +280,29 @@ def _headers(scope: Scope) -> dict[str, str]:
             for k, v in scope["headers"]}
 
 
+#: a version-4 UUID's fixed bits: the version (4) and the variant (RFC 4122)
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def _new_id() -> bytes:
+    """A version-4 UUID from the process's seeded generator (``uuid4()`` asks the kernel, a system call per
+    request), formatted without building a ``UUID`` object."""
+    h = b"%032x" % (_random_bits(128) & _UUID_CLEAR | _UUID_SET)
+    return b"-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:]))
+
+
 def _request_ids(scope: Scope) -> list[tuple[bytes, bytes]] | str:
     """Azure ML's request ids: ``x-request-id`` echoed (or made), ``x-ms-request-id`` from the client's
     ``x-ms-request-id``, ``x-ms-client-request-id`` or ``x-request-id``; the error text (431) when one is over
     100 characters."""
-    import uuid
-
     given = {k: v for k, v in scope["headers"] if k in (b"x-request-id", b"x-ms-request-id",
                                                            b"x-ms-client-request-id", b"traceid")}
     if len(given.get(b"x-request-id", b"")) > 100:
         return texts.REQUEST_ID_TOO_LONG
     if any(len(given.get(k, b"")) > 100 for k in (b"x-ms-request-id", b"x-ms-client-request-id")):
         return texts.CLIENT_REQUEST_ID_TOO_LONG
-    # a version-4 UUID from the process's seeded generator: uuid4() asks the kernel (a syscall) per request
-    request_id = given.get(b"x-request-id") or str(uuid.UUID(int=_random_bits(128), version=4)).encode()
+    request_id = given.get(b"x-request-id") or _new_id()
     ms_id = given.get(b"x-ms-request-id") or given.get(b"x-ms-client-request-id") or request_id
     out = [(b"x-request-id", request_id), (b"x-ms-request-id", ms_id)]
     client = given.get(b"x-ms-client-request-id") or given.get(b"x-ms-request-id")

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from itertools import accumulate
 from typing import Protocol
 
 __all__ = ["BUCKETS", "Metrics", "PoolGauges"]
 
 #: upper bounds (seconds) of the latency histogram's buckets
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_LAST = BUCKETS[-1]
 
 
 class PoolGauges(Protocol):
@@ -39,9 +42,8 @@ class Metrics:
         if route == "/score":
             self.count += 1
             self.total += seconds
-            for i, bound in enumerate(BUCKETS):
-                if seconds <= bound:
-                    self.buckets[i] += 1
+            if seconds <= _LAST:  # the smallest bucket it fits; cumulated when rendered
+                self.buckets[bisect_left(BUCKETS, seconds)] += 1
 
     def render(self, pool: PoolGauges) -> str:
         lines = ["# HELP kiln_requests_total HTTP requests by route and status.", "# TYPE kiln_requests_total counter"]
@@ -52,7 +54,7 @@ class Metrics:
                   "# TYPE kiln_score_errors_total counter", f"kiln_score_errors_total {errors}",
                   "# HELP kiln_score_latency_seconds Time to answer requests to /score.",
                   "# TYPE kiln_score_latency_seconds histogram"]
-        for bound, n in zip(BUCKETS, self.buckets, strict=True):
+        for bound, n in zip(BUCKETS, accumulate(self.buckets), strict=True):
             lines.append(f'kiln_score_latency_seconds_bucket{{le="{bound}"}} {n}')
         lines += [f'kiln_score_latency_seconds_bucket{{le="+Inf"}} {self.count}',
                   f"kiln_score_latency_seconds_sum {self.total:.6f}", f"kiln_score_latency_seconds_count {self.count}",

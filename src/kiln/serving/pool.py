@@ -214,6 +214,7 @@ class Pool:
         self.params: list[str] | None = None
         self.ready = False
         self.inflight = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         """Start every worker and wait for their ``init()``; ``InitFailed`` if one fails."""
@@ -234,7 +235,9 @@ class Pool:
         self.ready = True
 
     async def submit(self, body: bytes) -> Result:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:  # asked once: on Python < 3.12 each asking is a getpid() system call (a fork check)
+            loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         pending = _Pending(body, time.monotonic() + self.settings.timeout, future)
         self.inflight += 1

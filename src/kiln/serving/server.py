@@ -31,6 +31,7 @@ from typing import Any
 from kiln._words import count
 from kiln.serving.app import ScoringApp
 from kiln.serving.config import DEFAULT_MAX_PAYLOAD
+from kiln.serving.http import protocol as http_protocol
 from kiln.serving.pool import InitFailed, Pool, PoolSettings
 from kiln.settings import ENV_BATCHING, ENV_DEBUG, ENV_MODEL_DIR, Settings
 
@@ -122,7 +123,10 @@ class Service:
                                 date_header=True, timeout_graceful_shutdown=30, backlog=2048,
                                 # no X-Forwarded-* rewriting: nothing reads the client address, and the middleware
                                 # is a frame per request
-                                proxy_headers=False)
+                                proxy_headers=False,
+                                # Kiln's connection (one write per response, see kiln.serving.http); uvicorn's h11
+                                # where httptools can't be imported (an image's Python without its wheel)
+                                http=http_protocol() or "auto")
         self.server = uvicorn.Server(config)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))

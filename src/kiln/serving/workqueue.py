@@ -22,6 +22,7 @@ class WorkQueue(Generic[T]):
     def __init__(self) -> None:
         self._items: deque[T] = deque()
         self._idle: list[asyncio.Future[None]] = []  # waiting workers; the last one went idle last
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def qsize(self) -> int:
         return len(self._items)
@@ -40,7 +41,10 @@ class WorkQueue(Generic[T]):
 
     async def get(self) -> T:
         while not self._items:
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            loop = self._loop
+            if loop is None:  # asked once: on Python < 3.12 each asking is a getpid() system call (a fork check)
+                loop = self._loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
             self._idle.append(waiter)
             try:
                 await waiter
