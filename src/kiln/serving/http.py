@@ -15,7 +15,8 @@ and replaces the connection:
   split the response: refused with a 500, as uvicorn refuses it);
 - pipelined requests are answered in order; ``Expect: 100-continue`` gets its interim answer when the app
   first reads the body; a malformed request gets a 400 and the connection closes; a request head over
-  ``MAX_HEAD`` bytes gets a 431; the unread rest of a body the app refused (413) is read and dropped.
+  ``MAX_HEAD`` bytes gets a 431 (a URL that long, a 414); the unread rest of a body the app refused (413) is
+  read and dropped.
 
 When httptools is not importable (a container whose Python has no wheel of it), ``protocol()`` says so and
 the server lets uvicorn pick its pure-Python h11 protocol: the same answers, slower.
@@ -228,6 +229,7 @@ class HttpProtocol(asyncio.Protocol):
         self.url += url
         self.head_size += len(url)
         if self.head_size > MAX_HEAD:
+            self._refuse(414, b"URI too long.")
             raise self._parser_error("request head too large")
 
     def on_header(self, name: bytes, value: bytes) -> None:

@@ -7,6 +7,7 @@ header that would split the response), app errors, a client gone mid-body, the i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import socket
 import threading
@@ -246,6 +247,14 @@ def test_a_head_over_the_limit_is_a_431(running: Running) -> None:
                 break
         status, headers, _ = read_response(sock)
     assert (status, headers["connection"]) == (431, "close")
+
+
+def test_a_url_over_the_limit_is_a_414(running: Running) -> None:
+    with running.connect() as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it may stop reading before the end
+            sock.sendall(b"GET /" + b"u" * (MAX_HEAD + 10) + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = read_response(sock)
+    assert (status, headers["connection"]) == (414, "close")
 
 
 def test_a_header_that_would_split_the_response_is_refused(running: Running) -> None:
