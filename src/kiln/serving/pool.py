@@ -1,7 +1,8 @@
 """The server's pool of scoring workers (``worker.py`` processes in the environment's interpreter).
 
 Requests wait in one queue; each worker has a task that takes its share of what is queued (up to a
-batch size) and sends it in one message, so under load the pipes carry several requests per round trip. A
+batch size) and sends it in one message, so under load the pipes carry several requests per round trip, and
+another that reads the answers; a busy worker holds a second message in its pipe (``IN_FLIGHT``). A
 worker that dies is replaced and its in-flight requests fail with 503; a message that runs past a
 request's deadline gets its worker killed and replaced, and its requests fail with 504.
 """
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 from kiln.serving.protocol import ERROR, HEADER, INIT_FAILED, UNENCODABLE, pack_requests, unpack_results
 from kiln.serving.workqueue import WorkQueue
 
-__all__ = ["FAILED", "InitFailed", "Pool", "PoolSettings", "Result"]
+__all__ = ["FAILED", "IN_FLIGHT", "InitFailed", "Pool", "PoolSettings", "Result"]
 
 
 #: a Result's kind when the worker gave no result (it died, or timed out): ``data`` is the message
@@ -59,12 +61,26 @@ class _Pending:
     future: asyncio.Future[Result]
 
 
+#: messages a worker holds at once: the one it runs and one waiting in its pipe. With one, a worker that finished a
+#: message waited for the front to turn around (read the answers, then send what queued meanwhile) while the front
+#: was busy answering the last message's clients: a slow model lost ~10 % of its compute to those waits.
+IN_FLIGHT = 2
+
+
 class _Worker:
+    """One worker process and its two tasks: ``serve`` sends it messages (its share of what is queued, up to
+    ``IN_FLIGHT`` at once), ``receive`` reads its answers in order and replaces it when it dies or stalls."""
+
     def __init__(self, pool: Pool, index: int) -> None:
         self.pool = pool
         self.index = index
         self.proc: asyncio.subprocess.Process | None = None
         self.task: asyncio.Task[None] | None = None
+        self.reader: asyncio.Task[None] | None = None
+        self.inflight: deque[list[_Pending]] = deque()  # sent, in order; the head is the one it runs
+        self.recovering = False  # replacing the process: nothing is sent meanwhile
+        self._room: asyncio.Future[None] | None = None  # the sender waits here for room (or the end of a recovery)
+        self._work: asyncio.Future[None] | None = None  # the receiver waits here for a message to be sent
 
     async def start(self) -> dict[str, Any]:
         s = self.pool.settings
@@ -92,19 +108,57 @@ class _Worker:
         except (asyncio.IncompleteReadError, ConnectionError):
             return None
 
+    async def _write(self, data: bytes) -> None:
+        """Send ``data``; when the pipe is full, wait for room or for the worker's end, whichever comes first (a
+        write into a worker dying meanwhile left ``drain()`` waiting for ever under uvloop). A worker gone is
+        not an error here: the receiver finds its pipe closed and recovers what it held."""
+        proc = self.proc
+        assert proc is not None and proc.stdin is not None
+        transport = proc.stdin.transport
+        if transport.is_closing():  # gone already (uvloop raises on a write to a closed pipe)
+            return
+        try:
+            proc.stdin.write(data)
+            if not transport.get_write_buffer_size():
+                return  # all of it is in the pipe already (the usual case): nothing to wait for
+            drained = asyncio.ensure_future(proc.stdin.drain())
+            ended = asyncio.ensure_future(proc.wait())
+            try:
+                await asyncio.wait((drained, ended), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in (drained, ended):
+                    waiter.cancel()
+            if drained.done() and not drained.cancelled():
+                drained.exception()  # retrieved: a lost pipe is the receiver's to handle
+        except (ConnectionError, BrokenPipeError):
+            pass
+        except RuntimeError:  # uvloop: the pipe closed between the check and the write
+            if not transport.is_closing():
+                raise
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
 
+    def _wake(self, name: str) -> None:
+        waiter = getattr(self, name)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     async def serve(self) -> None:
-        """Take queued requests, send them, hand out the results; replace the worker when it fails."""
+        """Take queued requests and send them; up to ``IN_FLIGHT`` messages are in the worker's hands."""
         pool = self.pool
         queue = pool.queue
         s = pool.settings
+        loop = asyncio.get_running_loop()
         last = 1
         while True:
-            first = await queue.get()
+            while len(self.inflight) >= IN_FLIGHT or self.recovering:
+                self._room = loop.create_future()
+                await self._room
+            # a worker with a message in hand takes more only when no worker is idle (idle ones are woken first)
+            first = await queue.get(busy=self if self.inflight else None)
             batch = [first]
             # An idle worker takes what is queued and goes (Triton's dynamic batcher with no queue delay): under
             # load, requests pile up while it runs, so batches form by themselves and no one waits for a window.
@@ -121,25 +175,54 @@ class _Worker:
             batch = [p for p in batch if not p.future.done()]  # their clients gave up (timeout)
             if not batch:
                 continue
+            while self.recovering:  # the process is being replaced: the batch waits for the new one
+                self._room = loop.create_future()
+                await self._room
             assert self.proc is not None and self.proc.stdin is not None
+            self.inflight.append(batch)
+            self._wake("_work")
+            await self._write(pack_requests([p.body for p in batch]))
+
+    async def receive(self) -> None:
+        """Read each message's answers in order and hand them out; replace the worker when it fails."""
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self.inflight:
+                self._work = loop.create_future()
+                await self._work
+            batch = self.inflight[0]
             deadline = min(p.deadline for p in batch)
             try:
-                self.proc.stdin.write(pack_requests([p.body for p in batch]))
-                await self.proc.stdin.drain()
                 payload = await asyncio.wait_for(self._read(), timeout=max(0.0, deadline - time.monotonic()))
             except asyncio.TimeoutError:
-                await self._replace("timed out")
-                await self._one_by_one(batch, 504, b"the request took longer than the service's timeout")
+                await self._recover("timed out", 504, b"the request took longer than the service's timeout")
                 continue
-            except (ConnectionError, BrokenPipeError):
-                payload = None
             if payload is None:
-                await self._replace("died")
-                await self._one_by_one(batch, 503, b"the worker died while handling the request; it is being restarted")
+                await self._recover("died", 503, b"the worker died while handling the request; it is being restarted")
                 continue
+            self.inflight.popleft()
+            if not self.inflight:
+                self.pool.queue.mark_idle(self)
+            self._wake("_room")
             for pending, (kind, data) in zip(batch, unpack_results(payload), strict=True):
                 if not pending.future.done():
                     pending.future.set_result(_result(kind, data))
+
+    async def _recover(self, why: str, status: int, message: bytes) -> None:
+        """The message it ran failed it: a new process; that message's requests retried one at a time (only the
+        one at fault fails, with ``status``); the message behind it, never started, goes back to the queue."""
+        self.recovering = True
+        try:
+            batches = list(self.inflight)
+            self.inflight.clear()
+            await self._replace(why)
+            self.pool.queue.requeue([p for batch in batches[1:] for p in batch if not p.future.done()])
+            await self._one_by_one(batches[0], status, message)
+        finally:
+            self.recovering = False
+            if not self.inflight:
+                self.pool.queue.mark_idle(self)
+            self._wake("_room")
 
     async def _one_by_one(self, batch: list[_Pending], status: int, message: bytes) -> None:
         """After a message failed: the request alone in it failed; several are sent again one at a time, so that
@@ -155,8 +238,7 @@ class _Worker:
                 continue
             assert self.proc is not None and self.proc.stdin is not None
             try:
-                self.proc.stdin.write(pack_requests([pending.body]))
-                await self.proc.stdin.drain()
+                await self._write(pack_requests([pending.body]))
                 payload = await asyncio.wait_for(self._read(), timeout=max(0.0, pending.deadline - time.monotonic()))
             except asyncio.TimeoutError:
                 self._fail([pending], 504, b"the request took longer than the service's timeout")
@@ -232,6 +314,7 @@ class Pool:
         self.params = infos[0].get("params")
         for w in self.workers:
             w.task = asyncio.create_task(w.serve())
+            w.reader = asyncio.create_task(w.receive())
         self.ready = True
 
     async def submit(self, body: bytes) -> Result:
@@ -260,8 +343,9 @@ class Pool:
     async def stop(self) -> None:
         self.ready = False
         for w in self.workers:
-            if w.task is not None:
-                w.task.cancel()
+            for task in (w.task, w.reader):
+                if task is not None:
+                    task.cancel()
             if w.proc is not None and w.proc.stdin is not None:
                 with contextlib.suppress(Exception):
                     w.proc.stdin.close()
