@@ -25,6 +25,7 @@ the server lets uvicorn pick its pure-Python h11 protocol: the same answers, slo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import logging
 from collections import deque
@@ -72,8 +73,8 @@ def protocol() -> type[asyncio.Protocol] | None:
 class _Cycle:
     """One request and its response."""
 
-    __slots__ = ("body", "chunked", "complete", "disconnected", "expect_continue", "head", "keep_alive", "more_body",
-                 "scope", "started", "waiter")
+    __slots__ = ("body", "chunked", "complete", "disconnected", "drained", "expect_continue", "head", "keep_alive",
+                 "left", "more_body", "scope", "started", "waiter")
 
     def __init__(self, scope: dict[str, Any], keep_alive: bool, expect_continue: bool) -> None:
         self.scope = scope
@@ -87,6 +88,8 @@ class _Cycle:
         self.complete = False
         self.chunked = False
         self.disconnected = False
+        self.drained = False  # the whole body was handed to the app
+        self.left: int | None = None  # response bytes its Content-Length still announces
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -109,6 +112,8 @@ class HttpProtocol(asyncio.Protocol):
         self.app_state = app_state
         self.keep_alive_timeout = float(config.timeout_keep_alive)
         self.parser = httptools.HttpRequestParser(self)
+        with contextlib.suppress(AttributeError):  # httptools >= 0.6.3: answer the request before the data after it
+            self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
         self._parse_url = httptools.parse_url
         self._parser_error = httptools.HttpParserError
         self._upgrade = httptools.HttpParserUpgrade
@@ -127,6 +132,9 @@ class HttpProtocol(asyncio.Protocol):
         self.head_size = 0
         self.expect_continue = False
         self.parsing: _Cycle | None = None
+        self.in_head = False  # between a request's first byte and the end of its head
+        self.head_read = 0  # raw bytes read while in a head: a header line that never ends is still counted
+        self.refusal: bytes | None = None  # the protocol's own answer, sent once the requests before it are answered
 
     # ---- the connection ---------------------------------------------------------------------------------
 
@@ -178,8 +186,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def _idle_check(self) -> None:
         self.timer = None
-        if self.cycle is not None or self.parsing is not None:
-            return  # busy: armed again when it goes idle
+        if self.cycle is not None:
+            return  # busy: armed again when its response completes
         left = self.idle_since + self.keep_alive_timeout - self.loop.time()
         if left <= 0:
             self._close()
@@ -199,31 +207,45 @@ class HttpProtocol(asyncio.Protocol):
     # ---- parsing ---------------------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        in_head = self.in_head
         try:
             self.parser.feed_data(data)
         except self._parser_error:
             self._refuse(400, b"Invalid HTTP request received.")
+            return
         except self._upgrade:
             # no upgrades here (no websockets): the request was answered as plain HTTP; what follows the head
             # is another protocol's, so the connection ends after the answer
             for cycle in (self.cycle, *self.pipeline):
                 if cycle is not None:
                     cycle.keep_alive = False
+            return
+        if in_head and self.in_head:  # httptools holds a header line until it ends: count what it holds
+            self.head_read += len(data)
+            if self.head_read > MAX_HEAD:
+                self._refuse(431, b"Request header fields too large.")
 
     def _refuse(self, status: int, message: bytes) -> None:
-        if self.transport is None or self.transport.is_closing():
+        """Answer ``status`` and close, after the requests that came before (answered in order); nothing more
+        is read."""
+        if self.transport is None or self.transport.is_closing() or self.refusal is not None:
             return
-        if self.cycle is not None and self.cycle.started:
-            self._close()  # mid-response: no room for another answer
+        self._pause()
+        answer = _plain(status, message, self.server_state.default_headers)
+        if self.cycle is not None:  # the requests before the bad one (running, or pipelined) are answered first
+            self.refusal = answer
             return
-        self.transport.write(_plain(status, message, self.server_state.default_headers))
+        self.transport.write(answer)
         self._close()
 
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
         self.head_size = 0
+        self.head_read = 0
+        self.in_head = True
         self.expect_continue = False
+        self.idle_since = self.loop.time()  # a head has the whole keep-alive timeout from its first byte
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -233,6 +255,8 @@ class HttpProtocol(asyncio.Protocol):
             raise self._parser_error("request head too large")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.in_head:
+            return  # a chunked body's trailer: not the request's headers (the app has read those already)
         self.head_size += len(name) + len(value) + 4
         if self.head_size > MAX_HEAD:
             self._refuse(431, b"Request header fields too large.")
@@ -243,6 +267,7 @@ class HttpProtocol(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         parser = self.parser
         version = parser.get_http_version()
         url = self._parse_url(self.url)
@@ -266,6 +291,7 @@ class HttpProtocol(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         cycle = self.parsing
         if cycle is None or cycle.complete:
+            self.idle_since = self.loop.time()  # a drain that progresses is not idle
             return  # the app answered without reading it all (413): the rest is dropped
         cycle.body += body
         if len(cycle.body) > _HIGH_WATER:
@@ -291,27 +317,40 @@ class HttpProtocol(asyncio.Protocol):
     async def _run(self, cycle: _Cycle) -> None:
         try:
             await self.app(cycle.scope, lambda: self._receive(cycle), lambda message: self._send(cycle, message))
-        except Exception as e:  # an app error must not take the connection's other requests with it
-            _log.error("Exception in the scoring app", exc_info=e)
-            if (not cycle.started or cycle.head is not None) and not cycle.disconnected:
-                # nothing went out yet (a head waits for its body): there is still room for a 500
-                cycle.started, cycle.head, cycle.chunked, cycle.keep_alive = False, None, False, False
-                await self._send(cycle, {"type": "http.response.start", "status": 500,
-                                         "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                                     (b"content-length", b"21")]})
-                await self._send(cycle, {"type": "http.response.body", "body": b"Internal Server Error"})
-            else:
-                self._close()
+        except BaseException as e:  # an app error must not take the connection's other requests with it
+            if isinstance(e, Exception):
+                _log.error("Exception in the scoring app", exc_info=e)
+            await self._fail(cycle)
+            if not isinstance(e, Exception):  # cancelled (a shutdown's deadline): answered, then passed on
+                raise
             return
         if not cycle.complete and not cycle.disconnected:
             _log.error("the scoring app returned without completing its response")
-            self._close()
+            await self._fail(cycle)
+
+    async def _fail(self, cycle: _Cycle) -> None:
+        """A 500 if nothing of the response went out yet (a head waits for its body), else the connection ends."""
+        if cycle.complete or cycle.disconnected:
+            return
+        if cycle.started and cycle.head is None:
+            self._close()  # mid-response: no room for another answer
+            return
+        cycle.started, cycle.head, cycle.chunked, cycle.keep_alive, cycle.left = False, None, False, False, None
+        await self._send(cycle, {"type": "http.response.start", "status": 500,
+                                 "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                             (b"content-length", b"21")]})
+        await self._send(cycle, {"type": "http.response.body", "body": b"Internal Server Error"})
 
     async def _receive(self, cycle: _Cycle) -> dict[str, Any]:
         if cycle.expect_continue:
             cycle.expect_continue = False
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.write(_CONTINUE)
+        if cycle.drained:  # all of the body was handed out: what comes next is the end of the request
+            while not cycle.disconnected and not cycle.complete:
+                cycle.waiter = self.loop.create_future()
+                await cycle.waiter
+            return {"type": "http.disconnect"}
         while not cycle.disconnected and not cycle.complete and cycle.more_body and not cycle.body:
             self._resume()
             cycle.waiter = self.loop.create_future()
@@ -323,6 +362,8 @@ class HttpProtocol(asyncio.Protocol):
         cycle.body.clear()
         if cycle.more_body:
             self._resume()
+        else:
+            cycle.drained = True
         return {"type": "http.request", "body": body, "more_body": cycle.more_body}
 
     async def _send(self, cycle: _Cycle, message: dict[str, Any]) -> None:
@@ -343,8 +384,13 @@ class HttpProtocol(asyncio.Protocol):
         more = message.get("more_body", False)
         if cycle.scope["method"] == "HEAD":
             body = b""
-        elif cycle.chunked:
-            body = (b"%x\r\n%b\r\n" % (len(body), body) if body else b"") + (b"" if more else b"0\r\n\r\n")
+        else:
+            if cycle.left is not None:  # a body that isn't its Content-Length would desynchronise the connection
+                cycle.left -= len(body)
+                if cycle.left < 0 or (not more and cycle.left):
+                    raise RuntimeError("the response body does not match its Content-Length")
+            if cycle.chunked:
+                body = (b"%x\r\n%b\r\n" % (len(body), body) if body else b"") + (b"" if more else b"0\r\n\r\n")
         out = cycle.head + body if cycle.head is not None else body
         cycle.head = None
         transport = self.transport
@@ -357,9 +403,13 @@ class HttpProtocol(asyncio.Protocol):
             self._complete(cycle)
 
     def _head(self, cycle: _Cycle, status: int, headers: Any) -> bytes:
-        parts = [_STATUS.get(status) or _status_line(status)]
+        if not 200 <= status <= 599:  # 1xx are the protocol's own; anything else is no HTTP status
+            raise RuntimeError(f"the response status {status} is not a final HTTP status")
+        parts = [_STATUS[status]]
         lines = 2  # the status line and the empty line
         length = None
+        framed = False  # the app chose its framing (transfer-encoding)
+        closing = False
         for name, value in (*self.server_state.default_headers, *headers):
             parts += (name, b": ", value, b"\r\n")
             lines += 1
@@ -368,16 +418,28 @@ class HttpProtocol(asyncio.Protocol):
                 length = value
             elif lowered == b"connection" and b"close" in value.lower():
                 cycle.keep_alive = False
+                closing = True
+            elif lowered == b"transfer-encoding":
+                framed = True
+                cycle.chunked = value.lower().strip() == b"chunked"
+        if length is not None and not framed:
+            try:
+                cycle.left = int(length)
+            except ValueError:
+                raise RuntimeError(f"the response's Content-Length {length[:40]!r} is not a number") from None
         if cycle.expect_continue and cycle.more_body:
             # answered before asking for the body: the client won't send it, and the bytes that come next are
             # not this request's, so the connection ends here (as h11 does)
             cycle.keep_alive = False
-        if not cycle.keep_alive:
+        if length is None and not framed and cycle.scope["method"] != "HEAD" and status not in (204, 304):
+            if cycle.scope["http_version"] == "1.1":
+                cycle.chunked = True
+                parts.append(b"transfer-encoding: chunked\r\n")
+                lines += 1
+            else:  # HTTP/1.0 knows no chunks: the end of the connection ends the body
+                cycle.keep_alive = False
+        if not cycle.keep_alive and not closing:
             parts.append(b"connection: close\r\n")
-            lines += 1
-        if length is None and cycle.scope["method"] != "HEAD" and status not in (204, 304) and status >= 200:
-            cycle.chunked = True
-            parts.append(b"transfer-encoding: chunked\r\n")
             lines += 1
         parts.append(b"\r\n")
         head = b"".join(parts)
@@ -388,20 +450,23 @@ class HttpProtocol(asyncio.Protocol):
 
     def _complete(self, cycle: _Cycle) -> None:
         cycle.complete = True
+        cycle.wake()  # a receive() waiting for the end of the request
         self.server_state.total_requests += 1
         if self.cycle is cycle:
             self.cycle = None
         if not cycle.keep_alive:
             self._close()
             return
-        if cycle.more_body:  # the app answered before the whole body came (413): read on and drop the rest
-            self._resume()
         if self.pipeline:
             self._start(self.pipeline.popleft())
-            if not self.pipeline:
+            if not self.pipeline and self.refusal is None:
                 self._resume()
+        elif self.refusal is not None:  # a bad request came after this one: its answer now, then the end
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.write(self.refusal)
+            self._close()
         else:
-            self._resume()
+            self._resume()  # (also after an early answer, 413: the rest of its body is read and dropped)
             self._idle()
 
 

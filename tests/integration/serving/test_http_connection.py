@@ -59,6 +59,27 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         for part in (b"one,", b"two,", b"three"):
             await send({"type": "http.response.body", "body": part, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+    elif path == "/short":  # a body shorter than its Content-Length
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"10")]})
+        await send({"type": "http.response.body", "body": b"12345"})
+    elif path == "/noresponse":
+        return
+    elif path == "/status":
+        await reply(int(scope["query_string"]), b"odd")
+    elif path == "/after-body":  # reads the body, then asks again: that waits for the end of the request
+        while (await receive()).get("more_body"):
+            pass
+        try:
+            AFTER_BODY.append((await asyncio.wait_for(receive(), 0.3))["type"])
+        except asyncio.TimeoutError:
+            AFTER_BODY.append("waited")
+        await reply(200, b"done")
+    elif path == "/headers":
+        while (await receive()).get("more_body"):
+            pass
+        await reply(200, b";".join(k + b"=" + v for k, v in scope["headers"] if k.startswith(b"x-")))
+    elif path == "/hang":
+        await asyncio.sleep(3600)
     elif path == "/slow":
         await asyncio.sleep(0.5)
         await reply(200, b"slow")
@@ -69,6 +90,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 ECHO_DISCONNECTS: list[str] = []
+AFTER_BODY: list[str] = []
 
 
 class Running:
@@ -337,5 +359,112 @@ def test_graceful_shutdown_finishes_the_request_in_flight() -> None:
         status, headers, body = read_response(sock)
         assert (status, headers["connection"], body) == (200, "close", b"slow")
         assert closed(idle)
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def exchange(running: Running, raw: bytes, wait: float = 1.0) -> bytes:
+    """Send ``raw``, then everything the server answers until it closes or goes quiet for ``wait`` seconds."""
+    with running.connect() as sock:
+        sock.sendall(raw)
+        sock.settimeout(wait)
+        data = b""
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+        except TimeoutError:
+            pass
+    return data
+
+
+def test_a_request_with_connection_close_is_answered_whatever_follows_it(running: Running) -> None:
+    answer = exchange(running, b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"GET /a?") and b"/b" not in answer
+    answer = exchange(running, b"GET /c HTTP/1.0\r\n\r\nGET /d HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"GET /c?")
+
+
+def test_a_bad_request_behind_good_ones_is_refused_after_their_answers(running: Running) -> None:
+    answer = exchange(running, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n"
+                               b"GARBAGE\x01\r\n\r\n", wait=3)
+    assert answer.index(b"\r\n\r\nslow") < answer.index(b"GET /two?") < answer.index(b"HTTP/1.1 400")
+    assert answer.endswith(b"Invalid HTTP request received.")
+
+
+def test_a_header_line_that_never_ends_is_cut_at_the_limit(running: Running) -> None:
+    with running.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        sent = 0
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            while sent < 4 * MAX_HEAD:
+                sock.sendall(b"a" * 4096)
+                sent += 4096
+        status, headers, _ = read_response(sock)
+    assert (status, headers["connection"]) == (431, "close")  # not buffered until the idle timeout cut it
+
+
+def test_the_app_gets_the_end_of_the_request_only_when_it_ends(running: Running) -> None:
+    AFTER_BODY.clear()
+    client = running.client()
+    client.request("POST", "/after-body", body=b"x" * 100)
+    assert client.getresponse().read() == b"done"
+    client.close()
+    assert AFTER_BODY == ["waited"]  # a second receive() after the body waits (for a disconnect), never spins
+
+
+def test_a_chunked_body_s_trailers_are_not_request_headers(running: Running) -> None:
+    answer = exchange(running, b"POST /headers HTTP/1.1\r\nHost: x\r\nX-Real: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               b"3\r\nabc\r\n0\r\nX-Trailer: evil\r\n\r\n")
+    assert answer.endswith(b"\r\n\r\nx-real=1")
+
+
+@pytest.mark.parametrize("path", ["/short", "/noresponse", "/status?1000", "/status?101"])
+def test_a_response_the_app_gets_wrong_is_a_500_not_a_broken_connection(running: Running, path: str) -> None:
+    answer = exchange(running, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert answer.startswith(b"HTTP/1.1 500 Internal Server Error") and answer.endswith(b"Internal Server Error")
+    assert b"/next" not in answer and b"12345" not in answer  # the connection ended: nothing out of step
+
+
+def test_http_1_0_gets_no_chunks(running: Running) -> None:
+    answer = exchange(running, b"GET /chunked HTTP/1.0\r\n\r\n")
+    assert b"transfer-encoding" not in answer.lower() and answer.endswith(b"\r\n\r\none,two,three")
+
+
+def test_a_drained_refused_body_and_a_slow_head_keep_to_the_idle_timeout(running: Running) -> None:
+    # the rest of a refused body, sent slowly, then nothing: closed after the timeout (1 s here)
+    with running.connect() as sock:
+        sock.sendall(b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 30000\r\n\r\n")
+        for _ in range(3):
+            sock.sendall(b"y" * 10000)
+            time.sleep(0.3)
+        assert read_response(sock)[0] == 413
+        assert closed(sock)
+    # a head that starts before the deadline and ends after it is answered
+    with running.connect() as sock:
+        sock.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock)[2] == b"GET /first?"
+        time.sleep(0.8)
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n")
+        time.sleep(0.5)
+        sock.sendall(b"\r\nbody")
+        assert read_response(sock)[::2] == (200, b"body")
+
+
+def test_a_request_cut_by_the_shutdown_deadline_is_answered_500() -> None:
+    import uvloop
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=HttpProtocol, lifespan="off",
+                                           log_level="critical", timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=lambda: uvloop.run(server.serve()), daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)
+        server.should_exit = True
+        status, _, body = read_response(sock)
+        assert (status, body) == (500, b"Internal Server Error")
     thread.join(10)
     assert not thread.is_alive()
