@@ -28,6 +28,7 @@ class BuildHandle:
         self._result: BuildResult | None = None
         self._error: BaseException | None = None
         self._done = False
+        self._journal_id: str | None = None
         self._thread = threading.Thread(target=self._run, args=(workspace, settings, upgrade),
                                         name=f"kiln-build-{env.name}", daemon=True)
         self._thread.start()
@@ -37,14 +38,21 @@ class BuildHandle:
             self._lines.append(f"[{phase}] {message}")
             self._cond.notify_all()
 
+    def _recorded(self, journal_id: str) -> None:
+        with self._cond:
+            self._journal_id = journal_id
+
     def _run(self, workspace: Workspace, settings: Settings, upgrade: bool) -> None:
         from kiln.builds.builder import build_environment
+        from kiln.builds.journal import watched
         from kiln.workspace.workspace import Workspace
 
         # SQLite connections belong to a thread: open the workspace again here
         ws = Workspace(workspace.path)
         try:
-            result = build_environment(self.environment, ws, settings=settings, upgrade=upgrade, progress=self._say)
+            with watched(self._recorded):
+                result = build_environment(self.environment, ws, settings=settings, upgrade=upgrade,
+                                           progress=self._say)
             with self._cond:
                 self._result = result
         except BaseException as e:
@@ -63,6 +71,13 @@ class BuildHandle:
             if not self._done:
                 return "Running"
             return "Failed" if self._error is not None else "Succeeded"
+
+    @property
+    def journal_id(self) -> str | None:
+        """The id of this build's record in the cache's journal (``kiln.builds.journal``), known before the record
+        is written; None while the cache is being looked up, and for a cache hit (nothing built, nothing recorded)."""
+        with self._cond:
+            return self._journal_id
 
     def get_log(self) -> str:
         """Progress lines so far, then (once built) the build log itself."""

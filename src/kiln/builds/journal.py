@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,18 +29,31 @@ from kiln._files import write_text_atomic
 from kiln._process import alive, start_time
 from kiln.environment.secrets import mask
 
-__all__ = ["FOLDER", "BuildJournal", "JournalRecord", "current", "read_journal", "recent_builds"]
+__all__ = ["FOLDER", "BuildJournal", "JournalRecord", "current", "read_journal", "recent_builds", "watched"]
 
 FOLDER = "journal"
 KEEP = 50
 #: the tail of a log a reader is given at most (a page shows it; the whole build log is in the cache entry)
 MAX_LOG = 1 << 20
 _CURRENT: contextvars.ContextVar[BuildJournal | None] = contextvars.ContextVar("kiln_build_journal", default=None)
+_WATCHER: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar("kiln_build_journal_watcher",
+                                                                                      default=None)
 
 
 def current() -> BuildJournal | None:
     """The journal of the build running in this thread (build logs made during it echo their lines there)."""
     return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def watched(callback: Callable[[str], None]) -> Iterator[None]:
+    """Tell ``callback`` the id of each build recorded in this thread inside, *before* its record is written:
+    whoever started the build (the studio) knows the record is its own by the time anyone can read it."""
+    token = _WATCHER.set(callback)
+    try:
+        yield
+    finally:
+        _WATCHER.reset(token)
 
 
 class BuildJournal:
@@ -68,6 +81,9 @@ class BuildJournal:
     @contextlib.contextmanager
     def recording(self) -> Iterator[BuildJournal]:
         """Record the build run inside: its start now, its end (``Succeeded``, or ``Failed`` and why) on leaving."""
+        watcher = _WATCHER.get()
+        if watcher is not None:
+            watcher(self.id)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.folder / "build.json", json.dumps(self.meta))

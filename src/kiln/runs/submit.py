@@ -19,11 +19,12 @@ from kiln.runs.targets.registry import CONTAINER_TARGET, DEFAULT_TARGET, target_
 from kiln.settings import ENV_CACHE_DIR, ENV_CONDA_VIA, ENV_DEBUG, ENV_DOCKER_HOST, ENV_HOME
 
 if TYPE_CHECKING:
-    from kiln.runs.config import ScriptRunConfig
+    from kiln.environment.environment import Environment
+    from kiln.runs.config import RunConfiguration, ScriptRunConfig
     from kiln.settings import Settings
     from kiln.workspace.workspace import Workspace
 
-__all__ = ["submit_run"]
+__all__ = ["container_shm_size", "submit_run"]
 
 def new_run_id(experiment: str) -> str:
     return f"{experiment}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
@@ -37,6 +38,20 @@ def _check_engine(settings: Settings) -> None:
     problem = Engine.from_settings(settings).cannot_connect()
     if problem is not None:
         raise KilnError(f"compute target {CONTAINER_TARGET!r} (the run asks for Docker): {problem}")
+
+
+def container_shm_size(run_config: RunConfiguration, environment: Environment | None) -> int:
+    """The /dev/shm of the run's container, in bytes: the run's ``DockerConfiguration(shm_size=...)`` when set, else
+    the environment's ``docker.shm_size``, else Azure ML's default ``"2g"``."""
+    from kiln.environment.shm import DEFAULT_SHM_SIZE, shm_bytes
+
+    if run_config.docker.shm_size is not None:
+        return shm_bytes(run_config.docker.shm_size, field="run_config.docker.shm_size")
+    docker = getattr(environment, "docker", None)
+    value = getattr(docker, "shm_size", None)
+    if value is None:
+        return shm_bytes(DEFAULT_SHM_SIZE, field="docker.shm_size")
+    return shm_bytes(value, field=f"environment {getattr(environment, 'name', '?')!r}: docker.shm_size")
 
 
 def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *, settings: Settings,
@@ -53,7 +68,9 @@ def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *
     target = target_name(config.run_config.target, workspace=workspace)
     if target == DEFAULT_TARGET and wants_docker(config.run_config, config.environment):
         target = CONTAINER_TARGET  # as Azure ML: asking for Docker on the local machine runs in a container
+    shm_size = None
     if target == CONTAINER_TARGET:
+        shm_size = container_shm_size(config.run_config, config.environment)  # a bad value: said before anything
         _check_engine(settings)
     ignored = ignored_settings(config.run_config, config.environment, target=target)
     warn_ignored(ignored)
@@ -80,6 +97,8 @@ def submit_run(workspace: Workspace, experiment: str, config: ScriptRunConfig, *
         # what the supervisor needs of the environment when its build is ready: it then loads nothing else
         "environment_definition_variables": dict(env.environment_variables),
         "virtual_env": virtual_env,
+        # the container's /dev/shm in bytes (targets that run containers apply it)
+        "shm_size": shm_size,
     }
     layout = RunLayout(workspace.path, run_id)
     layout.logs.mkdir(parents=True)

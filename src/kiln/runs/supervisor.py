@@ -210,7 +210,8 @@ class _Supervisor:
             variables=variables, kiln_path=shim,
             run_dir=self.layout.root, log=self.layout.output_log,
             outputs=self.layout.outputs if d.get("output_collection", True) else None,
-            state=self.layout.script_pid, max_run_duration_seconds=d.get("max_run_duration_seconds"))
+            state=self.layout.script_pid, max_run_duration_seconds=d.get("max_run_duration_seconds"),
+            shm_size=d.get("shm_size"))
 
     def _wait(self, handle: RunHandle, limit: float | None) -> tuple[int, str | None]:
         """The script's exit code (once its outputs are collected), and why Kiln stopped it, if it did."""

@@ -84,6 +84,8 @@ def container_spec(config: dict[str, Any], folder: Path) -> dict[str, Any]:
         "environment": {ENV_WORKER_SHIM: f"{SERVER_PATH}/kiln/serving/shim", ENV_HOME: "/tmp/kiln-home"},
         "volumes": volumes, "ports": {f"{CONTAINER_PORT}/tcp": (host, int(config["port"]))},
         "labels": {LABEL: str(config["name"])},
+        # the environment's docker.shm_size (Azure ML's default "2g"; an engine's own is only 64 MB)
+        **({"shm_size": int(box["shm_size"])} if box.get("shm_size") else {}),
     }
 
 
@@ -179,13 +181,14 @@ class _Host:
 
     def _rollout(self) -> None:
         config = json.loads((self.folder / "service.json").read_text())
-        same_image = config["container"]["image"] == self.config["container"]["image"]
+        # /dev/shm is fixed when a container is made: a new size needs a new container, as a new image does
+        same_image = all(config["container"].get(k) == self.config["container"].get(k) for k in ("image", "shm_size"))
         self.config = config
         if same_image:
             _log(f"rolling out generation {config['generation']} in the container")
             self.container.kill(signal="SIGHUP")
         else:
-            _log(f"the environment's image changed ({config['container']['image']}): a new container")
+            _log(f"the environment's image or /dev/shm size changed ({config['container']['image']}): a new container")
             self._remove()
             self._start()
 

@@ -213,6 +213,8 @@ def deploy(workspace: Workspace, name: str, models: Sequence[DeployableModel] | 
     if deployment_config is None:
         deployment_config = DeploymentConfiguration(**previous.get("deployment_config", {}))
     deployment_config.validate()
+    # a bad value: said before anything is registered or built
+    shm_size = _shm_size(inference_config.environment) if deployment_config.container else None
     env = registered(inference_config.environment, workspace) if inference_config.environment is not None \
         else default_environment(workspace)
     if not deployment_config.container:
@@ -220,6 +222,8 @@ def deploy(workspace: Workspace, name: str, models: Sequence[DeployableModel] | 
     result = build_environment(env, workspace, settings=settings, progress=progress)
     box = _container(workspace, name, env, settings=settings, progress=progress) if deployment_config.container \
         else None
+    if box is not None:
+        box["shm_size"] = shm_size
     generation = (existing.generation + 1) if existing is not None else 1
     folder = service_dir(workspace, name)
     gen = folder / f"gen-{generation}"
@@ -267,6 +271,17 @@ def deploy(workspace: Workspace, name: str, models: Sequence[DeployableModel] | 
             stop_server(existing)
         start_server(workspace, name, settings=settings)
     return generation
+
+
+def _shm_size(env: Any | None) -> int:
+    """The /dev/shm of the service's container, in bytes: the environment's ``docker.shm_size`` (Azure ML's default
+    ``"2g"`` when it has none, or for the default environment)."""
+    from kiln.environment.shm import DEFAULT_SHM_SIZE, shm_bytes
+
+    if env is None or env.docker.shm_size is None:
+        return shm_bytes(DEFAULT_SHM_SIZE, field="docker.shm_size")
+    label = env.name if env.version is None else f"{env.name}:{env.version}"
+    return shm_bytes(env.docker.shm_size, field=f"environment {label}: docker.shm_size")
 
 
 def _container(workspace: Workspace, name: str, env: Any, *, settings: Settings, progress: Any) -> dict[str, Any]:

@@ -105,8 +105,12 @@ class Studio:
         view = data.environment_view(self.ws, name, request.query_params.get("version") or None)
         if _wants_json(request):
             return envelope("env.show", {k: v for k, v in view.items() if k != "sections"})
-        building = [(bid, h.status) for bid, (label, h) in self.builds.items() if label == f"{name}:{view['version']}"]
         recorded = data.recorded_builds(self.ws, f"{name}:{view['version']}")
+        # a build started here that reached the journal is listed once, as the journal's row (the one every
+        # process sees); here only until then, or for good when it was a cache hit (nothing was recorded)
+        listed = {b["id"] for b in recorded}
+        building = [(bid, h.status) for bid, (label, h) in self.builds.items()
+                    if label == f"{name}:{view['version']}" and h.journal_id not in listed]
         return self.page(request, "environment.html", env=view, downloads=DOWNLOADS, building=building,
                          recorded=recorded)
 

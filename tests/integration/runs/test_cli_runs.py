@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Callable
@@ -25,6 +26,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("module_build_cac
 RunKiln = Callable[..., tuple[int, str, str]]
 RUN_ID = re.compile(r"^[a-z0-9_.-]+_\d+_[0-9a-f]{8}$")
 WHEN = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+#: runs the command after it (``python -c SIGINT_AT_DEFAULT CMD...``) with SIGINT at its default, whatever this
+#: process's is (an exec keeps an ignored signal ignored, and resets a handled one to its default)
+SIGINT_AT_DEFAULT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                     "os.execvp(sys.argv[1], sys.argv[1:])")
 
 TRAIN = """\
     import os, sys
@@ -167,8 +172,10 @@ def test_an_interrupted_submit_cancels_its_run(project: Path) -> None:
     import signal
 
     script(Path.cwd(), "import time\nprint('started', flush=True)\ntime.sleep(300)\n", "long.py")
-    proc = subprocess.Popen([*kiln_cmd(), "run", "submit", "long.py"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    # the user's `kiln` in a terminal gets Ctrl-C; pytest run as a shell's background job (`pytest ... &`) ignores
+    # SIGINT, and its children would inherit that (rightly, for the CLI: a background job isn't interrupted)
+    proc = subprocess.Popen([sys.executable, "-c", SIGINT_AT_DEFAULT, *kiln_cmd(), "run", "submit", "long.py"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stderr is not None
         for line in proc.stdout:

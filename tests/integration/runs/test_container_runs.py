@@ -155,3 +155,48 @@ def test_a_user_managed_environment_runs_with_the_images_own_python(ws: Workspac
     details = run.wait_for_completion(raise_on_error=False)
     assert details["status"] == "Completed", run.get_output()
     assert "prefix /usr/local\n" in run.get_output()  # the base image's Python, not a Kiln environment
+
+
+SHM = "import os\nst = os.statvfs('/dev/shm')\nprint('shm bytes', st.f_blocks * st.f_frsize, flush=True)\n"
+
+
+def shm_of(run: Run) -> int:
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", run.get_output()
+    [line] = [line for line in run.get_output().splitlines() if line.startswith("shm bytes ")]
+    return int(line.split()[-1])
+
+
+def test_docker_shm_size_sizes_the_containers_dev_shm(ws: Workspace) -> None:
+    """Azure ML's ``docker.shm_size``: "2g" unless told; the run's ``DockerConfiguration(shm_size=...)`` first, then
+    the environment's (an engine's own default would be 64 MB)."""
+    assert shm_of(submit(ws, SHM, compute_target="docker")) == 2 << 30
+    config = ScriptRunConfig(source_directory=".", script="x.py")  # only to hold the run configuration
+    boxed = submit(ws, SHM, run_config=config.run_config,
+                   docker_runtime_config=DockerConfiguration(use_docker=True, shm_size="96m"))
+    assert shm_of(boxed) == 96 << 20
+    own = Environment("small-shm")
+    own.python.conda_dependencies = CondaDependencies.create(python_version=PY)
+    own.docker.shm_size = "160m"
+    folder = Path("src")
+    run = Experiment(ws, "shm").submit(ScriptRunConfig(source_directory=folder, script="train.py", environment=own,
+                                                       compute_target="docker"))
+    assert shm_of(run) == 160 << 20
+
+
+def test_a_bad_shm_size_is_refused_at_submit_naming_its_field(ws: Workspace) -> None:
+    from kiln.errors import DefinitionError
+
+    config = ScriptRunConfig(source_directory=".", script="x.py")
+    for bad in ("lots", "2 gigs", "0", "-1g"):
+        with pytest.raises(DefinitionError, match=rf"^run_config\.docker\.shm_size: '{bad}' is not a size"):
+            submit(ws, SHM, experiment="bad-shm", run_config=config.run_config,
+                   docker_runtime_config=DockerConfiguration(use_docker=True, shm_size=bad))
+    zero = Environment("zero-shm")
+    zero.python.conda_dependencies = CondaDependencies.create(python_version=PY)
+    zero.docker.shm_size = "0"  # the form of a size: the definition takes it; a container can't have it
+    with pytest.raises(DefinitionError, match=r"^environment 'zero-shm': docker\.shm_size: '0' is not a size above"):
+        Experiment(ws, "bad-shm").submit(ScriptRunConfig(source_directory="src", script="train.py", environment=zero,
+                                                         compute_target="docker"))
+    assert list(Experiment(ws, "bad-shm").get_runs()) == []  # nothing recorded, nothing started
+    assert ws.store.list_environment_versions(name="zero-shm") == []  # not even registered

@@ -162,3 +162,41 @@ def test_kiln_service_deploy_container(ws: Workspace, engine_env: ContainerEngin
         gone = kiln("service", "delete", "cli-box")
     assert gone.returncode == 0, gone.stderr
     assert containers(engine_env, "cli-box") == []
+
+
+SHM_SCORE = """\
+import os
+
+def init():
+    pass
+
+def run(raw_data):
+    st = os.statvfs("/dev/shm")
+    return {"shm": st.f_blocks * st.f_frsize}
+"""
+
+
+def test_the_environments_shm_size_sizes_the_services_dev_shm(ws: Workspace, deploy: Deploy, tmp_path: Path) -> None:
+    """Azure ML's ``environment.docker.shm_size`` ("2g" unless told) is the container's /dev/shm; a new size in a new
+    version of the environment (the same packages, the same image) takes a new container."""
+    source = write_source(tmp_path / "src", SHM_SCORE)
+    boxed = deploy("shm", source, env=ws.register_environment(definition("serve-shm", python=PY)), container=True)
+    assert boxed.run("{}") == {"shm": 2 << 30}
+    smaller = definition("serve-shm", python=PY)
+    smaller.docker.shm_size = "160m"
+    boxed.update(inference_config=InferenceConfig(entry_script="score.py", source_directory=str(source),
+                                                  environment=ws.register_environment(smaller)))
+    assert boxed.run("{}") == {"shm": 160 << 20}
+
+
+def test_a_bad_shm_size_is_refused_before_the_deployment_starts(ws: Workspace, deploy: Deploy,
+                                                               tmp_path: Path) -> None:
+    from kiln.errors import DefinitionError
+
+    env = definition("serve-bad-shm", python=PY)
+    env.docker.shm_size = "0"  # the form of a size: the definition takes it; a container can't have it
+    source = write_source(tmp_path / "src", SHM_SCORE)
+    with pytest.raises(DefinitionError, match=r"^environment serve-bad-shm: docker\.shm_size: '0' is not a size"):
+        deploy("bad-shm", source, env=env, container=True)
+    assert ws.store.get_service("bad-shm") is None
+    assert ws.store.list_environment_versions(name="serve-bad-shm") == []  # not even registered

@@ -5,11 +5,13 @@ they run, in Chromium as in the JSON."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
+import httpx2
 import pytest
 from starlette.testclient import TestClient
 from studio_support import BASE, serving
@@ -51,6 +53,49 @@ def test_a_build_of_the_api_is_listed_with_its_log_and_a_cache_hit_is_not(kiln_h
     assert c.get(f"/api/builds/{record.id}").status_code == 200
     assert TestClient(create_app(other), base_url=BASE).get(f"/api/builds/{record.id}").status_code == 404
     other.close()
+    ws.close()
+
+
+def build_links(page: str) -> list[str]:
+    return re.findall(r'href="/builds/([^"]+)"', page)
+
+
+def test_a_build_started_in_the_studio_is_one_row_on_its_environment_page(kiln_home: Path) -> None:
+    ws, env = workspace("once")
+    cache = BuildCache(ws.settings.cache_dir)
+    with serving(create_app(ws)) as base, httpx2.Client(base_url=base, timeout=30) as c:
+        token = re.search(r'name="csrf" value="([^"]+)"', c.get("/environments/once").text)
+        assert token is not None
+        form = {"csrf": token.group(1), "confirm": "yes"}
+        # another builder holds the resolver lock: the studio's build waits, running and recorded, until let go
+        with cache.locked(resolve_key(env, interpreter_for(env, ws.settings, ws))):
+            started = c.post("/environments/once/1/build", data=form, headers={"origin": base})
+            assert (started.status_code, started.headers["location"]) == (303, "/builds/1")
+            deadline = time.monotonic() + 60
+            while not any("another process" in r.log() for r in recent_builds(cache.root)):
+                assert time.monotonic() < deadline, c.get("/api/builds/1").text
+                time.sleep(0.05)
+            [record] = recent_builds(cache.root, workspace=ws.path)
+            page = c.get("/environments/once").text
+            assert build_links(page) == [record.id]  # the journal's row only, not the studio's own as well
+            assert page.count("data-live-build=") == 1
+            assert c.get("/api/builds/1").json()["data"]["status"] == "Running"  # its page still streams it
+            assert "[wait] another process" in c.get(f"/api/builds/{record.id}").json()["data"]["log"]
+        deadline = time.monotonic() + 120
+        while c.get("/api/builds/1").json()["data"]["status"] == "Running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert c.get("/api/builds/1").json()["data"]["status"] == "Succeeded"
+        assert build_links(c.get("/environments/once").text) == [record.id]
+        got = c.get(f"/api/builds/{record.id}").json()["data"]
+        assert got["status"] == "Succeeded" and "[done] built: " in got["log"]
+        # a second build is a cache hit: nothing recorded in the journal, so the studio's own row is its one row
+        assert c.post("/environments/once/1/build", data=form, headers={"origin": base}).status_code == 303
+        deadline = time.monotonic() + 60
+        while c.get("/api/builds/2").json()["data"]["status"] == "Running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert sorted(build_links(c.get("/environments/once").text)) == sorted(["2", record.id])
     ws.close()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kiln.builds import journal
-from kiln.builds.journal import BuildJournal, current, read_journal, recent_builds
+from kiln.builds.journal import BuildJournal, current, read_journal, recent_builds, watched
 from kiln.builds.staging import BuildLog
 
 
@@ -27,6 +27,17 @@ def test_a_build_is_running_while_recorded_then_succeeded_with_its_lines(tmp_pat
     assert record is not None and (record.status, record.error, record.label) == ("Succeeded", None, "train:1")
     assert record.ended is not None and current() is None
     assert record.log(offset=len("[resolve] resolving\n")) == "fetching https://user:****@example.com/simple\n"
+
+
+def test_a_watcher_learns_the_id_of_a_build_recorded_in_its_thread_before_its_record_exists(tmp_path: Path) -> None:
+    seen: list[tuple[str, bool]] = []
+    j = BuildJournal(tmp_path, label="train:1", workspace=tmp_path)
+    with watched(lambda build_id: seen.append((build_id, read_journal(tmp_path, build_id) is None))), j.recording():
+        pass
+    assert seen == [(j.id, True)]
+    with BuildJournal(tmp_path, label="train:1", workspace=tmp_path).recording():  # outside: nobody is told
+        pass
+    assert seen == [(j.id, True)]
 
 
 def test_a_failed_build_records_why_and_raises_as_before(tmp_path: Path) -> None:

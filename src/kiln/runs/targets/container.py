@@ -109,6 +109,9 @@ def container_spec(plan: RunPlan) -> dict[str, Any]:
         "labels": {LABEL: plan.run_id},
         "pid_mode": "host",
         "detach": True,
+        # Azure ML's docker.shm_size (default "2g"): an engine's own default /dev/shm is only 64 MB, too small for
+        # PyTorch's DataLoader workers
+        **({"shm_size": plan.shm_size} if plan.shm_size else {}),
     }
 
 

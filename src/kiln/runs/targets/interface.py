@@ -73,6 +73,9 @@ class RunPlan:
     image: str | None = None
     #: the Docker-API engine holding ``image`` (``unix:///run/podman/podman.sock``), from the settings
     engine: str | None = None
+    #: the size of the container's /dev/shm in bytes (``docker.shm_size``, checked at submit), for a target that
+    #: runs containers; None: the engine's default
+    shm_size: int | None = None
 
 
 class RunHandle(ABC):

@@ -115,3 +115,8 @@ def test_the_launcher_keeps_the_exact_exit_code_and_the_order_of_the_output(tmp_
     assert proc.returncode == 128 + 9
     assert done.read_text() == "-9"
     assert log.read_text() == "before\nout\nerr\n"
+
+
+def test_the_shm_size_is_the_containers_and_unset_leaves_the_engines(tmp_path: Path) -> None:
+    assert container_spec(plan(tmp_path, shm_size=2 << 30))["shm_size"] == 2 << 30
+    assert "shm_size" not in container_spec(plan(tmp_path))
