@@ -87,40 +87,42 @@ def kiln_setup(root: Path, python: str, packages: list[str], index: str | None) 
 
 def kiln_build(root: Path, cache: str = "", trace: list[tuple[float, float]] | None = None) -> None:
     """``kiln env build``; with ``cache="-teammate1"``, a teammate's first build: the workspace holds the lock,
-    Kiln's and uv's caches are empty. With ``trace``, run under ``strace`` and append Kiln's own time on
-    the critical path: (before the first ``uv venv``, after the last ``uv pip`` install or sync)."""
+    Kiln's and uv's caches are empty. With ``trace``, the same command with Kiln's uv calls stamped (``TRACED``)
+    and append Kiln's own time on the critical path: (before the first ``uv venv``, after the last ``uv pip``
+    install or sync)."""
+    env = fresh_env(root, cache)
     if trace is None:
-        timed([KILN, "env", "build", "bench-env"], fresh_env(root, cache), root / "work")
+        timed([KILN, "env", "build", "bench-env"], env, root / "work")
         return
-    out = root / f"strace{cache}.txt"
-    timed(["strace", "-f", "--seccomp-bpf", "-e", "trace=execve,exit_group", "-ttt", "-o", str(out),
-           KILN, "env", "build", "bench-env"], fresh_env(root, cache), root / "work")
-    trace.append(own_time(out.read_text()))
+    env["KILN_BENCH_STAMPS"] = str(root / f"stamps{cache}.txt")
+    started = time.monotonic()
+    timed([sys.executable, "-c", TRACED], env, root / "work")
+    ended = time.monotonic()
+    calls = [(line.split("\t")[0], float(line.split("\t")[1]), float(line.split("\t")[2]))
+             for line in Path(env["KILN_BENCH_STAMPS"]).read_text().splitlines()]
+    venv = min(start for what, start, _ in calls if what == "venv")
+    install = max(end for what, _, end in calls if what in ("pip install", "pip sync"))
+    trace.append((venv - started, ended - install))
 
 
-def own_time(strace: str) -> tuple[float, float]:
-    """From ``strace -f -ttt`` of a ``kiln env build``: seconds from its start to the first ``uv venv``, and
-    from the end of the last ``uv pip install``/``uv pip sync`` to its end."""
-    import re
-
-    started: dict[str, tuple[float, str]] = {}
-    ended: dict[str, float] = {}
-    for line in strace.splitlines():
-        m = re.match(r"(\d+) +(\d+\.\d+) (.*)", line)
-        if not m:
-            continue
-        pid, at, what = m.group(1), float(m.group(2)), m.group(3)
-        if what.startswith("execve(") and "= 0" in what:
-            args = re.findall(r'"([^"]*)"', what.split("[", 1)[1]) if "[" in what else []
-            started.setdefault(pid, (at, " ".join(args[:3]) + " "))
-        elif what.startswith("+++ exited"):
-            ended[pid] = at
-    first = min(at for at, _ in started.values())
-    last = max(ended.values())
-    uv = [(at, ended.get(pid, last), cmd) for pid, (at, cmd) in started.items() if "/uv " in cmd]
-    venv = min(at for at, _, cmd in uv if "/uv venv " in cmd)
-    install = max(end for _, end, cmd in uv if "/uv pip install " in cmd or "/uv pip sync " in cmd)
-    return venv - first, last - install
+#: ``kiln env build bench-env`` (the console script's ``main``), each uv call stamped (monotonic clock, the same in
+#: every process): Kiln's own time around uv's is then read without ptrace (``strace -f`` slowed uv's threads)
+TRACED = r"""
+import atexit, os, sys, time
+import kiln.builds.backends.venv as venv, kiln.builds.resolver as resolver, kiln.builds.uv as uv
+real, calls = uv.run_uv, []
+def stamped(args, **kwargs):
+    start = time.monotonic()
+    try:
+        return real(args, **kwargs)
+    finally:
+        calls.append(f"{' '.join(args[:2]) if args[0] == 'pip' else args[0]}\t{start}\t{time.monotonic()}")
+uv.run_uv = venv.run_uv = resolver.run_uv = stamped
+atexit.register(lambda: open(os.environ["KILN_BENCH_STAMPS"], "w").write("\n".join(calls)))
+sys.argv = ["kiln", "env", "build", "bench-env"]
+from kiln.cli.entry import main
+main()
+"""
 
 
 def index_args(index: str | None) -> list[str]:
@@ -209,7 +211,7 @@ def measure(kind: str, args: argparse.Namespace, interpreter: str, packages: lis
                   f"{got['uv-sync'][-1][0]:.2f} s = {got['kiln-lock'][-1][0] / got['uv-sync'][-1][0]:.3f} "
                   f"(pairs {pairs} s; CPU {got['kiln-lock'][-1][1]:.2f} / {got['uv-sync'][-1][1]:.2f} s); "
                   f"load average {os.getloadavg()[0]:.1f}", flush=True)
-            if args.trace:  # once more each, under strace (not in the timings above)
+            if args.trace:  # once more each, stamped (not in the timings above)
                 kiln_build(root, "-traced-lock", trace=got["own-lock"])
                 kiln_setup(root / "traced", args.python, packages, index)
                 kiln_build(root / "traced", trace=got["own-cold"])
@@ -243,7 +245,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--index", choices=["both", "pypi", "local"], default="both")
     parser.add_argument("--trace", action="store_true",
-                        help="also build once more under strace per round: Kiln's own time on the critical path")
+                        help="also build once more per round, uv's calls stamped: Kiln's own time on the critical path")
     args = parser.parse_args()
     packages = args.packages.split()
     interpreter = select(args.python, discover(), default=args.python).path
@@ -279,7 +281,7 @@ def summarise(kind: str, got: dict[str, list[Sample]]) -> list[Row]:
     for what in ("own-cold", "own-lock") if got["own-cold"] else ():
         before, after = (statistics.median(x[j] for x in got[what]) for j in (0, 1))
         print(f"{kind}: Kiln's own time, {what[4:]}: {before:.3f} s before the first uv venv, {after:.3f} s "
-              "after the last install (medians, under strace)")
+              "after the last install (medians)")
     return rows
 
 
