@@ -20,8 +20,9 @@
 network's noise out; ``both`` (the default) measures against PyPI, then locally. Neither side compiles
 bytecode (uv's default; Kiln doesn't ask for it); Kiln's own modules are compiled first, as an install
 has them. Rounds alternate which tool goes first; dirty pages are written out (``sync``, not timed)
-before each timed command, and nothing is deleted until every round is timed. Every round's ratios
-are printed, with the load average, then the medians and the worst round.
+before each timed command, and nothing is deleted until every round is timed (free disk needed: ~1.7 GB
+per round and index for the default packages, ~2.2 GB with ``--trace``). Every round's ratios are
+printed, with the load average, then the medians and the worst round.
 """
 
 from __future__ import annotations
