@@ -8,7 +8,8 @@
    Aim: Kiln / uv <= 1.10 in every round.
 2. Cold rebuild from the lock (a teammate's first build: the workspace has the lock, the machine has
    empty caches): ``kiln env build`` against ``uv venv`` + ``uv pip sync`` of the same pinned file
-   (Kiln's lock, hashes included: both verify them). Aim: <= 1.05.
+   (Kiln's lock, hashes included: both verify them), twice each per round in mirrored order (Kiln, uv,
+   uv, Kiln; then uv, Kiln, Kiln, uv), each with fresh caches. Aim: <= 1.05.
 3. Cache hit: the whole ``kiln env build`` process for an environment already built, against a warm
    ``uv venv`` + ``uv pip install`` (uv's cache full). Aims: <= 0.3 s, and <= 0.25 x warm uv.
 4. Disk: extra bytes on disk for a second environment sharing the packages (another definition:
@@ -17,17 +18,20 @@
 ``--index local`` serves the same wheels (downloaded once with pip) from a PEP 503 folder on
 127.0.0.1 (``bench/localindex.py``: hashes and core metadata in the pages, as PyPI has) to take the
 network's noise out; ``both`` (the default) measures against PyPI, then locally. Neither side compiles
-bytecode (uv's default; Kiln doesn't ask for it). Rounds alternate which tool goes first; every
-round's ratios are printed, then the medians.
+bytecode (uv's default; Kiln doesn't ask for it); Kiln's own modules are compiled first, as an install
+has them. Rounds alternate which tool goes first; dirty pages are written out (``sync``, not timed)
+before each timed command, and nothing is deleted until every round is timed (free disk needed: ~1.7 GB
+per round and index for the default packages, ~2.2 GB with ``--trace``). Every round's ratios are
+printed, with the load average, then the medians and the worst round.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -41,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from common import KILN, UV, kiln_env, timed
 from localindex import LocalIndex, download_wheels
 
+import kiln as kiln_package
 from kiln.builds.cache import disk_usage
 from kiln.builds.interpreters import discover, select
 
@@ -82,41 +87,43 @@ def kiln_setup(root: Path, python: str, packages: list[str], index: str | None) 
 
 
 def kiln_build(root: Path, cache: str = "", trace: list[tuple[float, float]] | None = None) -> None:
-    """``kiln env build``; with ``cache="-teammate"``, a teammate's first build: the workspace holds the lock,
-    Kiln's and uv's caches are empty. With ``trace``, run under ``strace`` and append Kiln's own time on
-    the critical path: (before the first ``uv venv``, after the last ``uv pip`` install or sync)."""
+    """``kiln env build``; with ``cache="-teammate1"``, a teammate's first build: the workspace holds the lock,
+    Kiln's and uv's caches are empty. With ``trace``, the same command with Kiln's uv calls stamped (``TRACED``)
+    and append Kiln's own time on the critical path: (before the first ``uv venv``, after the last ``uv pip``
+    install or sync)."""
+    env = fresh_env(root, cache)
     if trace is None:
-        timed([KILN, "env", "build", "bench-env"], fresh_env(root, cache), root / "work")
+        timed([KILN, "env", "build", "bench-env"], env, root / "work")
         return
-    out = root / f"strace{cache}.txt"
-    timed(["strace", "-f", "--seccomp-bpf", "-e", "trace=execve,exit_group", "-ttt", "-o", str(out),
-           KILN, "env", "build", "bench-env"], fresh_env(root, cache), root / "work")
-    trace.append(own_time(out.read_text()))
+    env["KILN_BENCH_STAMPS"] = str(root / f"stamps{cache}.txt")
+    started = time.monotonic()
+    timed([sys.executable, "-c", TRACED], env, root / "work")
+    ended = time.monotonic()
+    calls = [(line.split("\t")[0], float(line.split("\t")[1]), float(line.split("\t")[2]))
+             for line in Path(env["KILN_BENCH_STAMPS"]).read_text().splitlines()]
+    venv = min(start for what, start, _ in calls if what == "venv")
+    install = max(end for what, _, end in calls if what in ("pip install", "pip sync"))
+    trace.append((venv - started, ended - install))
 
 
-def own_time(strace: str) -> tuple[float, float]:
-    """From ``strace -f -ttt`` of a ``kiln env build``: seconds from its start to the first ``uv venv``, and
-    from the end of the last ``uv pip install``/``uv pip sync`` to its end."""
-    import re
-
-    started: dict[str, tuple[float, str]] = {}
-    ended: dict[str, float] = {}
-    for line in strace.splitlines():
-        m = re.match(r"(\d+) +(\d+\.\d+) (.*)", line)
-        if not m:
-            continue
-        pid, at, what = m.group(1), float(m.group(2)), m.group(3)
-        if what.startswith("execve(") and "= 0" in what:
-            args = re.findall(r'"([^"]*)"', what.split("[", 1)[1]) if "[" in what else []
-            started.setdefault(pid, (at, " ".join(args[:3]) + " "))
-        elif what.startswith("+++ exited"):
-            ended[pid] = at
-    first = min(at for at, _ in started.values())
-    last = max(ended.values())
-    uv = [(at, ended.get(pid, last), cmd) for pid, (at, cmd) in started.items() if "/uv " in cmd]
-    venv = min(at for at, _, cmd in uv if "/uv venv " in cmd)
-    install = max(end for _, end, cmd in uv if "/uv pip install " in cmd or "/uv pip sync " in cmd)
-    return venv - first, last - install
+#: ``kiln env build bench-env`` (the console script's ``main``), each uv call stamped (monotonic clock, the same in
+#: every process): Kiln's own time around uv's is then read without ptrace (``strace -f`` slowed uv's threads)
+TRACED = r"""
+import atexit, os, sys, time
+import kiln.builds.backends.venv as venv, kiln.builds.resolver as resolver, kiln.builds.uv as uv
+real, calls = uv.run_uv, []
+def stamped(args, **kwargs):
+    start = time.monotonic()
+    try:
+        return real(args, **kwargs)
+    finally:
+        calls.append(f"{' '.join(args[:2]) if args[0] == 'pip' else args[0]}\t{start}\t{time.monotonic()}")
+uv.run_uv = venv.run_uv = resolver.run_uv = stamped
+atexit.register(lambda: open(os.environ["KILN_BENCH_STAMPS"], "w").write("\n".join(calls)))
+sys.argv = ["kiln", "env", "build", "bench-env"]
+from kiln.cli.entry import main
+main()
+"""
 
 
 def index_args(index: str | None) -> list[str]:
@@ -130,11 +137,12 @@ def uv_install(root: Path, interpreter: str, packages: list[str], index: str | N
            *packages], env, root)
 
 
-def uv_sync(root: Path, interpreter: str, lock: Path) -> None:
-    env = fresh_env(root, "-sync")
-    timed([UV, "venv", "-q", "--python", interpreter, str(root / "venv-sync")], env, root)
-    timed([UV, "pip", "sync", "-q", "--require-hashes", "--python", str(root / "venv-sync" / "bin" / "python"),
-           str(lock)], env, root)
+def uv_sync(root: Path, interpreter: str, lock: Path, n: int = 1) -> None:
+    env = fresh_env(root, f"-sync{n}")
+    venv = root / f"venv-sync{n}"
+    timed([UV, "venv", "-q", "--python", interpreter, str(venv)], env, root)
+    timed([UV, "pip", "sync", "-q", "--require-hashes", "--python", str(venv / "bin" / "python"), str(lock)], env,
+          root)
 
 
 def pinned(packages: list[str], interpreter: str) -> list[str]:
@@ -161,51 +169,61 @@ def lock_file(root: Path) -> Path:
 Sample = tuple[float, float]  # wall seconds, CPU seconds (the commands' user + system, children included)
 
 
-def measure(kind: str, args: argparse.Namespace, interpreter: str, packages: list[str]) -> dict[str, list[Sample]]:
+def measure(kind: str, args: argparse.Namespace, interpreter: str, packages: list[str], keep: Path
+            ) -> dict[str, list[Sample]]:
+    """The rounds against one index. Every round's folders stay in ``keep`` until the whole run is over: deleting a
+    round's ~1 GB while the next is timed slowed that round's commands (see ``main``)."""
     got: dict[str, list[Sample]] = {k: [] for k in ("kiln", "uv", "kiln-lock", "uv-sync", "hit", "warm",
                                                     "own-cold", "own-lock")}
-    with tempfile.TemporaryDirectory(prefix="kiln-bench-index-") as tmp, \
-            index_of(kind, packages, interpreter, Path(tmp)) as index:
+    (keep / kind).mkdir()
+    with index_of(kind, packages, interpreter, keep / kind) as index:
         for i in range(args.rounds):
             order = ["kiln", "uv"] if i % 2 == 0 else ["uv", "kiln"]
-            with tempfile.TemporaryDirectory(prefix="kiln-bench-") as tmp_round:
-                root = Path(tmp_round)
-                kiln_setup(root, args.python, packages, index)
-                for tool in order:
-                    if tool == "uv":
-                        with clock(got["uv"]):
-                            uv_install(root, interpreter, packages, index)
-                        if kind == "pypi" and i == 0:
-                            with clock(got["warm"]):
-                                uv_install(root, interpreter, packages, index, venv="venv2")
-                    else:
-                        with clock(got["kiln"]):
-                            kiln_build(root)
-                for tool in order:  # the rebuild from the lock this round's Kiln build wrote
-                    if tool == "uv":
-                        with clock(got["uv-sync"]):
-                            uv_sync(root, interpreter, lock_file(root))
-                    else:
-                        with clock(got["kiln-lock"]):
-                            kiln_build(root, "-teammate")
-                print(f"  {kind} round {i + 1}: cold {got['kiln'][-1][0]:.2f} / {got['uv'][-1][0]:.2f} s = "
-                      f"{got['kiln'][-1][0] / got['uv'][-1][0]:.3f} (CPU {got['kiln'][-1][1]:.2f} / "
-                      f"{got['uv'][-1][1]:.2f} s); from the lock {got['kiln-lock'][-1][0]:.2f} / "
-                      f"{got['uv-sync'][-1][0]:.2f} s = {got['kiln-lock'][-1][0] / got['uv-sync'][-1][0]:.3f} "
-                      f"(CPU {got['kiln-lock'][-1][1]:.2f} / {got['uv-sync'][-1][1]:.2f} s)", flush=True)
-                if args.trace:  # once more each, under strace (not in the timings above)
-                    kiln_build(root, "-traced-lock", trace=got["own-lock"])
-                    kiln_setup(root / "traced", args.python, packages, index)
-                    kiln_build(root / "traced", trace=got["own-cold"])
-                    print(f"  Kiln's own time on the critical path (before the first uv venv + after the last "
-                          f"install): cold {sum(got['own-cold'][-1]):.3f} s, from the lock "
-                          f"{sum(got['own-lock'][-1]):.3f} s", flush=True)
-                if kind == "pypi" and i == 0:
-                    for _ in range(5):
-                        with clock(got["hit"]):
-                            kiln_build(root)
-                    disk(root, args.python, packages)
-                shutil.rmtree(root, ignore_errors=True)
+            root = keep / kind / f"round-{i + 1}"
+            root.mkdir()
+            kiln_setup(root, args.python, packages, index)
+            for tool in order:
+                if tool == "uv":
+                    with clock(got["uv"]):
+                        uv_install(root, interpreter, packages, index)
+                    if kind == "pypi" and i == 0:
+                        with clock(got["warm"]):
+                            uv_install(root, interpreter, packages, index, venv="venv2")
+                else:
+                    with clock(got["kiln"]):
+                        kiln_build(root)
+            # the rebuild from the lock this round's Kiln build wrote, twice each, mirrored (Kiln, uv, uv, Kiln or the
+            # other way round; fresh caches each time): a load that rises or falls during the round weighs on both
+            # sides alike. The round's ratio is of the sums; both pairs' own ratios are printed too.
+            singles: dict[str, list[Sample]] = {"kiln": [], "uv": []}
+            for n, tool in enumerate([*order, *reversed(order)]):
+                if tool == "uv":
+                    with clock(singles["uv"]):
+                        uv_sync(root, interpreter, lock_file(root), n)
+                else:
+                    with clock(singles["kiln"]):
+                        kiln_build(root, f"-teammate{n}")
+            for side, key in (("kiln", "kiln-lock"), ("uv", "uv-sync")):
+                got[key].append((sum(w for w, _ in singles[side]), sum(c for _, c in singles[side])))
+            pairs = ", ".join(f"{k[0]:.2f} / {u[0]:.2f}" for k, u in zip(singles["kiln"], singles["uv"], strict=True))
+            print(f"  {kind} round {i + 1}: cold {got['kiln'][-1][0]:.2f} / {got['uv'][-1][0]:.2f} s = "
+                  f"{got['kiln'][-1][0] / got['uv'][-1][0]:.3f} (CPU {got['kiln'][-1][1]:.2f} / "
+                  f"{got['uv'][-1][1]:.2f} s); from the lock, twice each {got['kiln-lock'][-1][0]:.2f} / "
+                  f"{got['uv-sync'][-1][0]:.2f} s = {got['kiln-lock'][-1][0] / got['uv-sync'][-1][0]:.3f} "
+                  f"(pairs {pairs} s; CPU {got['kiln-lock'][-1][1]:.2f} / {got['uv-sync'][-1][1]:.2f} s); "
+                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
+            if args.trace:  # once more each, stamped (not in the timings above)
+                kiln_build(root, "-traced-lock", trace=got["own-lock"])
+                kiln_setup(root / "traced", args.python, packages, index)
+                kiln_build(root / "traced", trace=got["own-cold"])
+                print(f"  Kiln's own time on the critical path (before the first uv venv + after the last "
+                      f"install): cold {sum(got['own-cold'][-1]):.3f} s, from the lock "
+                      f"{sum(got['own-lock'][-1]):.3f} s", flush=True)
+            if kind == "pypi" and i == 0:
+                for _ in range(5):
+                    with clock(got["hit"]):
+                        kiln_build(root)
+                disk(root, args.python, packages)
     return got
 
 
@@ -228,23 +246,47 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--index", choices=["both", "pypi", "local"], default="both")
     parser.add_argument("--trace", action="store_true",
-                        help="also build once more under strace per round: Kiln's own time on the critical path")
+                        help="also build once more per round, uv's calls stamped: Kiln's own time on the critical path")
     args = parser.parse_args()
     packages = args.packages.split()
     interpreter = select(args.python, discover(), default=args.python).path
-    print(f"packages: {' '.join(packages)}; Python {args.python} ({interpreter}); {args.rounds} rounds")
+    print(f"packages: {' '.join(packages)}; Python {args.python} ({interpreter}); {args.rounds} rounds; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    # Kiln as installed: pip writes the bytecode of what it installs; an editable install has it only from ``make``
+    # (``make bytecode``), and where PYTHONDONTWRITEBYTECODE is set every ``kiln`` process compiled its modules again
+    # (~60 ms of CPU: the 0.14 s of Kiln's own CPU before its first uv process in a rebuild from the lock was 0.08 s
+    # with the bytecode)
+    compileall.compile_dir(str(Path(kiln_package.__file__).parent), quiet=1)
 
     rows = []
-    for kind in (["pypi", "local"] if args.index == "both" else [args.index]):
-        got = measure(kind, args, interpreter, packages)
-        rows.append((f"{kind}: cold build, fresh caches", got["kiln"], got["uv"], "<=1.10"))
-        rows.append((f"{kind}: rebuild from the lock vs uv pip sync", got["kiln-lock"], got["uv-sync"], "<=1.05"))
-        if got["hit"]:
-            rows.append(("cache hit, whole kiln process vs warm uv", got["hit"], got["warm"], "<=0.25"))
-        for what in ("own-cold", "own-lock") if got["own-cold"] else ():
-            before, after = (statistics.median(x[j] for x in got[what]) for j in (0, 1))
-            print(f"{kind}: Kiln's own time, {what[4:]}: {before:.3f} s before the first uv venv, {after:.3f} s "
-                  "after the last install (medians, under strace)")
+    with tempfile.TemporaryDirectory(prefix="kiln-bench-build-") as tmp:
+        # Nothing is deleted until every round is timed: removing the last round's ~1 GB (its caches, hardlinked
+        # venvs) before a timed command slowed that command's own system time 2-5x here (the freed blocks are
+        # discarded on this VM's disk: ext4 mounted with ``discard``), whichever tool it was.
+        for kind in (["pypi", "local"] if args.index == "both" else [args.index]):
+            rows += summarise(kind, measure(kind, args, interpreter, packages, Path(tmp)))
+        print(f"\n(every round's folders, {disk_usage([Path(tmp)]) / 1e9:.1f} GB, are deleted now, after the timings)")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    table(rows)
+
+
+Row = tuple[str, list[Sample], list[Sample], str]
+
+
+def summarise(kind: str, got: dict[str, list[Sample]]) -> list[Row]:
+    rows: list[Row] = []
+    rows.append((f"{kind}: cold build, fresh caches", got["kiln"], got["uv"], "<=1.10"))
+    rows.append((f"{kind}: rebuild from the lock vs uv pip sync", got["kiln-lock"], got["uv-sync"], "<=1.05"))
+    if got["hit"]:
+        rows.append(("cache hit, whole kiln process vs warm uv", got["hit"], got["warm"], "<=0.25"))
+    for what in ("own-cold", "own-lock") if got["own-cold"] else ():
+        before, after = (statistics.median(x[j] for x in got[what]) for j in (0, 1))
+        print(f"{kind}: Kiln's own time, {what[4:]}: {before:.3f} s before the first uv venv, {after:.3f} s "
+              "after the last install (medians)")
+    return rows
+
+
+def table(rows: list[Row]) -> None:
     print()
     print(f"{'measure (medians; worst = the worst round)':46} {'kiln s':>7} {'uv s':>7} {'ratio':>6} {'worst':>6} "
           f"{'aim':>6} {'kiln cpu':>9} {'uv cpu':>7} {'ratio':>6}")
@@ -254,6 +296,9 @@ def main() -> None:
         pairs = [k[0] / u[0] for k, u in zip(kiln, uv, strict=False)]
         print(f"{label:46} {wall_k:7.3f} {wall_u:7.3f} {wall_k / wall_u:6.3f} {max(pairs):6.3f} {aim:>6} "
               f"{cpu_k:9.3f} {cpu_u:7.3f} {cpu_k / cpu_u:6.3f}")
+    print("\nper round (kiln / uv, wall):")
+    for label, kiln, uv, _ in rows:
+        print(f"  {label:46} " + ", ".join(f"{k[0] / u[0]:.2f}" for k, u in zip(kiln, uv, strict=False)))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 __all__ = ["temp_beside", "write_text_atomic"]
@@ -11,7 +10,7 @@ __all__ = ["temp_beside", "write_text_atomic"]
 
 def temp_beside(path: Path) -> Path:
     """A new, unused name in ``path``'s folder (created with the user's umask, unlike ``mkstemp``'s 0600)."""
-    return path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    return path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp"  # not uuid: its import (platform) costs ~2 ms
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -184,7 +184,10 @@ def _build_with(env: Environment, workspace: Workspace, interpreter: Interpreter
     with cache.locked(resolve_key(env, interpreter),
                       on_wait=lambda: say("wait", "another process is building this environment: waiting")):
         if not upgrade:
-            ready = cached_build(env, workspace, settings=settings, progress=say)
+            # looked up again only where waiting may have changed it: a definition that leaves its Python to Kiln
+            # builds on the Python of its newest lock, which another process may just have made on another Python
+            again = None if python_is_defaulted(env) else interpreter
+            ready = cached_build(env, workspace, settings=settings, progress=say, interpreter=again)
             if ready is not None:
                 return ready
         check_references(env)  # resolving or installing from here on: an index's credentials must be set

@@ -204,15 +204,32 @@ def select(spec: str | None, interpreters: Iterable[Interpreter], *, default: st
 
 
 def _probe(path: Path) -> Interpreter | None:
+    return _probe_result(path, _start_probe(path))
+
+
+def _start_probe(path: Path) -> subprocess.Popen[str] | None:
     try:
-        proc = subprocess.run([str(path), "-I", "-S", "-c", _PROBE], capture_output=True, text=True, timeout=30,
-                              check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        return subprocess.Popen([str(path), "-I", "-S", "-c", _PROBE], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+    except OSError:
         return None
+
+
+def _probe_result(path: Path, proc: subprocess.Popen[str] | None) -> Interpreter | None:
+    """What the probe ``proc`` (``_start_probe(path)``) printed, once it ended; None if it didn't run as a Python."""
+    if proc is None:
+        return None
+    with proc:
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return None
     if proc.returncode != 0:
         return None
     try:
-        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        data = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return None
     return Interpreter(path=str(path), version=data["version"], implementation=data["implementation"],
@@ -235,15 +252,15 @@ class _ProbeCache:
                 self.entries = {}
 
     def prefetch(self, items: list[tuple[Path, Path]]) -> None:
-        """Probe, in parallel, every candidate the cache can't answer for."""
+        """Probe, side by side, every candidate the cache can't answer for: all started, then each read. (Not a
+        thread pool: importing ``concurrent.futures`` (and its ``logging``) and starting threads cost a cold build
+        more than the probes themselves.)"""
         missing = [(p, r) for p, r in items if self._cached(p, r) is _MISS]
         if len(missing) < 2:
             return
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(8, len(missing))) as pool:
-            for (path, real), probed in zip(missing, pool.map(lambda item: _probe(item[0]), missing), strict=True):
-                self._store(path, real, probed)
+        started = [(path, real, _start_probe(path)) for path, real in missing]
+        for path, real, proc in started:
+            self._store(path, real, _probe_result(path, proc))
 
     def _stamp(self, real: Path) -> str | None:
         try:

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +59,7 @@ class BuildJournal:
     """The writer's side: one per ``build_environment`` call that may build."""
 
     def __init__(self, cache_root: Path, *, label: str, workspace: Path) -> None:
-        self.id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{os.urandom(3).hex()}"
         self.folder = cache_root / FOLDER / self.id
         self.meta: dict[str, Any] = {"id": self.id, "label": label, "workspace": str(workspace), "pid": os.getpid(),
                                      "pid_started": start_time(os.getpid()), "started": time.time(), "status": None}

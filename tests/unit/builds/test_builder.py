@@ -224,3 +224,19 @@ def test_a_user_managed_environment_goes_through_its_backend_only(world: World, 
     assert world.workspace.store.added == []
     assert not world.cache.bucket.exists()
     assert builder.cached_build(env, world.workspace, settings=world.settings) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("python", "lookups"), [("3.11", 1), ("3.12", 2)])
+def test_a_miss_with_a_lock_looks_the_interpreter_up_again_only_for_a_defaulted_python(
+        world: World, monkeypatch: pytest.MonkeyPatch, python: str, lookups: int) -> None:
+    """Each lookup costs a teammate's build ~3 ms. A pinned Python (3.11) can't change while the build waits for
+    the definition's lock; Kiln's default (3.12) is looked up again: another process may have moved it."""
+    asked: list[str] = []
+    monkeypatch.setattr(builder, "interpreter_for", lambda env, settings, workspace=None: asked.append("x") or PYTHON)
+    world.stored = OLD
+    env = Environment("env")
+    env.version = "1"
+    env.python.conda_dependencies = CondaDependencies.create(pip_packages=["six"], python_version=python)
+    result = builder.build_environment(env, world.workspace, settings=world.settings)  # type: ignore[arg-type]
+    assert (result.cache_hit, result.lock, world.calls) == (False, OLD, ["build six==1.15.0"])
+    assert len(asked) == lookups

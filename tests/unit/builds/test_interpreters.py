@@ -288,3 +288,38 @@ def test_the_probe_skips_site_and_reads_the_platform_as_platform_does(tmp_path: 
     assert (info.version, info.machine, info.system) == (THIS_VERSION, platform.machine(), platform.system())
     assert info.platform == f"{platform.system().lower()}-{platform.machine().lower()}"
     assert args.read_text().split()[:2] == ["-I", "-S"]
+
+
+def test_uncached_candidates_are_probed_side_by_side(tmp_path: Path) -> None:
+    """Each fake waits (up to 10 s) until all of them have started: probed one after another, the first would give
+    up and not count as an interpreter. A broken candidate among them is left out."""
+    started = tmp_path / "started"
+    folders = []
+    for version in ("3.10.1", "3.11.2", "3.12.3"):
+        folder = tmp_path / f"bin-{version}"
+        answer = json.dumps({"version": version, "implementation": "cpython", "machine": "x86_64", "system": "Linux"})
+        count = f'"$(wc -l < "{started}")"'
+        _script(folder / "python3", f'echo x >> "{started}"\n'
+                                    f"for i in $(seq 200); do [ {count} -ge 4 ] && break; sleep 0.05; done\n"
+                                    f"[ {count} -ge 4 ] || exit 1\n"
+                                    f"echo '{answer}'\n")
+        folders.append(folder)
+    broken = tmp_path / "bin-broken"
+    _script(broken / "python3", f'echo x >> "{started}"\nexit 3\n')
+    found = discover(environ=environ_for(tmp_path, path=[*folders, broken]), cache_dir=tmp_path / "cache")
+    assert [i.version for i in found] == ["3.12.3", "3.11.2", "3.10.1"]
+
+
+def test_probing_imports_no_thread_pool(tmp_path: Path) -> None:
+    """``concurrent.futures`` (and the ``logging`` it imports) cost a cold build more than the probes' wait."""
+    import subprocess
+
+    for version in ("3.10.1", "3.11.2"):
+        fake_python(tmp_path / f"bin-{version}" / "python3", version)
+    environ = environ_for(tmp_path, path=[tmp_path / "bin-3.10.1", tmp_path / "bin-3.11.2"])
+    code = ("import json, sys; from pathlib import Path; from kiln.builds.interpreters import discover; "
+            "found = discover(environ=json.loads(sys.argv[1]), cache_dir=Path(sys.argv[2])); "
+            "print(len(found), 'concurrent.futures' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(environ), str(tmp_path / "cache")],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    assert out.split() == ["2", "False"]
