@@ -12,6 +12,7 @@ A frame is a 4-byte big-endian length, then the payload. The first payload byte 
                       INIT_FAILED + JSON {"error": str, "traceback": str}   init() failed (then exit)
     server -> worker  MESSAGE + count + count x (length + request body)     requests to run, in order
     worker -> server  MESSAGE + count + count x (kind + length + data)      one result per request
+                      [+ 8-byte big-endian float: seconds the worker spent on the message]
         OK: the response body (JSON text of run()'s return value)
         ERROR: JSON {"error": str, "traceback": str}                        run() raised
         UNENCODABLE: the same, when run()'s value could not be encoded as JSON
@@ -26,10 +27,11 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 __all__ = ["COUNT", "ENV_BATCHING", "ENV_DEBUG", "ENV_WORKER_SHIM", "ERROR", "HEADER", "HELLO", "INIT_FAILED",
            "MESSAGE", "OK", "RAW_HTTP", "RESULT_KINDS", "UNENCODABLE", "frame", "pack_requests", "pack_results",
-           "read_exactly", "read_frame", "unpack_requests", "unpack_results", "write_all"]
+           "read_exactly", "read_frame", "results_seconds", "unpack_requests", "unpack_results", "write_all"]
 
 HEADER = struct.Struct(">I")
 COUNT = struct.Struct(">I")
+SECONDS = struct.Struct(">d")
 
 # ---- message kinds (a payload's first byte) ----------------------------------------------------------
 HELLO = b"I"
@@ -128,7 +130,8 @@ def unpack_requests(payload: Any) -> List[Any]:
     return out
 
 
-def pack_results(results: Sequence[Tuple[bytes, bytes]]) -> bytes:
+def pack_results(results: Sequence[Tuple[bytes, bytes]], seconds: Optional[float] = None) -> bytes:
+    """The results of a message; ``seconds``: what running it took the worker (after the results)."""
     parts = [b"", MESSAGE, COUNT.pack(len(results))]
     size = 1 + COUNT.size
     for kind, data in results:
@@ -136,7 +139,22 @@ def pack_results(results: Sequence[Tuple[bytes, bytes]]) -> bytes:
         parts.append(HEADER.pack(len(data)))
         parts.append(data)
         size += 1 + HEADER.size + len(data)
+    if seconds is not None:
+        parts.append(SECONDS.pack(seconds))
+        size += SECONDS.size
     return _framed(parts, size)
+
+
+def results_seconds(payload: Any) -> Optional[float]:
+    """What running the message took the worker, when its results say (``pack_results(seconds=...)``)."""
+    (count,) = COUNT.unpack_from(payload, 1)
+    pos = 1 + COUNT.size
+    for _ in range(count):
+        (length,) = HEADER.unpack_from(payload, pos + 1)
+        pos += 1 + HEADER.size + length
+    if len(payload) - pos != SECONDS.size:
+        return None
+    return float(SECONDS.unpack_from(payload, pos)[0])
 
 
 def unpack_results(payload: Any) -> List[Tuple[bytes, Any]]:

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import traceback
+from time import perf_counter
 
 
 def _protocol_beside():
@@ -251,6 +252,7 @@ def main(argv=None):
         payload = protocol.read_frame(proto_in)
         if payload is None:
             return 0
+        started = perf_counter()
         bodies = [b.decode("utf-8", "replace") for b in protocol.unpack_requests(payload)]
         results = []
         if use_batch and (len(bodies) > 1 or not callable(run)):  # a lone request goes to run(): no batch, no cost
@@ -282,7 +284,7 @@ def main(argv=None):
                     results.append(_encode(value))
                 except Exception as exc:  # run() worked; its answer can't be sent (not JSON)
                     results.append((protocol.UNENCODABLE, _error(exc, debug)))
-        protocol.write_all(proto_out, protocol.pack_results(results))
+        protocol.write_all(proto_out, protocol.pack_results(results, seconds=perf_counter() - started))
 
 
 if __name__ == "__main__":

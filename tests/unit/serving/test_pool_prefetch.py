@@ -11,14 +11,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-from kiln.serving.pool import IN_FLIGHT, Pool, PoolSettings
+from kiln.serving.pool import IN_FLIGHT, KEEP_WHOLE, Pool, PoolSettings
 
 SCRIPT = """\
     import json, os, time
 
     def run(raw_data):
         data = json.loads(raw_data)
-        time.sleep(data.get("sleep", 0))
+        if data.get("sleep"):
+            time.sleep(data["sleep"])
         if data.get("exit"):
             os._exit(3)
         return {"pid": os.getpid(), "id": data.get("id")}
@@ -115,6 +116,30 @@ def test_the_message_behind_one_that_stalls_past_the_timeout_is_served(tmp_path:
             behind = [ask(pool, id=i) for i in range(2)]  # their own deadlines leave them time after the cut
             assert (await stalled).status == 504  # type: ignore[attr-defined]
             assert [(await f).status for f in behind] == [200, 200]  # type: ignore[attr-defined]
+        finally:
+            await pool.stop()
+
+    asyncio.run(main())
+
+
+def test_cheap_requests_go_whole_to_one_worker_and_costly_ones_in_shares(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = pool_of(tmp_path, workers=2)
+        await pool.start()
+        try:
+            assert pool.cost is None  # unknown: what is queued goes in shares (the forest's lesson)
+            first = await asyncio.gather(*(ask(pool, id=i) for i in range(20)))
+            assert len({json.loads(r.data)["pid"] for r in first}) == 2  # type: ignore[attr-defined]
+            for _ in range(5):  # under load (messages of many requests) the average settles on run()'s own cost
+                await asyncio.gather(*(ask(pool, id="warm") for _ in range(30)))
+            assert pool.cost is not None and pool.cost * 21 <= KEEP_WHOLE  # a trivial run() costs µs
+            cheap = await asyncio.gather(*(ask(pool, id=i) for i in range(20)))
+            assert len({json.loads(r.data)["pid"] for r in cheap}) == 1  # one message: no split for the front
+            costly = await asyncio.gather(*(ask(pool, id=i, sleep=0.01) for i in range(20)))
+            assert pool.cost * 20 > KEEP_WHOLE  # type: ignore[operator]
+            again = await asyncio.gather(*(ask(pool, id=i, sleep=0.01) for i in range(20)))
+            assert len({json.loads(r.data)["pid"] for r in again}) == 2  # type: ignore[attr-defined]
+            assert [json.loads(r.data)["id"] for r in costly] == list(range(20))  # type: ignore[attr-defined]
         finally:
             await pool.stop()
 

@@ -22,6 +22,7 @@ from kiln.serving.protocol import (
     frame,
     pack_requests,
     pack_results,
+    results_seconds,
     read_exactly,
     read_frame,
     unpack_requests,
@@ -136,6 +137,9 @@ def test_a_large_request_body_round_trips() -> None:
 ], ids=["none", "one-empty", "every-kind", "large"])
 def test_results_round_trip(results: list[tuple[bytes, bytes]]) -> None:
     assert unpack_results(unframe(pack_results(results))) == results
+    assert results_seconds(unframe(pack_results(results))) is None
+    timed = unframe(pack_results(results, seconds=0.0125))  # the worker's time rides after the results
+    assert (unpack_results(timed), results_seconds(timed)) == (results, 0.0125)
 
 
 def test_frames_are_read_one_after_the_other() -> None:
