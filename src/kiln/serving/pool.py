@@ -25,8 +25,8 @@ from kiln.serving.protocol import (
     INIT_FAILED,
     UNENCODABLE,
     pack_requests,
-    results_seconds,
     unpack_results,
+    unpack_timed_results,
 )
 from kiln.serving.workqueue import WorkQueue
 
@@ -217,8 +217,8 @@ class _Worker:
                 await self._recover("died", 503, b"the worker died while handling the request; it is being restarted")
                 continue
             self.inflight.popleft()
+            results, seconds = unpack_timed_results(payload)
             # what a request costs the worker (it says how long the message took it)
-            seconds = results_seconds(payload)
             pool = self.pool
             if seconds is not None:
                 each = seconds / len(batch)
@@ -226,7 +226,7 @@ class _Worker:
             if not self.inflight:
                 pool.queue.mark_idle(self)
             self._wake("_room")
-            for pending, (kind, data) in zip(batch, unpack_results(payload), strict=True):
+            for pending, (kind, data) in zip(batch, results, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(_result(kind, data))
 

@@ -27,7 +27,8 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 __all__ = ["COUNT", "ENV_BATCHING", "ENV_DEBUG", "ENV_WORKER_SHIM", "ERROR", "HEADER", "HELLO", "INIT_FAILED",
            "MESSAGE", "OK", "RAW_HTTP", "RESULT_KINDS", "UNENCODABLE", "frame", "pack_requests", "pack_results",
-           "read_exactly", "read_frame", "results_seconds", "unpack_requests", "unpack_results", "write_all"]
+           "read_exactly", "read_frame", "results_seconds", "unpack_requests", "unpack_results", "unpack_timed_results",
+           "write_all"]
 
 HEADER = struct.Struct(">I")
 COUNT = struct.Struct(">I")
@@ -145,19 +146,9 @@ def pack_results(results: Sequence[Tuple[bytes, bytes]], seconds: Optional[float
     return _framed(parts, size)
 
 
-def results_seconds(payload: Any) -> Optional[float]:
-    """What running the message took the worker, when its results say (``pack_results(seconds=...)``)."""
-    (count,) = COUNT.unpack_from(payload, 1)
-    pos = 1 + COUNT.size
-    for _ in range(count):
-        (length,) = HEADER.unpack_from(payload, pos + 1)
-        pos += 1 + HEADER.size + length
-    if len(payload) - pos != SECONDS.size:
-        return None
-    return float(SECONDS.unpack_from(payload, pos)[0])
-
-
-def unpack_results(payload: Any) -> List[Tuple[bytes, Any]]:
+def unpack_timed_results(payload: Any) -> Tuple[List[Tuple[bytes, Any]], Optional[float]]:
+    """The results of a message and, when the worker said (``pack_results(seconds=...)``), what running it
+    took the worker: one pass over the payload."""
     (count,) = COUNT.unpack_from(payload, 1)
     pos = 1 + COUNT.size
     out = []
@@ -167,4 +158,14 @@ def unpack_results(payload: Any) -> List[Tuple[bytes, Any]]:
         pos += 1 + HEADER.size
         out.append((kind, payload[pos:pos + length]))
         pos += length
-    return out
+    seconds = float(SECONDS.unpack_from(payload, pos)[0]) if len(payload) - pos == SECONDS.size else None
+    return out, seconds
+
+
+def results_seconds(payload: Any) -> Optional[float]:
+    """What running the message took the worker, when its results say."""
+    return unpack_timed_results(payload)[1]
+
+
+def unpack_results(payload: Any) -> List[Tuple[bytes, Any]]:
+    return unpack_timed_results(payload)[0]
