@@ -181,14 +181,6 @@ def test_expect_100_continue_gets_its_interim_answer_when_the_body_is_read(runni
         assert read_response(sock)[::2] == (200, b"hello")
 
 
-def test_a_refusal_before_the_body_of_an_expect_100_request_closes_the_connection(running: Running) -> None:
-    with running.connect() as sock:
-        sock.sendall(b"POST /refuse HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000000\r\n\r\n")
-        status, headers, body = read_response(sock)
-        assert (status, headers["connection"], body) == (413, "close", b"too big")
-        assert closed(sock)
-
-
 def test_the_unread_rest_of_a_refused_body_is_dropped_and_the_connection_goes_on(running: Running) -> None:
     with running.connect() as sock:
         body = b"x" * 3_000_000
@@ -243,19 +235,19 @@ def test_head_has_the_length_and_no_body(running: Running) -> None:
     assert rest.startswith(b"HTTP/1.1 200 OK")  # no body between the HEAD answer and the next one
 
 
-def test_http_1_0_closes_after_the_answer(running: Running) -> None:
+@pytest.mark.parametrize(("request_bytes", "answer"), [
+    # refused before its body was asked for: the client won't send it, the next bytes aren't this request's
+    (b"POST /refuse HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000000\r\n\r\n",
+     (413, "close", b"too big")),
+    (b"GET /old HTTP/1.0\r\n\r\n", (200, "close", b"GET /old?")),  # HTTP/1.0: one request per connection
+    (b"THIS IS NOT HTTP\r\n\r\n", (400, "close", b"Invalid HTTP request received.")),  # malformed
+], ids=["expect-100-refused", "http-1.0", "malformed"])
+def test_the_connection_ends_after_answers_that_leave_it_unusable(running: Running, request_bytes: bytes,
+                                                                  answer: tuple[int, str, bytes]) -> None:
     with running.connect() as sock:
-        sock.sendall(b"GET /old HTTP/1.0\r\n\r\n")
+        sock.sendall(request_bytes)
         status, headers, body = read_response(sock)
-        assert (status, headers["connection"], body) == (200, "close", b"GET /old?")
-        assert closed(sock)
-
-
-def test_a_malformed_request_is_a_400_and_the_connection_ends(running: Running) -> None:
-    with running.connect() as sock:
-        sock.sendall(b"THIS IS NOT HTTP\r\n\r\n")
-        status, headers, body = read_response(sock)
-        assert (status, headers["connection"], body) == (400, "close", b"Invalid HTTP request received.")
+        assert (status, headers["connection"], body) == answer
         assert closed(sock)
 
 
